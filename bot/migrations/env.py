@@ -1,0 +1,21 @@
+"""Alembic environment: runs the migrations against the URL ``bot.db.upgrade`` passes in."""
+
+from alembic import context
+from sqlmodel import SQLModel
+
+import bot.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from bot.db import make_engine
+
+config = context.config
+database_url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+engine = make_engine(database_url)
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=SQLModel.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+engine.dispose()

@@ -1,0 +1,253 @@
+"""The stored domain: campaigns and their deadlines, units, people, conversations, what came in,
+what went out, and what units submitted (with every change kept).
+
+Tables are created and upgraded only by the Alembic migrations in ``bot/migrations``.
+All times are stored as UTC and come back timezone-aware.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC (SQLite keeps no zone) and read back as aware UTC."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def _time(nullable: bool = False) -> Any:
+    if nullable:
+        return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
+    return Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+def _enum(enum_class: type[enum.Enum], default: enum.Enum) -> Any:
+    column_type = sa.Enum(
+        enum_class, native_enum=False, length=20, values_callable=lambda members: [m.value for m in members]
+    )
+    return Field(default=default, sa_column=sa.Column(column_type, nullable=False))
+
+
+def _json(nullable: bool = False) -> Any:
+    return Field(default=None if nullable else {}, sa_column=sa.Column(sa.JSON, nullable=nullable))
+
+
+class Role(str, enum.Enum):
+    """What a person may do: liaisons report for their unit, staff broadcast, coordinators see all."""
+
+    LIAISON = "liaison"
+    STAFF = "staff"
+    COORDINATOR = "coordinator"
+
+
+class Campaign(SQLModel, table=True):
+    """One loaded campaign definition (a notice), for one year."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    slug: str = Field(index=True, unique=True, max_length=100)
+    name: str = Field(max_length=200)
+    issuer: str = Field(default="", max_length=200)
+    year: int
+    timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    definition: dict[str, Any] = _json()
+    loaded_at: datetime = _time()
+
+
+class Deadline(SQLModel, table=True):
+    """Something units owe by a time: one-off, or recurring weekly or monthly (one period each)."""
+
+    __table_args__ = (sa.UniqueConstraint("campaign_id", "key"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    key: str = Field(max_length=100)
+    kind: str = Field(max_length=20)
+    title: str = Field(max_length=200)
+    collects: str = Field(max_length=100)
+    rule: dict[str, Any] = _json()
+
+
+class Unit(SQLModel, table=True):
+    """A reporting unit (county, department, village, enterprise) of a campaign."""
+
+    __table_args__ = (sa.UniqueConstraint("campaign_id", "name"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    name: str = Field(max_length=200)
+    group: str = Field(default="", max_length=100)
+    join_code: str = Field(unique=True, max_length=32)
+    created_at: datetime = _time()
+
+
+class Person(SQLModel, table=True):
+    """Someone who writes to the account, known by OpenID; a liaison belongs to one unit."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    openid: str = Field(unique=True, max_length=64)
+    name: str = Field(default="", max_length=100)
+    role: Role = _enum(Role, Role.LIAISON)
+    unit_id: Optional[int] = Field(default=None, foreign_key="unit.id", index=True)
+    following: bool = True
+    unreachable_reason: Optional[str] = Field(default=None, max_length=200)
+    # A user's own message opens WeChat's 48-hour customer-service window (wechat-rules A1).
+    last_message_at: Optional[datetime] = _time(nullable=True)
+    # A menu click or a follow opens only a 1-minute window of 3 messages (wechat-rules A1).
+    last_interaction_at: Optional[datetime] = _time(nullable=True)
+    reminder_opt_in_at: Optional[datetime] = _time(nullable=True)
+    created_at: datetime = _time()
+
+
+class Conversation(SQLModel, table=True):
+    """Where a person is in a dialogue; written in the same transaction as their answer."""
+
+    openid: str = Field(primary_key=True, max_length=64)
+    flow: str = Field(default="", max_length=50)
+    step: str = Field(default="", max_length=100)
+    data: dict[str, Any] = _json()
+    updated_at: datetime = _time()
+
+
+class InboundStatus(str, enum.Enum):
+    """How far the handling of an inbound message got."""
+
+    CLAIMED = "claimed"
+    ANSWERED = "answered"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+
+
+class InboundMessage(SQLModel, table=True):
+    """Every message WeChat delivered, raw, claimed once per (sender, message key) before handling."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (sa.UniqueConstraint("openid", "dedupe_key"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    openid: str = Field(max_length=64, index=True)
+    dedupe_key: str = Field(max_length=200)
+    msg_type: str = Field(max_length=30)
+    event: str = Field(default="", max_length=50)
+    raw: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    received_at: datetime = _time()
+    deliveries: int = 1
+    status: InboundStatus = _enum(InboundStatus, InboundStatus.CLAIMED)
+    reply: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    answered_at: Optional[datetime] = _time(nullable=True)
+
+
+class Delivery(SQLModel, table=True):
+    """One outbound message, unique by its key, with the channel used and WeChat's answer."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=300)
+    openid: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=50)
+    channel: str = Field(default="", max_length=20)
+    payload: dict[str, Any] = _json()
+    status: str = Field(default="pending", max_length=20, index=True)
+    errcode: Optional[int] = None
+    errmsg: Optional[str] = Field(default=None, max_length=500)
+    attempts: int = 0
+    wechat_msg_id: Optional[str] = Field(default=None, max_length=64)
+    created_at: datetime = _time()
+    sent_at: Optional[datetime] = _time(nullable=True)
+
+
+class Submission(SQLModel, table=True):
+    """What one unit gave for one deadline and period (e.g. the week of 2023-06-07)."""
+
+    __table_args__ = (sa.UniqueConstraint("unit_id", "deadline_id", "period"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    deadline_id: int = Field(foreign_key="deadline.id", index=True)
+    period: str = Field(default="", max_length=20)
+    status: str = Field(default="draft", max_length=20)
+    late: bool = False
+    submitted_at: Optional[datetime] = _time(nullable=True)
+    submitted_by: Optional[str] = Field(default=None, max_length=64)
+    updated_at: datetime = _time()
+
+
+class Answer(SQLModel, table=True):
+    """The current value of one field of a submission."""
+
+    __table_args__ = (sa.UniqueConstraint("submission_id", "field_key"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    field_key: str = Field(max_length=100)
+    value: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    number: Optional[int] = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
+    approximate: bool = False
+    updated_by: str = Field(max_length=64)
+    updated_at: datetime = _time()
+
+
+class AnswerRevision(SQLModel, table=True):
+    """One change to an answer: who, when, old and new value."""
+
+    __tablename__ = "answer_revision"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    answer_id: int = Field(foreign_key="answer.id", index=True)
+    old_value: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    new_value: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    changed_by: str = Field(max_length=64)
+    changed_at: datetime = _time()
+
+
+class MediaFile(SQLModel, table=True):
+    """A picture, voice or video a user sent, fetched from WeChat before it expires (3 days)."""
+
+    __tablename__ = "media_file"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    media_id: str = Field(unique=True, max_length=200)
+    openid: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=20)
+    inbound_message_id: Optional[int] = Field(default=None, foreign_key="inbound_message.id")
+    status: str = Field(default="pending", max_length=20, index=True)
+    path: Optional[str] = Field(default=None, max_length=500)
+    content_type: Optional[str] = Field(default=None, max_length=100)
+    size: Optional[int] = None
+    sha256: Optional[str] = Field(default=None, max_length=64)
+    attempts: int = 0
+    last_error: Optional[str] = Field(default=None, max_length=500)
+    received_at: datetime = _time()
+    stored_at: Optional[datetime] = _time(nullable=True)
+
+
+class AccessToken(SQLModel, table=True):
+    """The one access token all processes share (wechat-rules A6), keyed by AppID."""
+
+    __tablename__ = "access_token"
+
+    app_id: str = Field(primary_key=True, max_length=64)
+    token: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    expires_at: datetime = _time()
+    fetched_at: datetime = _time()

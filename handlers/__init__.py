@@ -1,0 +1,29 @@
+"""The one routing table: the WeChat callback, menu clicks and text commands all come through it.
+
+Routes are tried in order; the first whose ``matches`` says yes handles the message. Matchers do
+no I/O, so choosing a handler is cheap.
+"""
+
+from __future__ import annotations
+
+from handlers import fallback, greeting, help
+from handlers.base import Context, DialogueState, Incoming, Outcome, Route
+
+ROUTES: tuple[Route, ...] = (
+    Route("greeting", greeting.is_subscribe, greeting.greet),
+    Route("silent_event", fallback.is_silent_event, fallback.stay_silent),
+    Route("help", help.is_help, help.show_help),
+    Route("unused_kind", fallback.is_unused_kind, fallback.explain_unused_kind),
+    Route("not_understood", fallback.anything, fallback.not_understood),
+)
+
+# Every template a route may render; start-up checks that each exists.
+TEMPLATES = ("greeting", "help", "unsupported_kind", "not_understood", "handler_failed")
+
+
+def dispatch(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
+    """Run the first route that matches ``incoming`` in ``state``."""
+    for route in ROUTES:
+        if route.matches(incoming, state):
+            return route.handle(incoming, state, ctx)
+    raise LookupError("the routing table has no catch-all route")

@@ -1,0 +1,72 @@
+"""The types every handler speaks: what came in, where the person is, and what to do about it.
+
+Handlers are pure: they take an :class:`Incoming` and the person's :class:`DialogueState` and
+return an :class:`Outcome`. The gateway and storage apply the outcome (reply, state write);
+handlers never touch HTTP, the database or the WeChat API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Mapping
+
+from bot.texts import Texts
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One message or event from a person, with WeChat's XML field names already translated.
+
+    ``kind`` is WeChat's MsgType (text, image, voice, video, shortvideo, location, link, event);
+    ``event`` is the event name for events (subscribe, CLICK, ...), empty otherwise; ``text`` is
+    the typed text for text messages and the EventKey for menu events.
+    """
+
+    openid: str
+    kind: str
+    created_at: datetime
+    event: str = ""
+    text: str = ""
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DialogueState:
+    """Where a person is in a dialogue; an empty ``flow`` means no dialogue is open."""
+
+    flow: str = ""
+    step: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a handler decided: texts to send (the first as the passive reply) and the next state.
+
+    ``state`` is None when the dialogue state stays as it was.
+    """
+
+    replies: tuple[str, ...] = ()
+    state: DialogueState | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """Read-only things a handler may consult: the texts, and facts the gateway looked up."""
+
+    texts: Texts
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[Incoming, DialogueState, Context], Outcome]
+Matcher = Callable[[Incoming, DialogueState], bool]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One row of the routing table: a cheap, I/O-free test and the handler it selects."""
+
+    name: str
+    matches: Matcher
+    handle: Handler
