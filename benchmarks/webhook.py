@@ -1,0 +1,264 @@
+"""Webhook throughput and latency: safetybot against a bare WeRoBot echo bot, same load, same run.
+
+Posts signed WeChat text messages with unique MsgIds from a pool of users over keep-alive HTTP/1.1
+connections (16 and 64 at once, after a warm-up) and prints requests/s, p50 and p99 for each server,
+and safetybot's throughput as a ratio of WeRoBot's. safetybot runs as ``safetybot serve`` on a fresh
+SQLite database: every message is logged raw, claimed against retries, handled and answered.
+
+    .venv/bin/python benchmarks/webhook.py [--requests 4000] [--levels 16,64] [--mode plain|aes]
+
+The load generator is plain asyncio streams so that it costs the two cores as little as possible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TOKEN = "benchtoken"
+APP_ID = "wx0123456789abcdef"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+WEROBOT_ECHO = """
+import sys
+from werobot import WeRoBot
+robot = WeRoBot(token=sys.argv[1])
+robot.config["HOST"] = "127.0.0.1"
+robot.config["PORT"] = int(sys.argv[2])
+
+@robot.text
+def echo(message):
+    return message.content
+
+robot.run(enable_pretty_logging=False)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port} after {timeout} s")
+
+
+def text_xml(openid: str, msg_id: int, content: str) -> str:
+    return (
+        f"<xml><ToUserName><![CDATA[gh_benchmark]]></ToUserName>"
+        f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+    )
+
+
+def sha1(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def build_requests(port: int, count: int, users: int, mode: str, first_id: int) -> list[bytes]:
+    """Raw HTTP requests, each a signed callback with a unique MsgId."""
+    crypto = None
+    if mode == "aes":
+        from wechatpy.crypto import WeChatCrypto
+
+        crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
+    requests = []
+    for i in range(count):
+        timestamp, nonce = str(int(time.time())), f"n{i}"
+        params = {"signature": sha1(TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
+                  "openid": f"o_bench_{i % users}"}
+        body = text_xml(f"o_bench_{i % users}", first_id + i, "帮助")
+        if crypto is not None:
+            from defusedxml.ElementTree import fromstring
+
+            wrapped = fromstring(crypto.encrypt_message(body, nonce, timestamp))
+            encrypt = wrapped.findtext("Encrypt") or ""
+            params.update(encrypt_type="aes", msg_signature=sha1(TOKEN, timestamp, nonce, encrypt))
+            body = f"<xml><ToUserName><![CDATA[gh_benchmark]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        data = body.encode()
+        head = (
+            f"POST /wechat?{urlencode(params)} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: text/xml\r\nContent-Length: {len(data)}\r\n\r\n"
+        )
+        requests.append(head.encode() + data)
+    return requests
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one response; return its status and whether the server keeps the connection open."""
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("closed")
+    version, status = status_line.split()[:2]
+    length, keep_alive = None, version == b"HTTP/1.1"
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection":
+            keep_alive = value.strip().lower() == b"keep-alive"
+    if length is None:
+        await reader.read()
+        keep_alive = False
+    else:
+        await reader.readexactly(length)
+    return int(status), keep_alive
+
+
+async def worker(port: int, queue: list[bytes], latencies: list[float], errors: list[int]) -> None:
+    reader = writer = None
+    while queue:
+        request = queue.pop()
+        if writer is None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        started = time.perf_counter()
+        writer.write(request)
+        try:
+            status, keep_alive = await read_response(reader)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            writer.close()
+            reader = writer = None
+            queue.append(request)
+            continue
+        latencies.append(time.perf_counter() - started)
+        if status != 200:
+            errors.append(status)
+        if not keep_alive:
+            writer.close()
+            reader = writer = None
+    if writer is not None:
+        writer.close()
+
+
+@dataclass
+class Figures:
+    connections: int
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+async def load(port: int, requests: list[bytes], connections: int) -> Figures:
+    queue = list(reversed(requests))
+    latencies: list[float] = []
+    errors: list[int] = []
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(port, queue, latencies, errors) for _ in range(connections)))
+    seconds = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100)
+    return Figures(connections, len(latencies), seconds, cuts[49] * 1000, cuts[98] * 1000, len(errors))
+
+
+def run_levels(name: str, port: int, args: argparse.Namespace, mode: str, id_base: int) -> dict[int, Figures]:
+    results = {}
+    warm = build_requests(port, args.warmup, args.users, mode, id_base)
+    asyncio.run(load(port, warm, 8))
+    for n, connections in enumerate(args.levels):
+        requests = build_requests(port, args.requests, args.users, mode, id_base + (n + 1) * 10_000_000)
+        figures = asyncio.run(load(port, requests, connections))
+        results[connections] = figures
+        print(f"{name:<28} {connections:>3} conns  {figures.rps:8.0f} req/s  p50 {figures.p50_ms:6.1f} ms  "
+              f"p99 {figures.p99_ms:6.1f} ms  errors {figures.errors}", flush=True)
+    return results
+
+
+def start_safetybot(workdir: Path, mode: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "WECHAT_TOKEN": TOKEN,
+        "WECHAT_APP_ID": APP_ID,
+        "WECHAT_APP_SECRET": "bench-secret",
+        "ADMIN_TOKEN": "bench-admin-token-0123456789",
+        "WECHAT_API_BASE_URL": "http://127.0.0.1:9",
+        "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+        "MEDIA_DIR": str(workdir / "media"),
+        "PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+    }
+    if mode == "aes":
+        env["WECHAT_ENCODING_AES_KEY"] = AES_KEY
+    subprocess.run([BIN / "safetybot", "--env-file", os.devnull, "db", "upgrade"], env=env, check=True,
+                   cwd=workdir, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen([BIN / "safetybot", "--env-file", os.devnull, "serve"], env=env, cwd=workdir)
+    wait_for_port(port, process)
+    return process, port
+
+
+def start_werobot(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    script = workdir / "werobot_echo.py"
+    script.write_text(WEROBOT_ECHO)
+    process = subprocess.Popen([sys.executable, str(script), TOKEN, str(port)], cwd=workdir,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, process)
+    return process, port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=4000, help="requests per concurrency level")
+    parser.add_argument("--warmup", type=int, default=400)
+    parser.add_argument("--users", type=int, default=200, help="size of the pool of sending users")
+    parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64])
+    parser.add_argument("--mode", choices=["plain", "aes"], default="plain", help="safetybot's message mode")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        print(f"{args.requests} signed text messages per level, {args.users} users, after {args.warmup} warm-up; "
+              f"{os.cpu_count()} cores", flush=True)
+        bot, bot_port = start_safetybot(workdir, args.mode)
+        try:
+            ours = run_levels(f"safetybot ({args.mode}, SQLite)", bot_port, args, args.mode, 1_000_000_000)
+        finally:
+            bot.terminate()
+            bot.wait()
+        echo, echo_port = start_werobot(workdir)
+        try:
+            theirs = run_levels("WeRoBot 1.13 echo (plain)", echo_port, args, "plain", 2_000_000_000)
+        finally:
+            echo.terminate()
+            echo.wait()
+    for connections in args.levels:
+        ratio = ours[connections].rps / theirs[connections].rps
+        print(f"ratio safetybot / WeRoBot at {connections} conns: {ratio:.2f}x "
+              f"(safetybot p99 {ours[connections].p99_ms:.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()
