@@ -90,6 +90,22 @@ class Deadline(SQLModel, table=True):
     rule: dict[str, Any] = _json()
 
 
+class DeadlinePeriod(SQLModel, table=True):
+    """One due time of a deadline: the only one of a one-off, or one week or month of a recurring one.
+
+    ``period`` is the key :class:`Submission` uses ("" for one-offs, "2023-06-07" for a week,
+    "2023-06" for a month); the rows are rewritten from the campaign file on every load.
+    """
+
+    __tablename__ = "deadline_period"
+    __table_args__ = (sa.UniqueConstraint("deadline_id", "period"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    deadline_id: int = Field(foreign_key="deadline.id", index=True)
+    period: str = Field(default="", max_length=20)
+    due_at: datetime = _time()
+
+
 class Unit(SQLModel, table=True):
     """A reporting unit (county, department, village, enterprise) of a campaign."""
 
@@ -100,6 +116,8 @@ class Unit(SQLModel, table=True):
     name: str = Field(max_length=200)
     group: str = Field(default="", max_length=100)
     join_code: str = Field(unique=True, max_length=32)
+    # From the units import; lets registration recognise the liaison the office already named.
+    liaison_mobile: str = Field(default="", max_length=20)
     created_at: datetime = _time()
 
 

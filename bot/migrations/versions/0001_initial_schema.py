@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 15:20:28.647584
+Create Date: 2026-11-24 15:27:35.823497
 """
 
 from alembic import op
@@ -130,6 +130,7 @@ def upgrade() -> None:
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('group', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('join_code', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('liaison_mobile', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('created_at', bot.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -138,6 +139,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('unit', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_unit_campaign_id'), ['campaign_id'], unique=False)
+
+    op.create_table('deadline_period',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('deadline_id', sa.Integer(), nullable=False),
+    sa.Column('period', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('due_at', bot.models.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['deadline_id'], ['deadline.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('deadline_id', 'period')
+    )
+    with op.batch_alter_table('deadline_period', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_deadline_period_deadline_id'), ['deadline_id'], unique=False)
 
     op.create_table('person',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -226,6 +239,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_person_unit_id'))
 
     op.drop_table('person')
+    with op.batch_alter_table('deadline_period', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_deadline_period_deadline_id'))
+
+    op.drop_table('deadline_period')
     with op.batch_alter_table('unit', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_unit_campaign_id'))
 
