@@ -46,9 +46,13 @@ def cmd_fake_wechat(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    from bot.demo import DemoSetupError, run_demo
 
-    run_demo(_settings(args), fake_port=args.fake_port)
+    try:
+        run_demo(_settings(args), fake_port=args.fake_port)
+    except DemoSetupError as exc:
+        print(f"safetybot: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
