@@ -1,0 +1,121 @@
+"""The ASGI app: one visible route table (``/wechat``, ``/healthz``), served by uvicorn.
+
+All protocol work is in :mod:`bot.gateway`; this module only reads requests (with a size limit)
+and writes responses, as WeRoBot's framework adapters do for its robot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import datetime
+from typing import Any, AsyncIterator, Callable
+
+import sqlalchemy as sa
+import uvicorn
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+import handlers
+from bot.config import Settings
+from bot.db import make_engine, ping
+from bot.gateway import Answer, Dispatch, Gateway
+from bot.models import utcnow
+from bot.texts import Texts
+
+log = logging.getLogger("safetybot.app")
+
+
+class BodyTooLarge(Exception):
+    """The request body is over ``settings.max_body_bytes``."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (without reading on) anything over ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge()
+    chunks, size = [], 0
+    # Content-Length can be absent (chunked) or lie, so count while reading too.
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Endpoints:
+    """The HTTP side of the gateway and the health check."""
+
+    def __init__(self, gateway: Gateway, engine: sa.Engine, max_body_bytes: int):
+        self.gateway = gateway
+        self.engine = engine
+        self.max_body_bytes = max_body_bytes
+
+    async def wechat(self, request: Request) -> Response:
+        """``GET``: the console's URL check; ``POST``: a message or event."""
+        query = request.query_params
+        if request.method == "GET":
+            return _response(self.gateway.verify_url(query))
+        try:
+            body = await read_body(request, self.max_body_bytes)
+        except BodyTooLarge:
+            log.warning("callback refused (413): body over %d bytes", self.max_body_bytes)
+            return PlainTextResponse("payload too large", status_code=413)
+        return _response(await self.gateway.receive(query, body))
+
+    async def healthz(self, request: Request) -> Response:
+        """Whether the database answers."""
+        database = await run_in_threadpool(ping, self.engine)
+        return JSONResponse({"database": "ok" if database else "unreachable"}, status_code=200 if database else 503)
+
+
+def _response(answer: Answer) -> Response:
+    background = BackgroundTask(answer.later) if answer.later is not None else None
+    return Response(answer.body, status_code=answer.status, media_type=answer.media_type, background=background)
+
+
+def _outbound_client(settings: Settings, engine: sa.Engine) -> Any:
+    from bot.token_store import build_token_store
+    from bot.wechat_client import WeChatAPI
+
+    return WeChatAPI(settings, build_token_store(settings, engine))
+
+
+def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: Any = None, texts: Texts | None = None,
+               clock: Callable[[], datetime] | None = None, dispatch: Dispatch = handlers.dispatch) -> Starlette:
+    """The bot's ASGI app. Anything not passed in is built from ``settings``."""
+    texts = texts or Texts()
+    texts.check(handlers.TEMPLATES)
+    lacking = settings.features.off()
+    if lacking:
+        log.info("account kind %s lacks: %s", settings.wechat_account_kind.value, ", ".join(lacking))
+    own_engine = engine is None
+    engine = engine or make_engine(settings.database_url)
+    gateway = Gateway(settings, engine=engine, texts=texts, wechat=wechat or _outbound_client(settings, engine),
+                      dispatch=dispatch, clock=clock or utcnow)
+    endpoints = Endpoints(gateway, engine, settings.max_body_bytes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.info("safetybot listening; %s mode", "safe (AES)" if settings.safe_mode else "plaintext")
+        yield
+        if own_engine:
+            engine.dispose()
+
+    routes = [
+        Route("/wechat", endpoints.wechat, methods=["GET", "POST"]),
+        Route("/healthz", endpoints.healthz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def serve(settings: Settings) -> None:
+    """Run the bot with uvicorn on ``settings.host``:``settings.port``."""
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=settings.log_level.lower(), access_log=False)

@@ -1,0 +1,632 @@
+"""The WeChat callback protocol: signatures, AES, XML in and out, retry de-duplication,
+per-person ordering and the 5-second budget.
+
+The gateway knows no web framework (like WeRoBot's ``robot.py``): :meth:`Gateway.verify_url`
+and :meth:`Gateway.receive` take the query parameters and the body and return an
+:class:`Answer`; ``bot/app.py`` turns that into an HTTP response.
+
+Protocol: https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html
+(messages), .../Receiving_event_pushes.html (events), .../Passive_user_reply_message.html (replies,
+retries, ``success``) and .../Message_encryption_and_decryption_instructions.html (safe mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+import secrets
+import threading
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable, Mapping
+
+import sqlalchemy as sa
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as defused_fromstring
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.utils import WeChatSigner
+
+from bot.config import Settings
+from bot.db import is_postgres, session
+from bot.models import Conversation, InboundMessage, InboundStatus, Person, utcnow
+from bot.texts import Texts
+from handlers.base import Context, DialogueState, Incoming, Outcome
+
+log = logging.getLogger("safetybot.gateway")
+
+SUCCESS = "success"
+
+# Message kinds an official account can receive (wechat-rules A8); anything else is logged and
+# answered ``success`` without running a handler.
+MESSAGE_KINDS = frozenset({"text", "image", "voice", "video", "shortvideo", "location", "link", "event"})
+# A person's own message opens the 48-hour customer-service window (wechat-rules A1).
+USER_MESSAGE_KINDS = frozenset(MESSAGE_KINDS - {"event"})
+# These events open only the short 3-messages-in-1-minute window (wechat-rules A1).
+INTERACTION_EVENTS = frozenset({"subscribe", "SCAN", "CLICK", "scancode_push", "scancode_waitmsg"})
+KNOWN_EVENTS = frozenset(
+    INTERACTION_EVENTS | {"unsubscribe", "VIEW", "LOCATION", "TEMPLATESENDJOBFINISH", "MASSSENDJOBFINISH"}
+)
+
+# WeChat's XML field names, renamed once at the edge (as wechatpy's messages.py does).
+FIELD_NAMES = {
+    "MsgId": "msg_id",
+    "MsgID": "msg_id",
+    "MediaId": "media_id",
+    "PicUrl": "pic_url",
+    "Format": "format",
+    "Recognition": "recognition",
+    "ThumbMediaId": "thumb_media_id",
+    "Location_X": "location_x",
+    "Location_Y": "location_y",
+    "Scale": "scale",
+    "Label": "label",
+    "Title": "title",
+    "Description": "description",
+    "Url": "url",
+    "EventKey": "event_key",
+    "Ticket": "ticket",
+    "Latitude": "latitude",
+    "Longitude": "longitude",
+    "Precision": "precision",
+    "Status": "status",
+}
+
+# Characters XML 1.0 forbids anywhere in a document (https://www.w3.org/TR/xml/#charsets).
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+# Separate advisory-lock namespace for "one person's handling", so it never collides with other
+# modules' advisory locks.
+_PERSON_LOCK_NAMESPACE = 7301
+
+
+class Refused(Exception):
+    """A request the gateway will not handle; ``status`` is the HTTP status, ``reason`` is logged."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What to send back: status, a short body, and optional work to run after the response."""
+
+    status: int
+    body: str
+    media_type: str = "text/plain"
+    later: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One parsed, verified callback: the domain view plus what storage and the reply need."""
+
+    incoming: Incoming
+    account: str
+    dedupe_key: str
+    raw: str
+
+    @property
+    def known(self) -> bool:
+        return self.incoming.kind in MESSAGE_KINDS
+
+
+@dataclass(frozen=True)
+class Handled:
+    """How a delivery ended: the passive reply XML (None → ``success``) and texts to push after it."""
+
+    reply_xml: str | None = None
+    followups: tuple[str, ...] = ()
+    deferred: bool = False
+    unavailable: bool = False
+
+
+# --- XML in -------------------------------------------------------------------------------------
+
+
+def parse_xml(body: bytes | str) -> dict[str, str]:
+    """Parse an untrusted WeChat XML document into a flat dict, refusing DTDs and entities.
+
+    Nested elements (``ScanCodeInfo``, ``SendPicsInfo``) become dotted keys such as
+    ``ScanCodeInfo.ScanResult``. Raises :class:`Refused` (400) for anything that is not
+    ``<xml>…</xml>``.
+    """
+    try:
+        root = defused_fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise Refused(400, f"XML with a DTD or entities refused ({type(exc).__name__})") from None
+    except ElementTree.ParseError as exc:
+        raise Refused(400, f"malformed XML: {exc}") from None
+    if root.tag != "xml":
+        raise Refused(400, f"root element is <{root.tag}>, not <xml>")
+    fields: dict[str, str] = {}
+    _flatten(root, "", fields)
+    return fields
+
+
+def _flatten(element: ElementTree.Element, prefix: str, fields: dict[str, str]) -> None:
+    for child in element:
+        name = prefix + child.tag
+        if len(child):
+            _flatten(child, name + ".", fields)
+        elif name == "Content":
+            fields[name] = child.text or ""  # what the person typed, spaces included
+        else:
+            fields[name] = (child.text or "").strip()
+
+
+def to_message(fields: Mapping[str, str], raw: str) -> Message:
+    """Translate WeChat's field names into an :class:`~handlers.base.Incoming` and its dedupe key."""
+    openid = fields.get("FromUserName", "")
+    kind = fields.get("MsgType", "")
+    create_time = fields.get("CreateTime", "")
+    if not openid or not kind or not create_time.isdigit():
+        raise Refused(400, "message lacks FromUserName, MsgType or a numeric CreateTime")
+    if len(openid) > 64 or len(kind) > 30:
+        raise Refused(400, "FromUserName or MsgType is implausibly long")
+    event = fields.get("Event", "") if kind == "event" else ""
+    if len(event) > 50:
+        raise Refused(400, "Event is implausibly long")
+    incoming = Incoming(
+        openid=openid,
+        kind=kind,
+        created_at=datetime.fromtimestamp(int(create_time), timezone.utc),
+        event=event,
+        text=fields.get("Content", "") if kind == "text" else fields.get("EventKey", ""),
+        fields={FIELD_NAMES.get(name, name): value for name, value in fields.items()},
+    )
+    return Message(incoming=incoming, account=fields.get("ToUserName", ""), dedupe_key=dedupe_key(fields), raw=raw)
+
+
+def dedupe_key(fields: Mapping[str, str]) -> str:
+    """The retry key (with the sender): MsgId for messages, CreateTime+Event+EventKey for events.
+
+    MsgIds collide across users (wechat-rules A5), hence the sender is part of the stored key.
+    Events carry no MsgId; WeChat documents FromUserName + CreateTime, and Event/EventKey tell
+    apart two events of the same second (a location report and a menu click).
+    """
+    create_time = fields.get("CreateTime", "")
+    if fields.get("MsgType") == "event":
+        key = f"event:{create_time}:{fields.get('Event', '')}:{fields.get('EventKey', '')}"
+    else:
+        msg_id = fields.get("MsgId") or fields.get("MsgID")
+        key = f"msg:{msg_id}" if msg_id else f"msg:{create_time}:{fields.get('MsgType', '')}"
+    return key[:200]
+
+
+# --- XML out ------------------------------------------------------------------------------------
+
+
+def cdata(text: str) -> str:
+    """``text`` as CDATA that stays well-formed whatever it holds.
+
+    ``]]>`` would end the section, so it is split across two sections; characters XML 1.0
+    forbids are dropped because no escape can carry them.
+    """
+    text = _NOT_XML_CHAR.sub("", text)
+    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def text_reply_xml(to_openid: str, account: str, content: str, create_time: int) -> str:
+    """A passive text reply (https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Passive_user_reply_message.html)."""
+    return (
+        f"<xml><ToUserName>{cdata(to_openid)}</ToUserName><FromUserName>{cdata(account)}</FromUserName>"
+        f"<CreateTime>{create_time}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content>{cdata(content)}</Content></xml>"
+    )
+
+
+# --- ordering and the budget --------------------------------------------------------------------
+
+
+class _Turns:
+    """A FIFO per person: a message is handled only after that person's previous one finished.
+
+    Turns are taken synchronously on arrival, so the order is the order requests reached this
+    process; the database lock in the handling transaction orders across processes.
+    """
+
+    def __init__(self) -> None:
+        self._tails: dict[str, asyncio.Future[None]] = {}
+
+    def take(self, openid: str) -> "_Turn":
+        previous = self._tails.get(openid)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tails[openid] = mine
+        return _Turn(self._tails, openid, previous, mine)
+
+
+class _Turn:
+    def __init__(self, tails: dict[str, asyncio.Future[None]], openid: str, previous: asyncio.Future[None] | None, mine: asyncio.Future[None]):
+        self._tails = tails
+        self._openid = openid
+        self._previous = previous
+        self._mine = mine
+
+    async def wait(self) -> None:
+        """Return when the person's previous message is done."""
+        if self._previous is not None:
+            # shield: cancelling this waiter must not cancel the predecessor's future.
+            await asyncio.shield(self._previous)
+
+    def finish(self) -> None:
+        """Let the next message of this person go, once every earlier one is done."""
+        if self._previous is None or self._previous.done():
+            self._complete()
+        else:
+            self._previous.add_done_callback(lambda _: self._complete())
+
+    def _complete(self) -> None:
+        self._mine.set_result(None)
+        if self._tails.get(self._openid) is self._mine:
+            del self._tails[self._openid]
+
+
+class _Handoff:
+    """Decides, once, who delivers the reply: the HTTP response, or the outbound client later.
+
+    The request gives up when the budget runs out; the handler settles just before its commit.
+    Whichever comes first wins, so a reply is never both returned and pushed, nor lost.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settled = False
+        self._deferred = False
+
+    def give_up(self) -> bool:
+        """Request side: True if the handler has not settled, so the reply will be pushed later."""
+        with self._lock:
+            if self._settled:
+                return False
+            self._deferred = True
+            return True
+
+    def settle(self) -> bool:
+        """Handler side: True if the request already answered ``success`` (push the reply)."""
+        with self._lock:
+            self._settled = True
+            return self._deferred
+
+
+@dataclass
+class _Claim:
+    id: int
+    deliveries: int
+    status: InboundStatus
+    reply: str | None
+    received_at: datetime
+
+
+class _DispatchFailed(Exception):
+    pass
+
+
+Dispatch = Callable[[Incoming, DialogueState, Context], Outcome]
+
+
+class Gateway:
+    """Everything between WeChat's HTTP callback and the pure handlers.
+
+    ``wechat`` is the outbound client (anything with ``send_text(openid, content)``, called from
+    a worker thread); ``dispatch`` is the routing table's entry point; ``clock`` gives aware now.
+    """
+
+    def __init__(self, settings: Settings, *, engine: sa.Engine, texts: Texts, wechat: Any,
+                 dispatch: Dispatch, clock: Callable[[], datetime] = utcnow):
+        self.settings = settings
+        self.engine = engine
+        self.texts = texts
+        self.wechat = wechat
+        self.dispatch = dispatch
+        self.clock = clock
+        self._crypto: WeChatCrypto | None = None
+        if settings.safe_mode:
+            self._crypto = WeChatCrypto(settings.wechat_token, settings.wechat_encoding_aes_key, settings.wechat_app_id)
+        self._insert = postgresql.insert if is_postgres(engine) else sqlite.insert
+        self._turns = _Turns()
+        # Deliveries being handled in this process, so a retry can wait for the first answer.
+        self._inflight: dict[tuple[str, str], asyncio.Task[Handled]] = {}
+
+    # --- HTTP-facing entry points -----------------------------------------------------------
+
+    def verify_url(self, query: Mapping[str, str]) -> Answer:
+        """The console's URL check (GET): echo ``echostr`` when the signature is right."""
+        try:
+            self._check_signature(query)
+        except Refused as refused:
+            return self._refuse(refused)
+        return Answer(200, query.get("echostr", ""))
+
+    async def receive(self, query: Mapping[str, str], body: bytes) -> Answer:
+        """One POSTed callback: verify, claim, handle once, answer within the budget."""
+        started = asyncio.get_running_loop().time()
+        try:
+            message = self._open(query, body)
+        except Refused as refused:
+            return self._refuse(refused)
+        key = (message.incoming.openid, message.dedupe_key)
+        running = self._inflight.get(key)
+        if running is not None:
+            return await self._answer_retry(running, message, started)
+        handoff = _Handoff()
+        task = asyncio.create_task(self._process(message, handoff))
+        self._inflight[key] = task
+        task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        try:
+            handled = await asyncio.wait_for(asyncio.shield(task), self._remaining(started))
+        except TimeoutError:
+            if handoff.give_up():
+                log.warning("%s %s over the %.1fs budget: answered success, reply follows by push",
+                            message.incoming.openid, message.dedupe_key, self.settings.reply_budget_seconds)
+                return Answer(200, SUCCESS)
+            handled = await task
+        return self._answer(handled, message)
+
+    # --- verification and decryption --------------------------------------------------------
+
+    def _check_signature(self, query: Mapping[str, str]) -> None:
+        timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        if not _same(query.get("signature", ""), _sign(self.settings.wechat_token, timestamp, nonce)):
+            raise Refused(403, "bad signature")
+        if not timestamp.isdigit():
+            raise Refused(403, "timestamp is not a number")
+        skew = abs(self.clock().timestamp() - int(timestamp))
+        if skew > self.settings.timestamp_tolerance_seconds:
+            raise Refused(403, f"timestamp {timestamp} is {skew:.0f}s away from now (replay?)")
+
+    def _open(self, query: Mapping[str, str], body: bytes) -> Message:
+        self._check_signature(query)
+        encrypted = query.get("encrypt_type", "raw").lower() == "aes"
+        if encrypted and self._crypto is None:
+            raise Refused(400, "encrypt_type=aes but no WECHAT_ENCODING_AES_KEY is configured (plaintext mode)")
+        if not encrypted and self._crypto is not None:
+            raise Refused(400, "plaintext request, but safe mode is configured (WECHAT_ENCODING_AES_KEY is set)")
+        envelope = parse_xml(body)
+        if self._crypto is None:
+            return to_message(envelope, body.decode("utf-8", "replace"))
+        # Compatible mode also sends the plaintext fields; only the signed, encrypted part counts.
+        plain = self._decrypt(self._crypto, envelope, query)
+        return to_message(parse_xml(plain.encode("utf-8")), plain)
+
+    def _decrypt(self, crypto: WeChatCrypto, envelope: Mapping[str, str], query: Mapping[str, str]) -> str:
+        if not envelope.get("Encrypt"):
+            raise Refused(400, "safe-mode message without <Encrypt>")
+        try:
+            # A dict, not XML: wechatpy would otherwise run xmltodict on untrusted input.
+            return str(crypto.decrypt_message(
+                {"Encrypt": envelope["Encrypt"]}, query.get("msg_signature", ""),
+                query.get("timestamp", ""), query.get("nonce", ""),
+            ))
+        except InvalidSignatureException:
+            raise Refused(403, "bad msg_signature") from None
+        except InvalidAppIdException:
+            raise Refused(403, "decrypted message is for another AppID") from None
+        except Exception as exc:  # wechatpy does not validate padding or lengths: any garbage lands here
+            raise Refused(400, f"cannot decrypt <Encrypt> ({type(exc).__name__})") from None
+
+    def _refuse(self, refused: Refused) -> Answer:
+        log.warning("callback refused (%d): %s", refused.status, refused.reason)
+        return Answer(refused.status, {400: "bad request", 403: "forbidden"}.get(refused.status, "refused"))
+
+    # --- answering ---------------------------------------------------------------------------
+
+    def _remaining(self, started: float) -> float:
+        return max(0.0, self.settings.reply_budget_seconds - (asyncio.get_running_loop().time() - started))
+
+    async def _answer_retry(self, running: "asyncio.Task[Handled]", message: Message, started: float) -> Answer:
+        """A re-delivery while the first is still being handled here: its answer, or ``success``."""
+        log.info("retry of %s %s while the first delivery runs", message.incoming.openid, message.dedupe_key)
+        try:
+            handled = await asyncio.wait_for(asyncio.shield(running), self._remaining(started))
+        except TimeoutError:
+            return Answer(200, SUCCESS)
+        if handled.deferred or handled.unavailable:
+            return Answer(200, SUCCESS)
+        return self._answer(Handled(reply_xml=handled.reply_xml), message)
+
+    def _answer(self, handled: Handled, message: Message) -> Answer:
+        if handled.unavailable:
+            return Answer(503, "temporarily unavailable")
+        later = self._followups(message.incoming.openid, handled.followups) if handled.followups else None
+        if handled.reply_xml is None:
+            return Answer(200, SUCCESS, later=later)
+        body = handled.reply_xml
+        if self._crypto is not None:
+            # A fresh nonce each time, also when a stored reply is sent again for a retry.
+            body = self._crypto.encrypt_message(body, secrets.token_hex(8), str(int(self.clock().timestamp())))
+        return Answer(200, body, media_type="application/xml", later=later)
+
+    def _followups(self, openid: str, texts: tuple[str, ...]) -> Callable[[], Awaitable[None]]:
+        async def push() -> None:
+            await run_in_threadpool(self._push, openid, texts)
+
+        return push
+
+    def _push(self, openid: str, texts: tuple[str, ...]) -> bool:
+        """Send ``texts`` in order through the outbound client; False (logged) if one failed."""
+        for text in texts:
+            try:
+                self.wechat.send_text(openid, text)
+            except Exception:
+                log.exception("could not push a reply to %s", openid)
+                return False
+        return True
+
+    # --- claim and handle (worker thread) ----------------------------------------------------
+
+    async def _process(self, message: Message, handoff: _Handoff) -> Handled:
+        turn = self._turns.take(message.incoming.openid)
+        try:
+            await turn.wait()
+            return await run_in_threadpool(self._claim_and_handle, message, handoff)
+        except Exception:
+            log.exception("handling %s %s failed outside the handler", message.incoming.openid, message.dedupe_key)
+            return Handled(unavailable=True)
+        finally:
+            turn.finish()
+
+    def _claim_and_handle(self, message: Message, handoff: _Handoff) -> Handled:
+        claim = self._claim(message)
+        if claim.deliveries > 1:
+            if not self._stale(claim):
+                log.info("delivery %d of %s %s: %s", claim.deliveries, message.incoming.openid,
+                         message.dedupe_key, claim.status.value)
+                return _stored(claim.status, claim.reply)
+            # The claim outlived the budget unanswered: its worker died (handling is one
+            # transaction, so nothing of it was applied) or is still running. Taking over is safe
+            # either way: _handle re-checks the status under the person's lock and runs only if
+            # the row is still unanswered.
+            log.warning("taking over the stale claim of %s %s", message.incoming.openid, message.dedupe_key)
+        handled = self._handle(claim.id, message, handoff)
+        if handled.deferred:
+            self._push_deferred(claim.id, message.incoming.openid, handled.followups)
+            return Handled(deferred=True)
+        return handled
+
+    def _stale(self, claim: _Claim) -> bool:
+        age = self.clock() - claim.received_at
+        return claim.status is InboundStatus.CLAIMED and age > timedelta(seconds=self.settings.reply_budget_seconds)
+
+    def _claim(self, message: Message) -> _Claim:
+        """Store the raw message, or count one more delivery of it, in one committed statement."""
+        table = InboundMessage.__table__
+        incoming = message.incoming
+        statement = (
+            self._insert(table)
+            .values(openid=incoming.openid, dedupe_key=message.dedupe_key, msg_type=incoming.kind,
+                    event=incoming.event, raw=message.raw, received_at=self.clock(), deliveries=1,
+                    status=InboundStatus.CLAIMED)
+            .on_conflict_do_update(index_elements=["openid", "dedupe_key"],
+                                   set_={"deliveries": table.c.deliveries + 1})
+            .returning(table.c.id, table.c.deliveries, table.c.status, table.c.reply, table.c.received_at)
+        )
+        with self.engine.begin() as conn:
+            row = conn.execute(statement).one()
+        return _Claim(id=row.id, deliveries=row.deliveries, status=row.status, reply=row.reply, received_at=row.received_at)
+
+    def _handle(self, inbound_id: int, message: Message, handoff: _Handoff) -> Handled:
+        """The handling transaction: lock the person, run the handler, write state and answer."""
+        incoming = message.incoming
+        try:
+            with session(self.engine) as db, db.begin():
+                row = self._lock_and_load(db, inbound_id, incoming.openid)
+                if row.status is not InboundStatus.CLAIMED:
+                    return _stored(row.status, row.reply)
+                if not message.known:
+                    log.warning("unknown MsgType %r from %s: stored, answered success", incoming.kind, incoming.openid)
+                    return self._settle(row, message, (), InboundStatus.ANSWERED, handoff)
+                person = _touch_person(db, incoming)
+                conversation = db.get(Conversation, incoming.openid)
+                outcome = self._decide(incoming, conversation, person)
+                if outcome.state is not None:
+                    _save_state(db, incoming.openid, outcome.state, self.clock())
+                return self._settle(row, message, outcome.replies, InboundStatus.ANSWERED, handoff)
+        except _DispatchFailed:
+            return self._record_failure(inbound_id, message, handoff)
+
+    def _lock_and_load(self, db: Session, inbound_id: int, openid: str) -> InboundMessage:
+        if is_postgres(self.engine):
+            # SQLite needs nothing here: BEGIN IMMEDIATE (bot/db.py) already serialises writers.
+            db.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:openid))"),
+                       {"namespace": _PERSON_LOCK_NAMESPACE, "openid": openid})
+        row = db.get(InboundMessage, inbound_id)
+        if row is None:
+            raise LookupError(f"inbound message {inbound_id} vanished")
+        return row
+
+    def _decide(self, incoming: Incoming, conversation: Conversation | None, person: Person) -> Outcome:
+        if incoming.kind == "event" and incoming.event not in KNOWN_EVENTS:
+            log.info("event %r from %s is not one the bot knows; routing it anyway", incoming.event, incoming.openid)
+        state = (DialogueState(conversation.flow, conversation.step, dict(conversation.data))
+                 if conversation is not None else DialogueState())
+        facts = {"role": person.role.value, "unit_id": person.unit_id, "name": person.name, "following": person.following}
+        try:
+            return self.dispatch(incoming, state, Context(texts=self.texts, facts=facts))
+        except Exception as exc:
+            log.exception("handler failed on %s from %s", incoming.kind, incoming.openid)
+            raise _DispatchFailed() from exc
+
+    def _record_failure(self, inbound_id: int, message: Message, handoff: _Handoff) -> Handled:
+        """Mark the message failed (a retry will not run the handler again) and apologise."""
+        with session(self.engine) as db, db.begin():
+            row = self._lock_and_load(db, inbound_id, message.incoming.openid)
+            if row.status is not InboundStatus.CLAIMED:
+                return _stored(row.status, row.reply)
+            _touch_person(db, message.incoming)
+            apology = self.texts.render("handler_failed")
+            return self._settle(row, message, (apology,), InboundStatus.FAILED, handoff)
+
+    def _settle(self, row: InboundMessage, message: Message, replies: tuple[str, ...],
+                status: InboundStatus, handoff: _Handoff) -> Handled:
+        now = self.clock()
+        if handoff.settle():
+            row.status, row.reply = InboundStatus.DEFERRED, None
+            return Handled(followups=replies, deferred=True)
+        row.status, row.answered_at = status, now
+        if not replies:
+            return Handled()
+        row.reply = text_reply_xml(message.incoming.openid, message.account, replies[0], int(now.timestamp()))
+        return Handled(reply_xml=row.reply, followups=replies[1:])
+
+    def _push_deferred(self, inbound_id: int, openid: str, texts: tuple[str, ...]) -> None:
+        """Push a reply the request could not wait for; the row goes from deferred to answered."""
+        if not self._push(openid, texts):
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(InboundMessage.__table__)
+                .where(InboundMessage.__table__.c.id == inbound_id)
+                .values(status=InboundStatus.ANSWERED, answered_at=self.clock())
+            )
+
+
+def _stored(status: InboundStatus, reply: str | None) -> Handled:
+    """The answer for a delivery already handled: its stored reply, or ``success``."""
+    if status in (InboundStatus.ANSWERED, InboundStatus.FAILED):
+        return Handled(reply_xml=reply)
+    return Handled()
+
+
+def _touch_person(db: Session, incoming: Incoming) -> Person:
+    """Record when the person last wrote or interacted; it decides which channel may reach them."""
+    person = db.exec(select(Person).where(Person.openid == incoming.openid)).one_or_none()
+    if person is None:
+        person = Person(openid=incoming.openid)
+        db.add(person)
+    if incoming.kind in USER_MESSAGE_KINDS:
+        person.last_message_at = incoming.created_at
+    elif incoming.event in INTERACTION_EVENTS:
+        person.last_interaction_at = incoming.created_at
+    if incoming.event == "subscribe":
+        person.following, person.unreachable_reason = True, None
+    elif incoming.event == "unsubscribe":
+        person.following = False
+    return person
+
+
+def _save_state(db: Session, openid: str, state: DialogueState, now: datetime) -> None:
+    conversation = db.get(Conversation, openid)
+    if conversation is None:
+        conversation = Conversation(openid=openid)
+        db.add(conversation)
+    conversation.flow, conversation.step, conversation.data = state.flow, state.step, dict(state.data)
+    conversation.updated_at = now
+
+
+def _sign(*parts: str) -> str:
+    signer = WeChatSigner()
+    signer.add_data(*parts)
+    return str(signer.signature)
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("ascii"))
