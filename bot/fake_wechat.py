@@ -1032,7 +1032,8 @@ class BackgroundServer:
     """Serves an ASGI app with uvicorn on a daemon thread: ``with BackgroundServer(app, port) as url:``."""
 
     def __init__(self, app: Any, port: int, host: str = "127.0.0.1"):
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", ws="none")
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", ws="none",
+                                timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=f"uvicorn:{port}", daemon=True)
         self.base_url = f"http://{host}:{port}"

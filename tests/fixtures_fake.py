@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -23,9 +23,29 @@ class ServedFake:
     base_url: str
 
 
+class _CurrentFake:
+    """An ASGI app passing each request to the fake of the test now running."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+def _fake_wechat_server() -> Iterator[tuple[_CurrentFake, str]]:
+    # One uvicorn for the whole session: starting and stopping one per test costs 0.2 s each.
+    current = _CurrentFake()
+    with BackgroundServer(current, free_port()) as base_url:
+        yield current, base_url
+
+
 @pytest.fixture
-def fake_wechat() -> Iterator[ServedFake]:
-    """A fresh fake WeChat served by uvicorn on a background thread, stopped after the test."""
+def fake_wechat(_fake_wechat_server: tuple[_CurrentFake, str]) -> Iterator[ServedFake]:
+    """A fresh fake WeChat (empty state, its own clock) served over HTTP by uvicorn."""
+    current, base_url = _fake_wechat_server
     fake = FakeWeChat(APP_ID, APP_SECRET)
-    with BackgroundServer(create_fake_app(fake), free_port()) as base_url:
-        yield ServedFake(fake, base_url)
+    current.app = create_fake_app(fake)
+    yield ServedFake(fake, base_url)
+    current.app = None
