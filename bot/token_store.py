@@ -101,6 +101,10 @@ class RedisTokenStore:
         self._redis = redis.Redis.from_url(redis_url)
         self._lock_wait_seconds = lock_wait_seconds
 
+    def close(self) -> None:
+        """Close the connections to Redis."""
+        self._redis.close()
+
     @staticmethod
     def _key(app_id: str) -> str:
         return f"safetybot:access_token:{app_id}"
