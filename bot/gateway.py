@@ -429,6 +429,9 @@ class Gateway:
             handled = await asyncio.wait_for(asyncio.shield(running), self._remaining(started))
         except TimeoutError:
             return Answer(200, SUCCESS)
+        finally:
+            # Counted after the wait: the first delivery has claimed the row by then.
+            await run_in_threadpool(self._count_delivery, message)
         if handled.deferred or handled.unavailable:
             return Answer(200, SUCCESS)
         return self._answer(Handled(reply_xml=handled.reply_xml), message)
@@ -512,6 +515,15 @@ class Gateway:
         with self.engine.begin() as conn:
             row = conn.execute(statement).one()
         return _Claim(id=row.id, deliveries=row.deliveries, status=row.status, reply=row.reply, received_at=row.received_at)
+
+    def _count_delivery(self, message: Message) -> None:
+        table = InboundMessage.__table__
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(table)
+                .where(table.c.openid == message.incoming.openid, table.c.dedupe_key == message.dedupe_key)
+                .values(deliveries=table.c.deliveries + 1)
+            )
 
     def _handle(self, inbound_id: int, message: Message, handoff: _Handoff) -> Handled:
         """The handling transaction: lock the person, run the handler, write state and answer."""
