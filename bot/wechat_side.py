@@ -137,15 +137,25 @@ class WeChatSide:
 
     def deliver(self, plain_xml: str) -> Reply:
         """Post one delivery of ``plain_xml``, signed (and encrypted) afresh as WeChat does per try."""
+        return self.post_raw(*self.delivery(plain_xml))
+
+    def delivery(self, plain_xml: str) -> tuple[str, dict[str, str]]:
+        """The body and query WeChat would post for ``plain_xml`` now."""
         timestamp, nonce = str(int(self.clock())), str(secrets.randbelow(10**10))
         params = self.signed_params(timestamp, nonce)
-        body = plain_xml
-        if self.aes_key:
-            encrypt = PrpCrypto(_aes_key_bytes(self.aes_key)).encrypt(plain_xml, self.app_id).decode()
-            params.update(encrypt_type="aes", msg_signature=sign(self.token, timestamp, nonce, encrypt))
-            envelope = _xml({"ToUserName": self.account, "Encrypt": encrypt})
-            body = plain_xml.replace("</xml>", f"<Encrypt>{_cdata(encrypt)}</Encrypt></xml>") if self.compatible else envelope
-        return self.post_raw(body.encode("utf-8"), params)
+        if not self.aes_key:
+            return plain_xml, params
+        encrypt = self.encrypt(plain_xml)
+        params.update(encrypt_type="aes", msg_signature=sign(self.token, timestamp, nonce, encrypt))
+        if self.compatible:
+            return plain_xml.replace("</xml>", f"<Encrypt>{_cdata(encrypt)}</Encrypt></xml>"), params
+        return _xml({"ToUserName": self.account, "Encrypt": encrypt}), params
+
+    def encrypt(self, plain_xml: str) -> str:
+        """``plain_xml`` encrypted for this account, as in the ``Encrypt`` element."""
+        if not self.aes_key:
+            raise ValueError("plaintext mode has no encryption")
+        return str(PrpCrypto(_aes_key_bytes(self.aes_key)).encrypt(plain_xml, self.app_id).decode())
 
     def signed_params(self, timestamp: str, nonce: str) -> dict[str, str]:
         """The query WeChat adds to every callback: ``signature`` over (token, timestamp, nonce)."""
@@ -153,6 +163,7 @@ class WeChatSide:
 
     def post_raw(self, body: bytes | str, params: Mapping[str, str]) -> Reply:
         """POST ``body`` with ``params`` as they are, and read the answer."""
+        body = body.encode("utf-8") if isinstance(body, str) else body
         response = self.client.post(self.path, content=body, params=dict(params),
                                     headers={"Content-Type": "text/xml"})
         return self.read_reply(response)
