@@ -503,7 +503,7 @@ class _Reader:
         value = data.get(name)
         if value is None:
             if required:
-                self.problem(place.key(name), "is missing")
+                self.problem(place, f"{name} is missing")
             return ""
         if not isinstance(value, str):
             self.problem(place.key(name), f"must be text in quotes, not {value!r}")
@@ -528,7 +528,7 @@ class _Reader:
         value = data.get(name)
         if value is None:
             if required:
-                self.problem(place.key(name), "is missing")
+                self.problem(place, f"{name} is missing")
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             self.problem(place.key(name), f"must be a whole number from {low} to {high}, not {value!r}")
@@ -546,7 +546,7 @@ class _Reader:
         value = data.get(name)
         if value is None:
             if required:
-                self.problem(place.key(name), "is missing")
+                self.problem(place, f"{name} is missing")
             return []
         if not isinstance(value, list):
             self.problem(place.key(name), "must be a list")
@@ -578,12 +578,14 @@ class _Reader:
         raw = data.get(name)
         if raw is None and default is not None:
             return default
+        known = ", ".join(str(m.value) for m in enum_class)
+        if raw is None:
+            self.problem(place, f"{name} is missing; use one of {known}")
+            return None
         try:
             return enum_class(raw)
         except ValueError:
-            known = ", ".join(str(m.value) for m in enum_class)
-            shown = "is missing" if raw is None else f"unknown {what} {raw!r}"
-            self.problem(place.key(name), f"{shown}; use one of {known}")
+            self.problem(place.key(name), f"unknown {what} {raw!r}; use one of {known}")
             return None
 
 
@@ -645,7 +647,7 @@ def _field(r: _Reader, data: Mapping[str, Any], place: _Place, prefix: str = "")
     if field_type is not None and field_type is not FieldType.COUNT and unit:
         r.problem(place.key("unit"), f"only count fields have a unit; this is a {field_type.value} field")
     if not label and not (field_type is FieldType.COUNT and suffix):
-        r.problem(place.key("label"), "is missing; give the words the notice prints before the blank")
+        r.problem(place, "label is missing; give the words the notice prints before the blank")
     sep = data.get("sep", "")
     if not isinstance(sep, str) or len(sep) > 2:
         r.problem(place.key("sep"), "must be the punctuation before the field, such as \"，\" or \"；\"")
@@ -713,19 +715,9 @@ def _form(r: _Reader, data: Mapping[str, Any], place: _Place) -> FormDefinition 
             r.problem(place.key(name), f"only {'statistics' if name == 'items' else 'table'} forms have {name}")
     if not key or kind is None:
         return None
-    form = FormDefinition(key, kind, title, texts["annex"], texts["note"], texts["assumption"],
+    # Keys have no ".", so "item.field" and "row.column" answer keys never meet a header field's.
+    return FormDefinition(key, kind, title, texts["annex"], texts["note"], texts["assumption"],
                           fields, items, row_label, rows, columns)
-    _unique_answer_keys(r, form, place)
-    return form
-
-
-def _unique_answer_keys(r: _Reader, form: FormDefinition, place: _Place) -> None:
-    # Item fields are stored as "item.field"; a header field named like that would collide.
-    seen: set[str] = set()
-    for f in form.answer_fields():
-        if f.answer_key in seen:
-            r.problem(place, f"two fields would both be stored as {f.answer_key!r}; rename one")
-        seen.add(f.answer_key)
 
 
 def _schedule(r: _Reader, key: str, data: Any, place: _Place) -> ReminderSchedule | None:
