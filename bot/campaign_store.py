@@ -277,7 +277,7 @@ def list_campaigns(engine: sa.Engine, now: datetime | None = None) -> list[Campa
                 select(Deadline.title, DeadlinePeriod.due_at)
                 .join(DeadlinePeriod, col(DeadlinePeriod.deadline_id) == col(Deadline.id))
                 .where(Deadline.campaign_id == campaign.id, col(DeadlinePeriod.due_at) >= now)
-                .order_by(col(DeadlinePeriod.due_at), col(Deadline.key))
+                .order_by(col(DeadlinePeriod.due_at), col(Deadline.id))
             ).first()
             units = db.exec(select(func.count()).select_from(Unit).where(Unit.campaign_id == campaign.id)).one()
             summaries.append(CampaignSummary(campaign.slug, campaign.name, campaign.issuer, campaign.year,
