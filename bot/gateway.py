@@ -35,7 +35,7 @@ from wechatpy.utils import WeChatSigner
 
 from bot.config import Settings
 from bot.db import is_postgres, session
-from bot.models import Conversation, InboundMessage, InboundStatus, Person, utcnow
+from bot.models import Conversation, InboundMessage, InboundStatus, Person, Role, utcnow
 from bot.texts import Texts
 from handlers.base import Context, DialogueState, Incoming, Outcome
 
@@ -310,6 +310,44 @@ class _DispatchFailed(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """The person's dialogue state and facts as the handler saw them; ``version`` tells a change."""
+
+    state: DialogueState
+    facts: dict[str, Any]
+    version: datetime | None
+
+    @classmethod
+    def of(cls, conversation: Conversation | None, person: Person) -> "_Snapshot":
+        state = (DialogueState(conversation.flow, conversation.step, dict(conversation.data))
+                 if conversation is not None else DialogueState())
+        return cls(state, _facts(person.role, person.unit_id, person.name, person.following), _version(conversation))
+
+
+def _facts(role: Role, unit_id: int | None, name: str, following: bool) -> dict[str, Any]:
+    return {"role": role.value, "unit_id": unit_id, "name": name, "following": following}
+
+
+def _version(conversation: Conversation | None) -> datetime | None:
+    return None if conversation is None else conversation.updated_at
+
+
+def _look_up(conn: sa.Connection, openid: str) -> _Snapshot:
+    """The person's state and facts, read with Core inside the claim transaction."""
+    conversations, people = Conversation.__table__, Person.__table__
+    conversation = conn.execute(
+        sa.select(conversations.c.flow, conversations.c.step, conversations.c.data, conversations.c.updated_at)
+        .where(conversations.c.openid == openid)
+    ).one_or_none()
+    person = conn.execute(
+        sa.select(people.c.role, people.c.unit_id, people.c.name, people.c.following).where(people.c.openid == openid)
+    ).one_or_none()
+    state = DialogueState(conversation.flow, conversation.step, dict(conversation.data)) if conversation else DialogueState()
+    facts = _facts(person.role, person.unit_id, person.name, person.following) if person else _facts(Role.LIAISON, None, "", True)
+    return _Snapshot(state, facts, conversation.updated_at if conversation else None)
+
+
 Dispatch = Callable[[Incoming, DialogueState, Context], Outcome]
 
 
@@ -478,7 +516,7 @@ class Gateway:
             turn.finish()
 
     def _claim_and_handle(self, message: Message, handoff: _Handoff) -> Handled:
-        claim = self._claim(message)
+        claim, snapshot = self._claim(message)
         if claim.deliveries > 1:
             if not self._stale(claim):
                 log.info("delivery %d of %s %s: %s", claim.deliveries, message.incoming.openid,
@@ -489,7 +527,7 @@ class Gateway:
             # either way: _handle re-checks the status under the person's lock and runs only if
             # the row is still unanswered.
             log.warning("taking over the stale claim of %s %s", message.incoming.openid, message.dedupe_key)
-        handled = self._handle(claim.id, message, handoff)
+        handled = self._handle(claim.id, message, handoff, snapshot)
         if handled.deferred:
             self._push_deferred(claim.id, message.incoming.openid, handled.followups)
             return Handled(deferred=True)
@@ -499,8 +537,12 @@ class Gateway:
         age = self.clock() - claim.received_at
         return claim.status is InboundStatus.CLAIMED and age > timedelta(seconds=self.settings.reply_budget_seconds)
 
-    def _claim(self, message: Message) -> _Claim:
-        """Store the raw message, or count one more delivery of it, in one committed statement."""
+    def _claim(self, message: Message) -> tuple[_Claim, _Snapshot]:
+        """Store the raw message (or count one more delivery of it) and read the person's state.
+
+        One short committed transaction; the handler then runs outside any transaction, so a slow
+        handler never holds SQLite's single write lock.
+        """
         table = InboundMessage.__table__
         incoming = message.incoming
         statement = (
@@ -514,7 +556,9 @@ class Gateway:
         )
         with self.engine.begin() as conn:
             row = conn.execute(statement).one()
-        return _Claim(id=row.id, deliveries=row.deliveries, status=row.status, reply=row.reply, received_at=row.received_at)
+            snapshot = _look_up(conn, incoming.openid)
+        claim = _Claim(id=row.id, deliveries=row.deliveries, status=row.status, reply=row.reply, received_at=row.received_at)
+        return claim, snapshot
 
     def _count_delivery(self, message: Message) -> None:
         table = InboundMessage.__table__
@@ -525,10 +569,12 @@ class Gateway:
                 .values(deliveries=table.c.deliveries + 1)
             )
 
-    def _handle(self, inbound_id: int, message: Message, handoff: _Handoff) -> Handled:
-        """The handling transaction: lock the person, run the handler, write state and answer."""
+    def _handle(self, inbound_id: int, message: Message, handoff: _Handoff, snapshot: _Snapshot) -> Handled:
+        """Run the handler on ``snapshot``, then, in one transaction under the person's lock,
+        write the state, the person and the answer."""
         incoming = message.incoming
         try:
+            outcome = self._decide(incoming, snapshot) if message.known else Outcome()
             with session(self.engine) as db, db.begin():
                 row = self._lock_and_load(db, inbound_id, incoming.openid)
                 if row.status is not InboundStatus.CLAIMED:
@@ -536,11 +582,14 @@ class Gateway:
                 if not message.known:
                     log.warning("unknown MsgType %r from %s: stored, answered success", incoming.kind, incoming.openid)
                     return self._settle(row, message, (), InboundStatus.ANSWERED, handoff)
-                person = _touch_person(db, incoming)
                 conversation = db.get(Conversation, incoming.openid)
-                outcome = self._decide(incoming, conversation, person)
+                person = _touch_person(db, incoming)
+                if _version(conversation) != snapshot.version:
+                    # Another worker answered this person since the snapshot: decide again on the
+                    # stored state, now under the lock.
+                    outcome = self._decide(incoming, _Snapshot.of(conversation, person))
                 if outcome.state is not None:
-                    _save_state(db, incoming.openid, outcome.state, self.clock())
+                    _save_state(db, conversation, incoming.openid, outcome.state, self.clock())
                 return self._settle(row, message, outcome.replies, InboundStatus.ANSWERED, handoff)
         except _DispatchFailed:
             return self._record_failure(inbound_id, message, handoff)
@@ -555,14 +604,11 @@ class Gateway:
             raise LookupError(f"inbound message {inbound_id} vanished")
         return row
 
-    def _decide(self, incoming: Incoming, conversation: Conversation | None, person: Person) -> Outcome:
+    def _decide(self, incoming: Incoming, snapshot: _Snapshot) -> Outcome:
         if incoming.kind == "event" and incoming.event not in KNOWN_EVENTS:
             log.info("event %r from %s is not one the bot knows; routing it anyway", incoming.event, incoming.openid)
-        state = (DialogueState(conversation.flow, conversation.step, dict(conversation.data))
-                 if conversation is not None else DialogueState())
-        facts = {"role": person.role.value, "unit_id": person.unit_id, "name": person.name, "following": person.following}
         try:
-            return self.dispatch(incoming, state, Context(texts=self.texts, facts=facts))
+            return self.dispatch(incoming, snapshot.state, Context(texts=self.texts, facts=snapshot.facts))
         except Exception as exc:
             log.exception("handler failed on %s from %s", incoming.kind, incoming.openid)
             raise _DispatchFailed() from exc
@@ -625,8 +671,8 @@ def _touch_person(db: Session, incoming: Incoming) -> Person:
     return person
 
 
-def _save_state(db: Session, openid: str, state: DialogueState, now: datetime) -> None:
-    conversation = db.get(Conversation, openid)
+def _save_state(db: Session, conversation: Conversation | None, openid: str, state: DialogueState,
+                now: datetime) -> None:
     if conversation is None:
         conversation = Conversation(openid=openid)
         db.add(conversation)

@@ -1,0 +1,127 @@
+"""Retries, ordering and the 5-second budget, against the bot served by uvicorn."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from bot.db import session
+from bot.models import InboundMessage, InboundStatus, utcnow
+from bot.texts import Texts
+from bot.wechat_side import Reply
+from tests.fixtures_gateway import Bot, RecordingDispatch, StartBot
+
+TEXTS = Texts()
+
+
+def _wait_for_status(bot: Bot, status: InboundStatus, timeout: float = 10.0) -> list[InboundStatus]:
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = [row.status for row in bot.inbound()]
+        if all(s is status for s in statuses) or time.monotonic() > deadline:
+            return statuses
+        time.sleep(0.01)
+
+
+def test_a_message_delivered_four_times_concurrently_is_handled_once(start_bot: StartBot) -> None:
+    dispatch = RecordingDispatch(gate=threading.Event())
+    bot = start_bot(dispatch=dispatch, served=True)
+    xml = bot.side.message_xml("oA", "text", Content="帮助")
+    barrier = threading.Barrier(4)
+
+    def deliver() -> Reply:
+        barrier.wait()
+        return bot.side.deliver(xml)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = [pool.submit(deliver) for _ in range(4)]
+        assert dispatch.started.wait(10)
+        time.sleep(0.2)  # let the re-deliveries arrive while the first is held in its handler
+        dispatch.gate.set()
+        replies = [answer.result() for answer in answers]
+    assert dispatch.calls == ["帮助"]
+    assert [r.content for r in replies] == [TEXTS.render("help")] * 4
+    [row] = bot.inbound()
+    assert (row.deliveries, row.status) == (4, InboundStatus.ANSWERED)
+
+
+def test_a_handler_over_the_budget_answers_success_and_pushes_the_reply_later(start_bot: StartBot) -> None:
+    dispatch = RecordingDispatch(gate=threading.Event())
+    bot = start_bot(dispatch=dispatch, REPLY_BUDGET_SECONDS="0.2")
+    bot.fake.user_wrote("oA")
+    reply = bot.side.text("oA", "帮助")
+    assert (reply.status_code, reply.body) == (200, "success")
+    dispatch.gate.set()
+    assert bot.pushed_texts("oA", 1) == [TEXTS.render("help")]
+    assert _wait_for_status(bot, InboundStatus.ANSWERED) == [InboundStatus.ANSWERED]
+
+
+def test_a_late_reply_that_cannot_be_pushed_leaves_the_message_deferred(start_bot: StartBot) -> None:
+    dispatch = RecordingDispatch(gate=threading.Event())
+    bot = start_bot(dispatch=dispatch, REPLY_BUDGET_SECONDS="0.2")
+    bot.fake.unfollow("oA")  # WeChat refuses the push: 45015
+    assert bot.side.text("oA", "帮助").body == "success"
+    dispatch.gate.set()
+    assert _wait_for_status(bot, InboundStatus.DEFERRED) == [InboundStatus.DEFERRED]
+
+
+def test_one_persons_messages_are_handled_in_arrival_order(start_bot: StartBot) -> None:
+    dispatch = RecordingDispatch(gate=threading.Event())
+    bot = start_bot(dispatch=dispatch, served=True, REPLY_BUDGET_SECONDS="0.3")
+    bot.fake.user_wrote("oA")
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(bot.side.text, "oA", "帮助")
+        assert dispatch.started.wait(10)
+        second = bot.side.text("oA", "填报")  # waits behind the first, so its budget runs out
+        dispatch.gate.set()
+        assert first.result().body == second.body == "success"
+    assert bot.pushed_texts("oA", 2) == [TEXTS.render("help"), TEXTS.render("not_understood", text="填报")]
+    assert dispatch.events == ["start 帮助", "end 帮助", "start 填报", "end 填报"]
+
+
+def test_other_people_are_not_held_up_by_a_slow_one(start_bot: StartBot) -> None:
+    gate = threading.Event()
+    slow = RecordingDispatch(gate=gate)
+
+    def dispatch(incoming, state, ctx):
+        if incoming.openid == "oSlow":
+            return slow(incoming, state, ctx)
+        return RecordingDispatch()(incoming, state, ctx)
+
+    bot = start_bot(dispatch=dispatch, served=True)
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(bot.side.text, "oSlow", "帮助")
+        assert slow.started.wait(10)
+        assert bot.side.text("oFast", "帮助").content == TEXTS.render("help")
+        gate.set()
+        assert held.result().content == TEXTS.render("help")
+
+
+def _claimed_by_another_worker(bot: Bot, xml: str, dedupe_key: str, age: timedelta) -> None:
+    with session(bot.engine) as db, db.begin():
+        db.add(InboundMessage(openid="oA", dedupe_key=dedupe_key, msg_type="text", raw=xml,
+                              received_at=utcnow() - age))
+
+
+def test_a_retry_while_another_worker_handles_the_message_gets_success(start_bot: StartBot) -> None:
+    dispatch = RecordingDispatch()
+    bot = start_bot(dispatch=dispatch)
+    xml = bot.side.message_xml("oA", "text", Content="帮助", msg_id=42)
+    _claimed_by_another_worker(bot, xml, "msg:42", age=timedelta(seconds=1))
+    assert bot.side.deliver(xml).body == "success"
+    assert dispatch.calls == []
+    [row] = bot.inbound()
+    assert (row.deliveries, row.status) == (2, InboundStatus.CLAIMED)
+
+
+def test_a_claim_whose_worker_died_is_taken_over_by_the_retry(start_bot: StartBot) -> None:
+    dispatch = RecordingDispatch()
+    bot = start_bot(dispatch=dispatch)
+    xml = bot.side.message_xml("oA", "text", Content="帮助", msg_id=43)
+    _claimed_by_another_worker(bot, xml, "msg:43", age=timedelta(seconds=30))
+    assert bot.side.deliver(xml).content == TEXTS.render("help")
+    assert dispatch.calls == ["帮助"]
+    [row] = bot.inbound()
+    assert (row.deliveries, row.status) == (2, InboundStatus.ANSWERED)
