@@ -162,3 +162,14 @@ def test_a_reminder_schedule_gives_times_before_at_and_after_the_due_time() -> N
         (ReminderKind.DUE, due),
         (ReminderKind.OVERDUE, due + timedelta(days=1)),
     ]
+
+
+def test_the_complete_example_in_the_format_doc_is_valid(tmp_path: Path) -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "campaign-format.md").read_text(encoding="utf-8")
+    example = doc.split("## A complete example", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.toml"
+    path.write_text(example, encoding="utf-8")
+    assert check_file(path) == []
+    definition = load_definition(path)
+    assert [d.kind.value for d in definition.deadlines] == ["once", "weekly", "monthly"]
+    assert {f.kind.value for f in definition.forms} == {"record", "statistics", "table"}
