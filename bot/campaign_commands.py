@@ -24,6 +24,13 @@ def _engine(args: argparse.Namespace) -> sa.Engine:
     return make_engine(load_settings(args.env_file).database_url)
 
 
+def _database_failure(exc: sa.exc.SQLAlchemyError) -> int:
+    # Most often the tables are missing: the migrations have not been applied to this database.
+    print(f"safetybot: database error ({type(exc).__name__}); has `safetybot db upgrade` been run? {exc}",
+          file=sys.stderr)
+    return 1
+
+
 def _print_problems(path: str, problems: list[Problem]) -> None:
     for problem in problems:
         at = f":{problem.line}" if problem.line else ""
@@ -63,6 +70,8 @@ def cmd_load(args: argparse.Namespace) -> int:
             print(f"  - {loss.message}", file=sys.stderr)
         print("Put the fields back, or run again with --force to delete those answers.", file=sys.stderr)
         return 1
+    except sa.exc.SQLAlchemyError as exc:
+        return _database_failure(exc)
     finally:
         engine.dispose()
     print(f"{result.slug}: {'loaded' if result.created else 'updated'}")
@@ -78,6 +87,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     engine = _engine(args)
     try:
         summaries = list_campaigns(engine)
+    except sa.exc.SQLAlchemyError as exc:
+        return _database_failure(exc)
     finally:
         engine.dispose()
     if not summaries:
@@ -119,6 +130,8 @@ def cmd_units_import(args: argparse.Namespace) -> int:
     except (LookupError, OSError, ValueError) as exc:
         print(f"safetybot: {exc}", file=sys.stderr)
         return 1
+    except sa.exc.SQLAlchemyError as exc:
+        return _database_failure(exc)
     finally:
         engine.dispose()
     print(f"{slug}: {result.added} units added, {result.updated} updated, {result.unchanged} unchanged")
@@ -136,6 +149,8 @@ def cmd_units_export(args: argparse.Namespace) -> int:
     except LookupError as exc:
         print(f"safetybot: {exc}", file=sys.stderr)
         return 1
+    except sa.exc.SQLAlchemyError as exc:
+        return _database_failure(exc)
     finally:
         engine.dispose()
     if args.output:

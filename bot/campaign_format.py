@@ -12,7 +12,7 @@ import calendar
 import enum
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence

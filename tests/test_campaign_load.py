@@ -254,3 +254,14 @@ def test_cli_load_of_a_broken_file_prints_its_problems(env_file: Path, capsys: p
     broken = Path(__file__).parent / "campaign_examples" / "collects_unknown_form.toml"
     assert safetybot(env_file, "campaign", "load", str(broken)) == 1
     assert "collects form 'statistic', which this file does not define" in capsys.readouterr().err
+
+
+def test_cli_on_a_database_without_tables_says_to_upgrade(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env_file = tmp_path / "fresh.env"
+    env_file.write_text(
+        "WECHAT_TOKEN=safetybottest\nWECHAT_APP_ID=wx0123456789abcdef\nWECHAT_APP_SECRET=test-secret\n"
+        f"ADMIN_TOKEN=test-admin-token-0123456789\nDATABASE_URL=sqlite:///{tmp_path / 'fresh.db'}\n",
+        encoding="utf-8",
+    )
+    assert safetybot(env_file, "campaign", "list") == 1
+    assert "has `safetybot db upgrade` been run?" in capsys.readouterr().err
