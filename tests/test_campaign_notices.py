@@ -47,6 +47,28 @@ DADUKOU_ITEMS = [
 ]
 
 
+JINCHENG_TITLES = (
+    "开展习近平总书记关于安全生产重要论述宣贯活动",
+    "着眼于“人人讲安全、个个会应急”，大力推动安全宣传“五进”活动",
+    "聚焦专项排查整治行动，开展企业主要负责人“五带头”宣传活动",
+    "发挥媒体监督和社会监督作用，开展全员查找身边隐患宣传活动",
+    "坚持全民参与，组织开展常态化应急演练活动",
+    "充分发挥地域特色，组织开展“安全宣传咨询日”活动",
+    "其他特色活动",
+)
+CHONGMING_TITLES = (
+    "开展习近平总书记关于应急管理、安全生产重要论述宣贯活动",
+    "着眼于“人人讲安全、个个会应急”，大力推动安全宣传“五进”",
+) + JINCHENG_TITLES[2:]
+DADUKOU_TITLES = (
+    "学习习近平总书记关于安全生产重要论述",
+    "“专项整治集中攻坚战”专题宣传活动",
+    "“安全生产渝州行”活动",
+    "“6·16安全宣传咨询日”活动",
+    "推进安全宣传“五进”活动",
+)
+
+
 @dataclass(frozen=True)
 class Notice:
     """What one notice prints, to compare its campaign file against."""
@@ -60,6 +82,7 @@ class Notice:
     statistics_header: tuple[str, ...] = ()
     statistics_items: list[str] | None = None
     fields_per_item: tuple[int, ...] = ()
+    item_titles: tuple[str, ...] = ()
     liaison_labels: tuple[str, ...] = ()
 
 
@@ -80,7 +103,7 @@ NOTICES = [
             ("typical_cases", "monthly", "activity_record", MONTH_ENDS),
         ],
         statistics_title="晋城市“安全生产月”活动进展情况统计表", statistics_header=HEADER,
-        statistics_items=JINCHENG_ITEMS, fields_per_item=(5, 3, 12, 3, 6, 4, 3),
+        statistics_items=JINCHENG_ITEMS, fields_per_item=(5, 3, 12, 3, 6, 4, 3), item_titles=JINCHENG_TITLES,
         liaison_labels=("单位名称", "姓名", "办公电话", "手机号码", "传真", "微信号", "电子邮箱", "通信地址"),
     ),
     Notice(
@@ -89,7 +112,7 @@ NOTICES = [
         deadlines=[("summary", "once", "summary", ["06-25 23:59"]), ("statistics", "once", "statistics", ["06-25 23:59"])],
         # Not printed in the notice: the closest printed table (2023, 晋城) is reused, as the file says.
         statistics_title="洛江区“安全生产月”活动进展情况统计表", statistics_header=HEADER,
-        statistics_items=JINCHENG_ITEMS, fields_per_item=(5, 3, 12, 3, 6, 4, 3),
+        statistics_items=JINCHENG_ITEMS, fields_per_item=(5, 3, 12, 3, 6, 4, 3), item_titles=JINCHENG_TITLES,
     ),
     Notice(
         file="dadukou-commerce-2021.toml", slug="dadukou-commerce-2021", issuer="重庆市大渡口区商务委员会",
@@ -97,7 +120,7 @@ NOTICES = [
         deadlines=[("materials", "once", "materials", ["06-28 23:59"]), ("statistics", "once", "statistics", ["06-28 23:59"])],
         statistics_title="全区商务领域“安全生产月”和“安全生产渝州行”活动进展情况统计表",
         statistics_header=("填报科室", "联系人", "电话", "填报日期"),
-        statistics_items=DADUKOU_ITEMS, fields_per_item=(7, 6, 10, 9, 6),
+        statistics_items=DADUKOU_ITEMS, fields_per_item=(7, 6, 10, 9, 6), item_titles=DADUKOU_TITLES,
     ),
     Notice(
         file="yincheng-town-2022.toml", slug="yincheng-town-2022", issuer="长治市上党区荫城镇人民政府",
@@ -115,7 +138,7 @@ NOTICES = [
         contact=("金赢", "59610603"),
         deadlines=[("summary", "once", "summary", ["06-28 17:00"]), ("statistics", "once", "statistics", ["06-28 17:00"])],
         statistics_title="上海市崇明区“安全生产月”活动进展情况统计表", statistics_header=HEADER,
-        statistics_items=CHONGMING_ITEMS, fields_per_item=(5, 3, 12, 3, 6, 4, 3),
+        statistics_items=CHONGMING_ITEMS, fields_per_item=(5, 3, 12, 3, 6, 4, 3), item_titles=CHONGMING_TITLES,
     ),
 ]
 
@@ -159,6 +182,7 @@ def test_the_statistics_table_has_the_notices_items_and_fields(notice: Notice) -
     assert table.title == notice.statistics_title
     assert tuple(f.label for f in table.fields) == notice.statistics_header
     assert tuple(len(item.fields) for item in table.items) == notice.fields_per_item
+    assert tuple(item.title for item in table.items) == notice.item_titles
 
 
 def test_each_statistics_item_prints_as_in_the_notice(notice: Notice) -> None:
