@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Callable
 
+from bot import campaign_commands
 from bot.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("safetybot")
@@ -104,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--as", dest="openid", required=True, help="the OpenID to speak as")
     chat.add_argument("--url", default=None, help="the bot's base URL (default: from HOST and PORT)")
     chat.set_defaults(func=cmd_chat)
+
+    campaign_commands.register(commands)
 
     token = commands.add_parser("token", help="the shared access token").add_subparsers(dest="token_command", required=True)
     refresh = token.add_parser("refresh", help="force a new access token (admin; 20 a day)")
