@@ -13,6 +13,7 @@ retries, ``success``) and .../Message_encryption_and_decryption_instructions.htm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import re
@@ -27,7 +28,6 @@ import sqlalchemy as sa
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
@@ -318,37 +318,83 @@ class _Snapshot:
     facts: dict[str, Any]
     version: datetime | None
 
-    @classmethod
-    def of(cls, conversation: Conversation | None, person: Person) -> "_Snapshot":
-        state = (DialogueState(conversation.flow, conversation.step, dict(conversation.data))
-                 if conversation is not None else DialogueState())
-        return cls(state, _facts(person.role, person.unit_id, person.name, person.following), _version(conversation))
-
 
 def _facts(role: Role, unit_id: int | None, name: str, following: bool) -> dict[str, Any]:
     return {"role": role.value, "unit_id": unit_id, "name": name, "following": following}
 
 
-def _version(conversation: Conversation | None) -> datetime | None:
-    return None if conversation is None else conversation.updated_at
-
-
-def _look_up(conn: sa.Connection, openid: str) -> _Snapshot:
-    """The person's state and facts, read with Core inside the claim transaction."""
-    conversations, people = Conversation.__table__, Person.__table__
-    conversation = conn.execute(
-        sa.select(conversations.c.flow, conversations.c.step, conversations.c.data, conversations.c.updated_at)
-        .where(conversations.c.openid == openid)
-    ).one_or_none()
-    person = conn.execute(
-        sa.select(people.c.role, people.c.unit_id, people.c.name, people.c.following).where(people.c.openid == openid)
-    ).one_or_none()
-    state = DialogueState(conversation.flow, conversation.step, dict(conversation.data)) if conversation else DialogueState()
-    facts = _facts(person.role, person.unit_id, person.name, person.following) if person else _facts(Role.LIAISON, None, "", True)
-    return _Snapshot(state, facts, conversation.updated_at if conversation else None)
+def _look_up(conn: sa.Connection, sql: "_Statements", openid: str) -> _Snapshot:
+    """The person's dialogue state and facts, in one query (either may not exist yet)."""
+    row = conn.execute(sql.look_up, {"openid": openid}).one()
+    state = DialogueState(row.flow, row.step, dict(row.data)) if row.updated_at is not None else DialogueState()
+    facts = (_facts(row.role, row.unit_id, row.name, row.following) if row.role is not None
+             else _facts(Role.LIAISON, None, "", True))
+    return _Snapshot(state, facts, row.updated_at)
 
 
 Dispatch = Callable[[Incoming, DialogueState, Context], Outcome]
+
+
+class _Statements:
+    """The hot path's SQL, built once per dialect with bind parameters.
+
+    Building a SQLAlchemy statement (and its cache key) per request costs more than running it.
+    """
+
+    def __init__(self, dialect_name: str):
+        insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+        inbound, people, conversations = InboundMessage.__table__, Person.__table__, Conversation.__table__
+        claim = insert(inbound).values(
+            **{name: sa.bindparam(name) for name in ("openid", "dedupe_key", "msg_type", "event", "raw", "received_at")},
+            deliveries=1, status=InboundStatus.CLAIMED,
+        )
+        self.claim = claim.on_conflict_do_update(
+            index_elements=["openid", "dedupe_key"], set_={"deliveries": inbound.c.deliveries + 1}
+        ).returning(inbound.c.id, inbound.c.deliveries, inbound.c.status, inbound.c.reply, inbound.c.received_at)
+        key = sa.select(sa.cast(sa.bindparam("openid"), sa.String).label("openid")).subquery()
+        self.look_up = sa.select(
+            conversations.c.flow, conversations.c.step, conversations.c.data, conversations.c.updated_at,
+            people.c.role, people.c.unit_id, people.c.name, people.c.following,
+        ).select_from(key.outerjoin(conversations, conversations.c.openid == key.c.openid)
+                      .outerjoin(people, people.c.openid == key.c.openid))
+        self.count_delivery = (
+            sa.update(inbound)
+            .where(inbound.c.openid == sa.bindparam("key_openid"), inbound.c.dedupe_key == sa.bindparam("key_dedupe"))
+            .values(deliveries=inbound.c.deliveries + 1)
+        )
+        self.settle = (
+            sa.update(inbound)
+            .where(inbound.c.id == sa.bindparam("inbound_id"), inbound.c.status == InboundStatus.CLAIMED)
+            .values(status=sa.bindparam("status"), reply=sa.bindparam("reply"), answered_at=sa.bindparam("answered_at"))
+        )
+        self.pushed = (
+            sa.update(inbound).where(inbound.c.id == sa.bindparam("inbound_id"))
+            .values(status=InboundStatus.ANSWERED, answered_at=sa.bindparam("answered_at"))
+        )
+        self.stored = sa.select(inbound.c.status, inbound.c.reply).where(inbound.c.id == sa.bindparam("inbound_id"))
+        save = insert(conversations).values(
+            {name: sa.bindparam(name) for name in ("openid", "flow", "step", "data", "updated_at")}
+        )
+        self.save_state = save.on_conflict_do_update(
+            index_elements=["openid"], set_={name: save.excluded[name] for name in ("flow", "step", "data", "updated_at")}
+        )
+        self._touch = insert(people).values(
+            **{name: sa.bindparam(name) for name in ("openid", "following", "created_at", "last_message_at",
+                                                     "last_interaction_at")},
+            name="", role=Role.LIAISON, unreachable_reason=None,
+        )
+        self._touches: dict[tuple[str, ...], Any] = {}
+
+    def touch_person(self, changed: tuple[str, ...]) -> Any:
+        """The person upsert that, for an existing person, updates only the ``changed`` columns."""
+        statement = self._touches.get(changed)
+        if statement is None:
+            excluded = self._touch.excluded
+            statement = (self._touch.on_conflict_do_update(index_elements=["openid"],
+                                                           set_={name: excluded[name] for name in changed})
+                         if changed else self._touch.on_conflict_do_nothing(index_elements=["openid"]))
+            self._touches[changed] = statement
+        return statement
 
 
 class Gateway:
@@ -369,7 +415,12 @@ class Gateway:
         self._crypto: WeChatCrypto | None = None
         if settings.safe_mode:
             self._crypto = WeChatCrypto(settings.wechat_token, settings.wechat_encoding_aes_key, settings.wechat_app_id)
-        self._insert = postgresql.insert if is_postgres(engine) else sqlite.insert
+        self._sql = _Statements(engine.dialect.name)
+        # SQLite has one writer at a time; threads queueing on a Python lock wake at once, while
+        # SQLite's own busy handler sleeps in steps of up to 100 ms and wrecks tail latency.
+        self._writes: contextlib.AbstractContextManager[Any] = (
+            contextlib.nullcontext() if is_postgres(engine) else threading.Lock()
+        )
         self._turns = _Turns()
         # Deliveries being handled in this process, so a retry can wait for the first answer.
         self._inflight: dict[tuple[str, str], asyncio.Task[Handled]] = {}
@@ -543,66 +594,55 @@ class Gateway:
         One short committed transaction; the handler then runs outside any transaction, so a slow
         handler never holds SQLite's single write lock.
         """
-        table = InboundMessage.__table__
         incoming = message.incoming
-        statement = (
-            self._insert(table)
-            .values(openid=incoming.openid, dedupe_key=message.dedupe_key, msg_type=incoming.kind,
-                    event=incoming.event, raw=message.raw, received_at=self.clock(), deliveries=1,
-                    status=InboundStatus.CLAIMED)
-            .on_conflict_do_update(index_elements=["openid", "dedupe_key"],
-                                   set_={"deliveries": table.c.deliveries + 1})
-            .returning(table.c.id, table.c.deliveries, table.c.status, table.c.reply, table.c.received_at)
-        )
-        with self.engine.begin() as conn:
-            row = conn.execute(statement).one()
-            snapshot = _look_up(conn, incoming.openid)
+        with self._writes, self.engine.begin() as conn:
+            row = conn.execute(self._sql.claim, {
+                "openid": incoming.openid, "dedupe_key": message.dedupe_key, "msg_type": incoming.kind,
+                "event": incoming.event, "raw": message.raw, "received_at": self.clock(),
+            }).one()
+            snapshot = _look_up(conn, self._sql, incoming.openid)
         claim = _Claim(id=row.id, deliveries=row.deliveries, status=row.status, reply=row.reply, received_at=row.received_at)
         return claim, snapshot
 
     def _count_delivery(self, message: Message) -> None:
-        table = InboundMessage.__table__
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.update(table)
-                .where(table.c.openid == message.incoming.openid, table.c.dedupe_key == message.dedupe_key)
-                .values(deliveries=table.c.deliveries + 1)
-            )
+        with self._writes, self.engine.begin() as conn:
+            conn.execute(self._sql.count_delivery,
+                         {"key_openid": message.incoming.openid, "key_dedupe": message.dedupe_key})
 
     def _handle(self, inbound_id: int, message: Message, handoff: _Handoff, snapshot: _Snapshot) -> Handled:
         """Run the handler on ``snapshot``, then, in one transaction under the person's lock,
-        write the state, the person and the answer."""
+        write the answer, the person and the state."""
         incoming = message.incoming
+        if not message.known:
+            log.warning("unknown MsgType %r from %s: stored, answered success", incoming.kind, incoming.openid)
         try:
             outcome = self._decide(incoming, snapshot) if message.known else Outcome()
-            with session(self.engine) as db, db.begin():
-                row = self._lock_and_load(db, inbound_id, incoming.openid)
-                if row.status is not InboundStatus.CLAIMED:
-                    return _stored(row.status, row.reply)
-                if not message.known:
-                    log.warning("unknown MsgType %r from %s: stored, answered success", incoming.kind, incoming.openid)
-                    return self._settle(row, message, (), InboundStatus.ANSWERED, handoff)
-                conversation = db.get(Conversation, incoming.openid)
-                person = _touch_person(db, incoming)
-                if _version(conversation) != snapshot.version:
-                    # Another worker answered this person since the snapshot: decide again on the
-                    # stored state, now under the lock.
-                    outcome = self._decide(incoming, _Snapshot.of(conversation, person))
+            with self._writes, self.engine.begin() as conn:
+                self._lock_person(conn, incoming.openid)
+                if message.known:
+                    current = _look_up(conn, self._sql, incoming.openid)
+                    if current.version != snapshot.version:
+                        # Another worker answered this person since the snapshot: decide again on
+                        # the stored state, now under the lock.
+                        outcome = self._decide(incoming, current)
+                handled = self._settle(conn, inbound_id, message, outcome.replies, InboundStatus.ANSWERED, handoff)
+                if handled is None:
+                    return _stored(*conn.execute(self._sql.stored, {"inbound_id": inbound_id}).one())
+                if message.known:
+                    _touch_person(conn, self._sql, incoming, self.clock())
                 if outcome.state is not None:
-                    _save_state(db, conversation, incoming.openid, outcome.state, self.clock())
-                return self._settle(row, message, outcome.replies, InboundStatus.ANSWERED, handoff)
+                    state = outcome.state
+                    conn.execute(self._sql.save_state, {"openid": incoming.openid, "flow": state.flow, "step": state.step,
+                                                        "data": dict(state.data), "updated_at": self.clock()})
+                return handled
         except _DispatchFailed:
             return self._record_failure(inbound_id, message, handoff)
 
-    def _lock_and_load(self, db: Session, inbound_id: int, openid: str) -> InboundMessage:
+    def _lock_person(self, conn: sa.Connection, openid: str) -> None:
         if is_postgres(self.engine):
             # SQLite needs nothing here: BEGIN IMMEDIATE (bot/db.py) already serialises writers.
-            db.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:openid))"),
-                       {"namespace": _PERSON_LOCK_NAMESPACE, "openid": openid})
-        row = db.get(InboundMessage, inbound_id)
-        if row is None:
-            raise LookupError(f"inbound message {inbound_id} vanished")
-        return row
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:openid))"),
+                         {"namespace": _PERSON_LOCK_NAMESPACE, "openid": openid})
 
     def _decide(self, incoming: Incoming, snapshot: _Snapshot) -> Outcome:
         if incoming.kind == "event" and incoming.event not in KNOWN_EVENTS:
@@ -615,36 +655,36 @@ class Gateway:
 
     def _record_failure(self, inbound_id: int, message: Message, handoff: _Handoff) -> Handled:
         """Mark the message failed (a retry will not run the handler again) and apologise."""
-        with session(self.engine) as db, db.begin():
-            row = self._lock_and_load(db, inbound_id, message.incoming.openid)
-            if row.status is not InboundStatus.CLAIMED:
-                return _stored(row.status, row.reply)
-            _touch_person(db, message.incoming)
+        with self._writes, self.engine.begin() as conn:
+            self._lock_person(conn, message.incoming.openid)
             apology = self.texts.render("handler_failed")
-            return self._settle(row, message, (apology,), InboundStatus.FAILED, handoff)
+            handled = self._settle(conn, inbound_id, message, (apology,), InboundStatus.FAILED, handoff)
+            if handled is None:
+                return _stored(*conn.execute(self._sql.stored, {"inbound_id": inbound_id}).one())
+            _touch_person(conn, self._sql, message.incoming, self.clock())
+            return handled
 
-    def _settle(self, row: InboundMessage, message: Message, replies: tuple[str, ...],
-                status: InboundStatus, handoff: _Handoff) -> Handled:
+    def _settle(self, conn: sa.Connection, inbound_id: int, message: Message, replies: tuple[str, ...],
+                status: InboundStatus, handoff: _Handoff) -> Handled | None:
+        """Record how the message was answered; None if it was answered meanwhile (a take-over)."""
         now = self.clock()
         if handoff.settle():
-            row.status, row.reply = InboundStatus.DEFERRED, None
-            return Handled(followups=replies, deferred=True)
-        row.status, row.answered_at = status, now
-        if not replies:
-            return Handled()
-        row.reply = text_reply_xml(message.incoming.openid, message.account, replies[0], int(now.timestamp()))
-        return Handled(reply_xml=row.reply, followups=replies[1:])
+            values: dict[str, Any] = {"status": InboundStatus.DEFERRED, "reply": None, "answered_at": None}
+            handled = Handled(followups=replies, deferred=True)
+        else:
+            reply = (text_reply_xml(message.incoming.openid, message.account, replies[0], int(now.timestamp()))
+                     if replies else None)
+            values = {"status": status, "reply": reply, "answered_at": now}
+            handled = Handled(reply_xml=reply, followups=replies[1:])
+        result = conn.execute(self._sql.settle, {"inbound_id": inbound_id, **values})
+        return handled if result.rowcount == 1 else None
 
     def _push_deferred(self, inbound_id: int, openid: str, texts: tuple[str, ...]) -> None:
         """Push a reply the request could not wait for; the row goes from deferred to answered."""
         if not self._push(openid, texts):
             return
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.update(InboundMessage.__table__)
-                .where(InboundMessage.__table__.c.id == inbound_id)
-                .values(status=InboundStatus.ANSWERED, answered_at=self.clock())
-            )
+        with self._writes, self.engine.begin() as conn:
+            conn.execute(self._sql.pushed, {"inbound_id": inbound_id, "answered_at": self.clock()})
 
 
 def _stored(status: InboundStatus, reply: str | None) -> Handled:
@@ -654,30 +694,20 @@ def _stored(status: InboundStatus, reply: str | None) -> Handled:
     return Handled()
 
 
-def _touch_person(db: Session, incoming: Incoming) -> Person:
+def _touch_person(conn: sa.Connection, sql: _Statements, incoming: Incoming, now: datetime) -> None:
     """Record when the person last wrote or interacted; it decides which channel may reach them."""
-    person = db.exec(select(Person).where(Person.openid == incoming.openid)).one_or_none()
-    if person is None:
-        person = Person(openid=incoming.openid)
-        db.add(person)
+    values: dict[str, Any] = {"openid": incoming.openid, "following": incoming.event != "unsubscribe",
+                              "created_at": now, "last_message_at": None, "last_interaction_at": None}
+    changed: tuple[str, ...] = ()
     if incoming.kind in USER_MESSAGE_KINDS:
-        person.last_message_at = incoming.created_at
+        values["last_message_at"], changed = incoming.created_at, ("last_message_at",)
     elif incoming.event in INTERACTION_EVENTS:
-        person.last_interaction_at = incoming.created_at
+        values["last_interaction_at"], changed = incoming.created_at, ("last_interaction_at",)
     if incoming.event == "subscribe":
-        person.following, person.unreachable_reason = True, None
+        changed += ("following", "unreachable_reason")
     elif incoming.event == "unsubscribe":
-        person.following = False
-    return person
-
-
-def _save_state(db: Session, conversation: Conversation | None, openid: str, state: DialogueState,
-                now: datetime) -> None:
-    if conversation is None:
-        conversation = Conversation(openid=openid)
-        db.add(conversation)
-    conversation.flow, conversation.step, conversation.data = state.flow, state.step, dict(state.data)
-    conversation.updated_at = now
+        changed += ("following",)
+    conn.execute(sql.touch_person(changed), values)
 
 
 def _sign(*parts: str) -> str:
