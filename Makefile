@@ -14,8 +14,14 @@ $(BIN)/safetybot: pyproject.toml
 .env:
 	cp config.example.env .env
 
+DEMO_CAMPAIGN := campaigns/jincheng-commerce-2023.toml
+DEMO_UNITS := docs/examples/jincheng-demo-units.csv
+
 run: $(BIN)/safetybot .env
 	$(BIN)/safetybot db upgrade
+	$(BIN)/safetybot campaign load $(DEMO_CAMPAIGN)
+	$(BIN)/safetybot units import --campaign jincheng-commerce-2023 $(DEMO_UNITS)
+	$(BIN)/safetybot units export --campaign jincheng-commerce-2023
 	$(BIN)/safetybot demo
 
 test: $(BIN)/safetybot

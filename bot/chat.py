@@ -8,6 +8,7 @@ fake WeChat and shown too. The fake is also told what the person did, as the rea
 
 from __future__ import annotations
 
+import logging
 import shlex
 import sys
 import threading
@@ -166,6 +167,8 @@ def run_chat(settings: Settings, openid: str, bot_url: str | None = None,
              stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
     """Read lines from ``stdin`` until EOF or ``/quit``, printing replies and pushes to ``out``."""
     bot_url = bot_url or f"http://{settings.host}:{settings.port}"
+    # Each exchange is shown as the conversation itself; httpx's request lines would drown it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     with httpx.Client(base_url=bot_url, timeout=10) as bot, \
             httpx.Client(base_url=settings.wechat_api_base_url, timeout=5) as wechat:
         side = WeChatSide(bot, token=settings.wechat_token, app_id=settings.wechat_app_id,

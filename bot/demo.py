@@ -45,7 +45,8 @@ async def _serve_both(settings: Settings, fake_port: int) -> None:
     log.info("fake WeChat API on http://127.0.0.1:%d", fake_port)
     log.info("bot on http://%s:%d/wechat — talk to it with: safetybot chat --as o_liaison_demo",
              settings.host, settings.port)
-    await asyncio.gather(*(server.serve() for server in servers))
+    # Both servers stop on the same Ctrl-C; collecting their results keeps the shutdown quiet.
+    await asyncio.gather(*(server.serve() for server in servers), return_exceptions=True)
 
 
 def run_demo(settings: Settings, fake_port: int = 8081) -> None:
