@@ -34,7 +34,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import WeChatSigner
 
 from bot.config import Settings
-from bot.db import is_postgres, session
+from bot.db import is_postgres
 from bot.models import Conversation, InboundMessage, InboundStatus, Person, Role, utcnow
 from bot.texts import Texts
 from handlers.base import Context, DialogueState, Incoming, Outcome
