@@ -21,6 +21,9 @@ class Texts:
         self.directory = directory
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(directory)),
+            # Templates are read once; checking every file's mtime on each reply cost more than
+            # rendering it. A reworded template takes effect when the bot restarts.
+            auto_reload=False,
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=False,
