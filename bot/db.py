@@ -44,6 +44,16 @@ def make_engine(database_url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def read_engine(engine: sa.Engine) -> sa.Engine:
+    """An engine for read-only work beside ``engine``: on SQLite its transactions begin DEFERRED,
+    so a reader never takes (or waits for) the write lock; elsewhere it is ``engine`` itself."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    reader = sa.create_engine(engine.url, connect_args={"check_same_thread": False, "timeout": 10})
+    sa.event.listen(reader, "connect", _sqlite_pragmas)
+    return reader
+
+
 def is_postgres(engine: sa.Engine) -> bool:
     """Whether ``engine`` talks to PostgreSQL (row locks and advisory locks available)."""
     return engine.dialect.name == "postgresql"

@@ -34,8 +34,9 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import WeChatSigner
 
 from bot.config import Settings
-from bot.db import is_postgres
+from bot.db import is_postgres, read_engine
 from bot.models import Conversation, InboundMessage, InboundStatus, Person, Role, utcnow
+from bot.storage import StaleDecision, StoredFacts, apply_changes
 from bot.texts import Texts
 from handlers.base import Context, DialogueState, Incoming, Outcome
 
@@ -416,6 +417,8 @@ class Gateway:
         if settings.safe_mode:
             self._crypto = WeChatCrypto(settings.wechat_token, settings.wechat_encoding_aes_key, settings.wechat_app_id)
         self._sql = _Statements(engine.dialect.name)
+        # Handlers read through this one; on SQLite its transactions do not take the write lock.
+        self._reads = read_engine(engine)
         # SQLite has one writer at a time; threads queueing on a Python lock wake at once, while
         # SQLite's own busy handler sleeps in steps of up to 100 ms and wrecks tail latency.
         self._writes: contextlib.AbstractContextManager[Any] = (
@@ -610,24 +613,36 @@ class Gateway:
                          {"key_openid": message.incoming.openid, "key_dedupe": message.dedupe_key})
 
     def _handle(self, inbound_id: int, message: Message, handoff: _Handoff, snapshot: _Snapshot) -> Handled:
-        """Run the handler on ``snapshot``, then, in one transaction under the person's lock,
-        write the answer, the person and the state."""
+        """Decide on ``snapshot`` outside any write lock, then, in one transaction under the
+        person's lock, write the handler's changes, the answer, the person and the state.
+
+        The first decision reads through a read-only connection, so a slow handler holds nobody
+        up. If the person's state moved meanwhile, or a change finds what it read outdated
+        (another person's concurrent write), the handler decides again under the lock.
+        """
         incoming = message.incoming
         if not message.known:
             log.warning("unknown MsgType %r from %s: stored, answered success", incoming.kind, incoming.openid)
         try:
-            outcome = self._decide(incoming, snapshot) if message.known else Outcome()
+            outcome = Outcome()
+            if message.known:
+                with self._reads.connect() as reader:
+                    outcome = self._decide(incoming, snapshot, StoredFacts(reader))
             with self._writes, self.engine.begin() as conn:
                 self._lock_person(conn, incoming.openid)
+                # Every handling of this person's messages holds this lock, so the status read here
+                # stays true until commit: a take-over never writes changes twice.
+                status, reply = conn.execute(self._sql.stored, {"inbound_id": inbound_id}).one()
+                if status is not InboundStatus.CLAIMED:
+                    return _stored(status, reply)
                 if message.known:
                     current = _look_up(conn, self._sql, incoming.openid)
                     if current.version != snapshot.version:
-                        # Another worker answered this person since the snapshot: decide again on
-                        # the stored state, now under the lock.
-                        outcome = self._decide(incoming, current)
+                        outcome = self._decide(incoming, current, StoredFacts(conn))
+                    outcome = self._apply(conn, incoming, outcome, current)
                 handled = self._settle(conn, inbound_id, message, outcome.replies, InboundStatus.ANSWERED, handoff)
                 if handled is None:
-                    return _stored(*conn.execute(self._sql.stored, {"inbound_id": inbound_id}).one())
+                    raise RuntimeError(f"inbound {inbound_id} was settled by another worker under the person's lock")
                 if message.known:
                     _touch_person(conn, self._sql, incoming, self.clock())
                 if outcome.state is not None:
@@ -638,17 +653,37 @@ class Gateway:
         except _DispatchFailed:
             return self._record_failure(inbound_id, message, handoff)
 
+    def _apply(self, conn: sa.Connection, incoming: Incoming, outcome: Outcome, current: _Snapshot) -> Outcome:
+        """Write the outcome's changes; on an outdated read, decide once more under the lock."""
+        if not outcome.changes:
+            return outcome
+        try:
+            with conn.begin_nested():
+                apply_changes(conn, incoming, outcome.changes, self.clock())
+            return outcome
+        except StaleDecision:
+            log.info("%s: a change met newer data; deciding again under the lock", incoming.openid)
+        outcome = self._decide(incoming, current, StoredFacts(conn))
+        try:
+            with conn.begin_nested():
+                apply_changes(conn, incoming, outcome.changes, self.clock())
+        except Exception as exc:
+            log.exception("writing the changes for %s failed", incoming.openid)
+            raise _DispatchFailed() from exc
+        return outcome
+
     def _lock_person(self, conn: sa.Connection, openid: str) -> None:
         if is_postgres(self.engine):
             # SQLite needs nothing here: BEGIN IMMEDIATE (bot/db.py) already serialises writers.
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:openid))"),
                          {"namespace": _PERSON_LOCK_NAMESPACE, "openid": openid})
 
-    def _decide(self, incoming: Incoming, snapshot: _Snapshot) -> Outcome:
+    def _decide(self, incoming: Incoming, snapshot: _Snapshot, stored: StoredFacts) -> Outcome:
         if incoming.kind == "event" and incoming.event not in KNOWN_EVENTS:
             log.info("event %r from %s is not one the bot knows; routing it anyway", incoming.event, incoming.openid)
         try:
-            return self.dispatch(incoming, snapshot.state, Context(texts=self.texts, facts=snapshot.facts))
+            context = Context(texts=self.texts, facts=snapshot.facts, now=self.clock(), stored=stored)
+            return self.dispatch(incoming, snapshot.state, context)
         except Exception as exc:
             log.exception("handler failed on %s from %s", incoming.kind, incoming.openid)
             raise _DispatchFailed() from exc

@@ -42,21 +42,27 @@ class DialogueState:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a handler decided: texts to send (the first as the passive reply) and the next state.
+    """What a handler decided: texts to send (the first as the passive reply), the next state, and
+    the changes to stored data (values the storage layer knows how to write, see bot/storage.py).
 
     ``state`` is None when the dialogue state stays as it was.
     """
 
     replies: tuple[str, ...] = ()
     state: DialogueState | None = None
+    changes: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
 class Context:
-    """Read-only things a handler may consult: the texts, and facts the gateway looked up."""
+    """Read-only things a handler may consult: the texts, facts the gateway looked up about the
+    person, the current time, and ``stored``, a read-only view of stored data (bot.storage.StoredFacts,
+    bound to the handling transaction; None where a test needs no stored data)."""
 
     texts: Texts
     facts: Mapping[str, Any] = field(default_factory=dict)
+    now: datetime | None = None
+    stored: Any = None
 
 
 Handler = Callable[[Incoming, DialogueState, Context], Outcome]
