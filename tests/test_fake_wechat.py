@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import Any, Iterator
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -106,6 +107,10 @@ def test_stable_token_is_the_same_while_valid_and_renewed_five_minutes_early(wec
 
 
 def test_force_refresh_kills_the_old_token_and_is_rationed(wechat: WeChatCaller):
+    # The ration is per Beijing day: start at 02:00 so the 10 minutes below stay within one day.
+    beijing = ZoneInfo("Asia/Shanghai")
+    today = wechat.fake.now().astimezone(beijing)
+    wechat.fake.set_time(datetime.combine(today.date() + timedelta(days=1), time(2, 0), beijing))
     old = wechat.stable()["access_token"]
     new = wechat.stable(force_refresh=True)
     assert new["expires_in"] == 7200 and wechat.menu_get(old) == 40001
