@@ -178,7 +178,13 @@ class InboundMessage(SQLModel, table=True):
 
 
 class Delivery(SQLModel, table=True):
-    """One outbound message, unique by its key, with the channel used and WeChat's answer."""
+    """One outbound message, unique by its key, with the channel used and WeChat's answer.
+
+    A reminder's key is ``reminder:<person>:<deadline>:<period>:<stage>``; the row is written in the
+    transaction that decides the send (status ``claimed``), marked ``sending`` just before the
+    request leaves and given WeChat's answer after it. ``sending`` left behind by a crash is the
+    in-doubt window described in docs/reminders.md.
+    """
 
     id: Optional[int] = Field(default=None, primary_key=True)
     key: str = Field(unique=True, max_length=300)
@@ -190,9 +196,37 @@ class Delivery(SQLModel, table=True):
     errcode: Optional[int] = None
     errmsg: Optional[str] = Field(default=None, max_length=500)
     attempts: int = 0
-    wechat_msg_id: Optional[str] = Field(default=None, max_length=64)
+    wechat_msg_id: Optional[str] = Field(default=None, max_length=64, index=True)
+    # TEMPLATESENDJOBFINISH's Status, verbatim ("success", "failed:user block", ...).
+    job_status: Optional[str] = Field(default=None, max_length=100)
+    unit_id: Optional[int] = Field(default=None, foreign_key="unit.id", index=True)
+    deadline_id: Optional[int] = Field(default=None, foreign_key="deadline.id", index=True)
+    period: str = Field(default="", max_length=20)
+    stage: str = Field(default="", max_length=30)
+    # The local calendar day of the send, for "at most one reminder per unit per deadline per day".
+    local_day: str = Field(default="", max_length=10)
     created_at: datetime = _time()
     sent_at: Optional[datetime] = _time(nullable=True)
+
+
+class SchedulerLease(SQLModel, table=True):
+    """Who runs the scheduler: one row per lock name, held until ``expires_at`` and renewed."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: str = Field(primary_key=True, max_length=50)
+    holder: str = Field(max_length=100)
+    expires_at: datetime = _time()
+
+
+class SchedulerJob(SQLModel, table=True):
+    """APScheduler's persistent job store (``SQLAlchemyJobStore``'s own layout), made by migration."""
+
+    __tablename__ = "apscheduler_jobs"
+
+    id: str = Field(primary_key=True, max_length=191)
+    next_run_time: Optional[float] = Field(default=None, sa_column=sa.Column(sa.Float(25), index=True, nullable=True))
+    job_state: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
 
 
 class Submission(SQLModel, table=True):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 15:27:35.823497
+Create Date: 2026-11-24 15:56:14.901616
 """
 
 from alembic import op
@@ -25,6 +25,15 @@ def upgrade() -> None:
     sa.Column('fetched_at', bot.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('app_id')
     )
+    op.create_table('apscheduler_jobs',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=191), nullable=False),
+    sa.Column('next_run_time', sa.Float(precision=25), nullable=True),
+    sa.Column('job_state', sa.LargeBinary(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('apscheduler_jobs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_apscheduler_jobs_next_run_time'), ['next_run_time'], unique=False)
+
     op.create_table('campaign',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('slug', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -47,27 +56,6 @@ def upgrade() -> None:
     sa.Column('updated_at', bot.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('openid')
     )
-    op.create_table('delivery',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
-    sa.Column('openid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
-    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-    sa.Column('payload', sa.JSON(), nullable=False),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-    sa.Column('errcode', sa.Integer(), nullable=True),
-    sa.Column('errmsg', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('wechat_msg_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('created_at', bot.models.UTCDateTime(), nullable=False),
-    sa.Column('sent_at', bot.models.UTCDateTime(), nullable=True),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('key')
-    )
-    with op.batch_alter_table('delivery', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_delivery_openid'), ['openid'], unique=False)
-        batch_op.create_index(batch_op.f('ix_delivery_status'), ['status'], unique=False)
-
     op.create_table('inbound_message',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('openid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -86,6 +74,12 @@ def upgrade() -> None:
     with op.batch_alter_table('inbound_message', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_inbound_message_openid'), ['openid'], unique=False)
 
+    op.create_table('scheduler_lease',
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+    sa.Column('holder', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('expires_at', bot.models.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
     op.create_table('deadline',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('campaign_id', sa.Integer(), nullable=False),
@@ -151,6 +145,38 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('deadline_period', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_deadline_period_deadline_id'), ['deadline_id'], unique=False)
+
+    op.create_table('delivery',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('openid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('errcode', sa.Integer(), nullable=True),
+    sa.Column('errmsg', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('wechat_msg_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('job_status', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+    sa.Column('unit_id', sa.Integer(), nullable=True),
+    sa.Column('deadline_id', sa.Integer(), nullable=True),
+    sa.Column('period', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('stage', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('local_day', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('created_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('sent_at', bot.models.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['deadline_id'], ['deadline.id'], ),
+    sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('key')
+    )
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_delivery_deadline_id'), ['deadline_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_delivery_openid'), ['openid'], unique=False)
+        batch_op.create_index(batch_op.f('ix_delivery_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_delivery_unit_id'), ['unit_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_delivery_wechat_msg_id'), ['wechat_msg_id'], unique=False)
 
     op.create_table('person',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -239,6 +265,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_person_unit_id'))
 
     op.drop_table('person')
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_delivery_wechat_msg_id'))
+        batch_op.drop_index(batch_op.f('ix_delivery_unit_id'))
+        batch_op.drop_index(batch_op.f('ix_delivery_status'))
+        batch_op.drop_index(batch_op.f('ix_delivery_openid'))
+        batch_op.drop_index(batch_op.f('ix_delivery_deadline_id'))
+
+    op.drop_table('delivery')
     with op.batch_alter_table('deadline_period', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_deadline_period_deadline_id'))
 
@@ -256,18 +290,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_deadline_campaign_id'))
 
     op.drop_table('deadline')
+    op.drop_table('scheduler_lease')
     with op.batch_alter_table('inbound_message', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_inbound_message_openid'))
 
     op.drop_table('inbound_message')
-    with op.batch_alter_table('delivery', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_delivery_status'))
-        batch_op.drop_index(batch_op.f('ix_delivery_openid'))
-
-    op.drop_table('delivery')
     op.drop_table('conversation')
     with op.batch_alter_table('campaign', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_campaign_slug'))
 
     op.drop_table('campaign')
+    with op.batch_alter_table('apscheduler_jobs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_apscheduler_jobs_next_run_time'))
+
+    op.drop_table('apscheduler_jobs')
     op.drop_table('access_token')
