@@ -73,8 +73,11 @@ def cmd_token_refresh(args: argparse.Namespace) -> int:
               "and every other process loses its token at once", file=sys.stderr)
         return 2
     settings = _settings(args)
-    api = WeChatAPI(settings, build_token_store(settings, make_engine(settings.database_url)))
-    api.force_refresh_token()
+    engine = make_engine(settings.database_url)
+    try:
+        WeChatAPI(settings, build_token_store(settings, engine)).force_refresh_token()
+    finally:
+        engine.dispose()
     print("a new access token is stored for every process")
     return 0
 

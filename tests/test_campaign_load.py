@@ -5,7 +5,6 @@ Runs on SQLite, and on PostgreSQL when it is reachable (the ``engine`` fixture).
 
 from __future__ import annotations
 
-import argparse
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,34 +13,14 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import func, select
 
-from bot.campaign_commands import register
 from bot.campaigns import LoadRefused, definition_of, find_campaign, list_campaigns, load_definition, load_into_db
 from bot.db import session
+from tests.fixtures_cli import safetybot
 from bot.models import Answer, AnswerRevision, Campaign, Deadline, DeadlinePeriod, Submission, Unit
 
 CAMPAIGNS = Path(__file__).parent.parent / "campaigns"
 JINCHENG = CAMPAIGNS / "jincheng-commerce-2023.toml"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def safetybot(env_file: Path, *argv: str) -> int:
-    """Run a sub-command as ``safetybot --env-file ENV ...`` would."""
-    parser = argparse.ArgumentParser(prog="safetybot")
-    parser.add_argument("--env-file", default=".env")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["--env-file", str(env_file), *argv])
-    return int(args.func(args))
-
-
-@pytest.fixture
-def env_file(tmp_path: Path, database_url: str) -> Path:
-    path = tmp_path / "test.env"
-    path.write_text(
-        "WECHAT_TOKEN=safetybottest\nWECHAT_APP_ID=wx0123456789abcdef\nWECHAT_APP_SECRET=test-secret\n"
-        f"ADMIN_TOKEN=test-admin-token-0123456789\nDATABASE_URL={database_url}\n",
-        encoding="utf-8",
-    )
-    return path
 
 
 def edited(tmp_path: Path, source: Path, *replacements: tuple[str, str]) -> Path:

@@ -7,28 +7,18 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from tests.fixtures_cli import safetybot
 from tests.fixtures_fake import APP_ID, APP_SECRET, ServedFake
 
 
-@pytest.fixture
-def env_file(tmp_path: Path, sqlite_url: str, fake_wechat: ServedFake) -> Path:
-    path = tmp_path / ".env"
-    path.write_text(
-        f"WECHAT_TOKEN=safetybottest\nWECHAT_APP_ID={APP_ID}\nWECHAT_APP_SECRET={APP_SECRET}\n"
-        f"ADMIN_TOKEN=test-admin-token-0123456789\nWECHAT_API_BASE_URL={fake_wechat.base_url}\n"
-        f"DATABASE_URL={sqlite_url}\n"
-    )
-    return path
-
-
 def test_a_forced_token_refresh_needs_the_explicit_flag(env_file: Path, fake_wechat: ServedFake, capsys):
-    assert main(["--env-file", str(env_file), "token", "refresh"]) == 2
+    assert safetybot(env_file, "token", "refresh") == 2
     assert "--force" in capsys.readouterr().err
     assert not fake_wechat.fake.calls
 
 
 def test_a_forced_refresh_asks_wechat_for_a_new_stable_token_once(env_file: Path, fake_wechat: ServedFake):
-    assert main(["--env-file", str(env_file), "token", "refresh", "--force"]) == 0
+    assert safetybot(env_file, "token", "refresh", "--force") == 0
     forced = [c for c in fake_wechat.fake.calls if c.path == "/cgi-bin/stable_token"]
     assert len(forced) == 1 and forced[0].body["force_refresh"] is True
 

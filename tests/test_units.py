@@ -5,7 +5,6 @@ Driven through the ``safetybot units`` commands on SQLite and (when reachable) P
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import re
@@ -16,34 +15,14 @@ import sqlalchemy as sa
 from openpyxl import Workbook, load_workbook
 from sqlmodel import select
 
-from bot.campaign_commands import register
 from bot.campaigns import load_definition, load_into_db
 from bot.db import session
+from tests.fixtures_cli import safetybot
 from bot.models import Unit
 from bot.units import JOIN_CODE_ALPHABET
 
 CAMPAIGNS = Path(__file__).parent.parent / "campaigns"
 UNITS_CSV = "单位名称,分组,联络员手机\n城区商务局,县（市、区）商务主管部门,13800138000\n泽州县商务局,县（市、区）商务主管部门,\n市场秩序科,机关科室,13912345678\n"
-
-
-def safetybot(env_file: Path, *argv: str) -> int:
-    """Run a sub-command as ``safetybot --env-file ENV ...`` would."""
-    parser = argparse.ArgumentParser(prog="safetybot")
-    parser.add_argument("--env-file", default=".env")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["--env-file", str(env_file), *argv])
-    return int(args.func(args))
-
-
-@pytest.fixture
-def env_file(tmp_path: Path, database_url: str) -> Path:
-    path = tmp_path / "test.env"
-    path.write_text(
-        "WECHAT_TOKEN=safetybottest\nWECHAT_APP_ID=wx0123456789abcdef\nWECHAT_APP_SECRET=test-secret\n"
-        f"ADMIN_TOKEN=test-admin-token-0123456789\nDATABASE_URL={database_url}\n",
-        encoding="utf-8",
-    )
-    return path
 
 
 @pytest.fixture
