@@ -1,0 +1,404 @@
+"""The send path of one outbound notice: which channel WeChat allows, the ledger row that makes it
+happen once, and what each of WeChat's answers means.
+
+WeChat lets an account reach a person in two ways (wechat-rules A1, A2, R2-R5):
+
+- a customer-service message, only within 48 hours of the person's last own message and only 5
+  times in that window;
+- a template message (verified service accounts), at any time, with short typed fields and a
+  link, and only to a person who agreed to receive reminders.
+
+Every send is a :class:`~bot.models.Delivery` row, unique by its key. The row is inserted as
+``claimed`` in the transaction that decides the send, turns ``sending`` in a transaction of its
+own just before the request leaves (re-checking that the unit still owes), and gets WeChat's answer
+afterwards. A crash between ``sending`` and the answer leaves the row in doubt: it is never sent
+again blindly (see docs/reminders.md).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Mapping, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bot.models import Delivery, Person, Submission
+from bot.wechat_client import WeChatAPIError
+
+log = logging.getLogger(__name__)
+
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=48)
+CUSTOMER_SERVICE_QUOTA = 5
+SUBMITTED = "submitted"
+
+
+class Channel(str, enum.Enum):
+    """How a notice travels."""
+
+    CUSTOMER_SERVICE = "customer_service"
+    TEMPLATE = "template"
+
+
+class Status(str, enum.Enum):
+    """Where a delivery row stands."""
+
+    CLAIMED = "claimed"  # decided, not yet sent: safe to send after a restart
+    SENDING = "sending"  # the request may have left: in doubt if the process died here
+    SENT = "sent"
+    HELD = "held"  # no channel may reach the person; coordinators are told instead
+    SKIPPED = "skipped"  # the unit submitted between the decision and the send
+    FAILED = "failed"  # WeChat refused; recorded verbatim, not retried
+    DEFECT = "defect"  # our own formatting or configuration is wrong; alerted, not retried
+
+
+class HeldReason(str, enum.Enum):
+    """Why no channel reaches a person."""
+
+    UNREACHABLE = "unreachable"
+    NO_CONSENT = "no_consent"
+    NO_TEMPLATE = "no_template"
+
+
+# WeChat's answers, by what they mean for a send (wechat-rules A1, A2, R3).
+WINDOW_CLOSED = frozenset({45015, 45047})  # customer-service: out of window / over the count
+NOT_FOLLOWING = frozenset({43004, 40003})  # unfollowed / OpenID unknown to the account
+REFUSED = frozenset({43101})  # the person turned the account's messages off
+FORMAT_DEFECTS = frozenset({47003, 40037, 44004, 40008})  # field value, template id, empty or bad message
+QUOTA_ERRORS = frozenset({45009, 45011})  # daily or per-minute quota (after the client's waits): stop the batch
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What is known about reaching one person at the moment of deciding."""
+
+    openid: str
+    following: bool
+    unreachable_reason: str | None
+    last_message_at: datetime | None
+    opted_in_at: datetime | None
+    customer_service_sent: int = 0
+
+
+def window_open(reach: Reach, now: datetime) -> bool:
+    """Whether a customer-service message may still reach the person at ``now``."""
+    return (
+        reach.last_message_at is not None
+        and now - reach.last_message_at < CUSTOMER_SERVICE_WINDOW
+        and reach.customer_service_sent < CUSTOMER_SERVICE_QUOTA
+    )
+
+
+def choose_channel(reach: Reach, now: datetime, template_ready: bool) -> Channel | HeldReason:
+    """Customer service while the person's window is open and not used up, else a template message
+    (when the account has one for this notice and the person consented), else why neither."""
+    if not reach.following or reach.unreachable_reason:
+        return HeldReason.UNREACHABLE
+    if window_open(reach, now):
+        return Channel.CUSTOMER_SERVICE
+    return template_or_reason(reach, template_ready)
+
+
+def template_or_reason(reach: Reach, template_ready: bool) -> Channel | HeldReason:
+    """The template channel, or why it may not be used for this person."""
+    if not template_ready:
+        return HeldReason.NO_TEMPLATE
+    if reach.opted_in_at is None:
+        return HeldReason.NO_CONSENT
+    return Channel.TEMPLATE
+
+
+# --- template field values -------------------------------------------------------------------
+
+
+class FieldValueError(ValueError):
+    """A template field value breaks its WeChat field type; sending it would be answered 47003."""
+
+    def __init__(self, field_name: str, value: str, problem: str):
+        super().__init__(f"template field {field_name}={value!r}: {problem}")
+        self.field_name = field_name
+
+
+_HANZI = re.compile(r"[\u3400-\u9fff]")
+_TIME = re.compile(r"(\d{4}年\d{1,2}月\d{1,2}日 )?\d{2}:\d{2}")
+_DATE = re.compile(r"\d{4}年\d{1,2}月\d{1,2}日( \d{2}:\d{2})?")
+THING_LIMIT = 20
+
+
+def _thing(value: str) -> str:
+    # The 2023-05 rules: at most 20 characters and no line breaks; a long title is cut with "…".
+    flat = " ".join(value.split())
+    return flat if len(flat) <= THING_LIMIT else flat[: THING_LIMIT - 1] + "…"
+
+
+def checked_field(field_name: str, value: str) -> str:
+    """``value`` made fit for the category-template field ``field_name`` (``thing1``, ``time2``…):
+    a ``thing`` is flattened and shortened; every other type must already fit or is refused."""
+    kind = re.sub(r"\d+$", "", field_name)
+    if kind in ("thing", "keyword"):
+        return _thing(value)
+    rules: dict[str, tuple[bool, str]] = {
+        "time": (bool(_TIME.fullmatch(value)), "must be 15:01 or 2019年10月1日 15:01"),
+        "date": (bool(_DATE.fullmatch(value)), "must be 2019年10月1日"),
+        "phrase": (len(value) <= 5 and all(_HANZI.match(c) for c in value), "at most 5 Chinese characters"),
+        "character_string": (len(value) <= 32 and value.isascii() and value.isprintable(), "at most 32 ASCII characters"),
+        "number": (len(value) <= 32 and bool(re.fullmatch(r"\d+(\.\d+)?", value)), "at most 32 digits"),
+        "name": (0 < len(value) <= 10 and not any(c.isdigit() for c in value), "a name of at most 10 characters"),
+        "phone_number": (len(value) <= 17 and bool(re.fullmatch(r"[\d+\-() ]+", value)), "at most 17 digits"),
+    }
+    fits, problem = rules.get(kind, (bool(value) and "\n" not in value, "must not be empty or span lines"))
+    if not value or not fits:
+        raise FieldValueError(field_name, value, problem)
+    return value
+
+
+def template_data(fields: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
+    """The template's data: each field (``thing1``) filled with the value of its variable, checked."""
+    data = {}
+    for field_name, variable in fields.items():
+        if variable not in values:
+            raise FieldValueError(field_name, "", f"no value for {variable!r}")
+        data[field_name] = checked_field(field_name, values[variable])
+    return data
+
+
+# --- the ledger ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notice to one person, ready to be claimed: what to send on each channel."""
+
+    key: str
+    kind: str
+    person_id: int
+    openid: str
+    text: str
+    template_id: str = ""
+    template_fields: Mapping[str, str] = field(default_factory=dict)
+    url: str | None = None
+    unit_id: int | None = None
+    deadline_id: int | None = None
+    period: str = ""
+    stage: str = ""
+    local_day: str = ""
+    # Set when the notice could not be formatted for its template (a field value breaks its type).
+    defect: str | None = None
+
+
+def insert_ignoring_duplicate(conn: sa.Connection, values: dict[str, Any]) -> bool:
+    """Insert a delivery row unless its key exists; True when this call inserted it."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(Delivery.__table__).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    return conn.execute(statement).rowcount == 1
+
+
+def customer_service_sent(conn: sa.Connection, openid: str, since: datetime | None) -> int:
+    """Customer-service messages the ledger sent (or is sending) to ``openid`` since ``since``."""
+    if since is None:
+        return 0
+    table = Delivery.__table__
+    query = sa.select(sa.func.count()).where(
+        table.c.openid == openid,
+        table.c.channel == Channel.CUSTOMER_SERVICE.value,
+        table.c.status.in_([Status.SENT.value, Status.SENDING.value, Status.CLAIMED.value]),
+        table.c.created_at >= since,
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def reach_of(conn: sa.Connection, person_id: int) -> Reach:
+    """The person's reach as stored now (read inside the deciding transaction)."""
+    people = Person.__table__
+    row = conn.execute(sa.select(people).where(people.c.id == person_id)).mappings().one()
+    last = row["last_message_at"]
+    return Reach(row["openid"], row["following"], row["unreachable_reason"], last, row["reminder_opt_in_at"],
+                 customer_service_sent(conn, row["openid"], last))
+
+
+def claim(conn: sa.Connection, notice: Notice, now: datetime, template_ready: bool) -> Channel | HeldReason | None:
+    """Decide and record, in the caller's transaction, how ``notice`` goes: the channel claimed, the
+    reason it is held, or None when nothing is to be sent: the ledger already has this key (decided
+    before), or the unit already had a reminder for this deadline on this local day."""
+    if reminded_today(conn, notice):
+        return None
+    choice = choose_channel(reach_of(conn, notice.person_id), now, template_ready)
+    held = isinstance(choice, HeldReason)
+    status = Status.HELD if held else Status.CLAIMED
+    if choice is Channel.TEMPLATE and notice.defect:
+        # Sending would be answered 47003 at best: record the defect for the alert instead.
+        status = Status.DEFECT
+    inserted = insert_ignoring_duplicate(conn, {
+        "key": notice.key, "openid": notice.openid, "kind": notice.kind,
+        "channel": "" if held else choice.value,
+        "payload": payload_of(notice),
+        "status": status.value,
+        "errmsg": choice.value if held else notice.defect if status is Status.DEFECT else None,
+        "attempts": 0, "unit_id": notice.unit_id, "deadline_id": notice.deadline_id, "period": notice.period,
+        "stage": notice.stage, "local_day": notice.local_day, "created_at": now,
+    })
+    return choice if inserted else None
+
+
+def reminded_today(conn: sa.Connection, notice: Notice) -> bool:
+    """Whether another notice of this kind already went (or is going) to this liaison of the unit
+    for the same deadline on the same local day: at most one a day (wechat-rules R5)."""
+    if notice.unit_id is None or not notice.local_day:
+        return False
+    table = Delivery.__table__
+    query = sa.select(table.c.id).where(
+        table.c.kind == notice.kind, table.c.openid == notice.openid, table.c.unit_id == notice.unit_id, table.c.deadline_id == notice.deadline_id,
+        table.c.local_day == notice.local_day, table.c.key != notice.key,
+        table.c.status.in_([Status.CLAIMED.value, Status.SENDING.value, Status.SENT.value]),
+    ).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def payload_of(notice: Notice) -> dict[str, Any]:
+    """What the row keeps of the notice, so a restart can send it without recomputing."""
+    return {"text": notice.text, "template_id": notice.template_id, "fields": dict(notice.template_fields),
+            "url": notice.url}
+
+
+def start_sending(conn: sa.Connection, delivery_id: int) -> bool:
+    """Turn a claimed row ``sending``, unless its unit has meanwhile submitted what it owed (then
+    the row is skipped); True when the request may go now."""
+    table, submissions = Delivery.__table__, Submission.__table__
+    submitted = sa.exists().where(
+        submissions.c.unit_id == table.c.unit_id,
+        submissions.c.deadline_id == table.c.deadline_id,
+        submissions.c.period == table.c.period,
+        submissions.c.status == SUBMITTED,
+    )
+    started = conn.execute(
+        table.update()
+        .where(table.c.id == delivery_id, table.c.status == Status.CLAIMED.value, sa.not_(submitted))
+        .values(status=Status.SENDING.value, attempts=table.c.attempts + 1)
+    ).rowcount
+    if started:
+        return True
+    conn.execute(table.update().where(table.c.id == delivery_id, table.c.status == Status.CLAIMED.value)
+                 .values(status=Status.SKIPPED.value, errmsg="submitted before the send"))
+    return False
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+
+class Outbound(Protocol):
+    """The two calls of :class:`bot.wechat_client.WeChatAPI` the send path uses."""
+
+    def send_text(self, openid: str, content: str) -> None: ...
+
+    def send_template(self, openid: str, template_id: str, data: Mapping[str, str], url: str | None = None) -> str: ...
+
+
+class Verdict(str, enum.Enum):
+    """What an answer means for the person and the batch."""
+
+    SENT = "sent"
+    UNREACHABLE = "unreachable"  # mark the person; coordinators are told
+    DEFECT = "defect"  # our bug or configuration: alert, no retry
+    QUOTA = "quota"  # stop the batch, alert; the row goes back to claimed for a later run
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one send: channel finally used, WeChat's answer, and its meaning."""
+
+    verdict: Verdict
+    channel: Channel | None
+    errcode: int = 0
+    errmsg: str = ""
+    msgid: str | None = None
+
+
+def verdict_of(errcode: int) -> Verdict:
+    """The meaning of WeChat's ``errcode`` for a reminder send (wechat-rules R3)."""
+    if errcode == 0:
+        return Verdict.SENT
+    if errcode in NOT_FOLLOWING or errcode in REFUSED:
+        return Verdict.UNREACHABLE
+    if errcode in FORMAT_DEFECTS:
+        return Verdict.DEFECT
+    if errcode in QUOTA_ERRORS:
+        return Verdict.QUOTA
+    return Verdict.FAILED
+
+
+def send(api: Outbound, notice_payload: Mapping[str, Any], openid: str, channel: Channel,
+         template_allowed: bool) -> Result:
+    """Send once on ``channel``; a customer-service send answered 45015/45047 goes once more as a
+    template message when ``template_allowed`` (the same delivery, the same key)."""
+    try:
+        if channel is Channel.CUSTOMER_SERVICE:
+            api.send_text(openid, notice_payload["text"])
+            return Result(Verdict.SENT, channel)
+        msgid = api.send_template(openid, notice_payload["template_id"], notice_payload["fields"], notice_payload["url"])
+        return Result(Verdict.SENT, channel, msgid=msgid)
+    except WeChatAPIError as error:
+        if channel is Channel.CUSTOMER_SERVICE and error.errcode in WINDOW_CLOSED and template_allowed:
+            return send(api, notice_payload, openid, Channel.TEMPLATE, False)
+        return Result(verdict_of(error.errcode), channel, error.errcode, error.errmsg)
+
+
+def record(conn: sa.Connection, delivery_id: int, result: Result, now: datetime) -> None:
+    """Write WeChat's answer on the row, and mark the person when WeChat says they cannot be reached."""
+    table = Delivery.__table__
+    if result.verdict is Verdict.QUOTA:
+        # Not delivered and not the person's fault: a later run sends it when the quota is back.
+        values: dict[str, Any] = {"status": Status.CLAIMED.value, "errcode": result.errcode, "errmsg": result.errmsg[:500]}
+    else:
+        status = {Verdict.SENT: Status.SENT, Verdict.DEFECT: Status.DEFECT}.get(result.verdict, Status.FAILED)
+        values = {"status": status.value, "errcode": result.errcode or None, "errmsg": result.errmsg[:500] or None,
+                  "wechat_msg_id": result.msgid, "sent_at": now if result.verdict is Verdict.SENT else None}
+    if result.channel is not None:
+        values["channel"] = result.channel.value
+    conn.execute(table.update().where(table.c.id == delivery_id).values(**values))
+    if result.verdict is Verdict.UNREACHABLE:
+        openid = conn.execute(sa.select(table.c.openid).where(table.c.id == delivery_id)).scalar_one()
+        mark_unreachable(conn, openid, f"{result.errcode} {result.errmsg}", following=result.errcode not in NOT_FOLLOWING)
+
+
+def mark_unreachable(conn: sa.Connection, openid: str, reason: str, *, following: bool = True) -> None:
+    """Record why WeChat cannot reach ``openid``; reminders are held and coordinators told until
+    the person follows again (the gateway clears the reason on subscribe)."""
+    people = Person.__table__
+    conn.execute(people.update().where(people.c.openid == openid)
+                 .values(unreachable_reason=reason[:200], following=following))
+
+
+def record_template_job(engine: sa.Engine, openid: str, msgid: str, status: str) -> bool:
+    """Record a ``TEMPLATESENDJOBFINISH`` event (``MsgID``, ``Status``) against its delivery.
+
+    The gateway calls this for every such event. ``Status`` is kept verbatim; any ``failed…``
+    status marks the person (no blind retry). When no row has this msgid, the event settles the
+    oldest template delivery to ``openid`` left in doubt by a crash (see docs/reminders.md).
+    Returns whether a delivery was found.
+    """
+    table = Delivery.__table__
+    with engine.begin() as conn:
+        found = conn.execute(table.update().where(table.c.wechat_msg_id == msgid).values(job_status=status[:100])).rowcount
+        if not found:
+            found = _settle_in_doubt(conn, openid, msgid, status)
+        if status.startswith("failed"):
+            mark_unreachable(conn, openid, f"TEMPLATESENDJOBFINISH {status}")
+    return bool(found)
+
+
+def _settle_in_doubt(conn: sa.Connection, openid: str, msgid: str, status: str) -> int:
+    table = Delivery.__table__
+    in_doubt = conn.execute(
+        sa.select(table.c.id).where(table.c.openid == openid, table.c.status == Status.SENDING.value,
+                                    table.c.channel == Channel.TEMPLATE.value)
+        .order_by(table.c.id).limit(1)
+    ).scalar()
+    if in_doubt is None:
+        return 0
+    return conn.execute(table.update().where(table.c.id == in_doubt).values(
+        status=Status.SENT.value, wechat_msg_id=msgid, job_status=status[:100])).rowcount

@@ -1,0 +1,384 @@
+"""Sending what is due: the reminders of the plan whose time has come, to those who still owe.
+
+:meth:`Reminders.run_due` is the one entry point, for the scheduler's jobs and for
+``safetybot reminders run-due --now``. It is safe to run at any time, as often as wanted, from
+several processes at once: every notice is a ledger row unique by its key, so a second run finds
+the work already claimed. For each deadline and period only the latest reminder whose time has
+come is sent, and only while it is still useful (before the deadline; an overdue follow-up for a
+day), so reminders missed during downtime go once and obsolete ones not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Sequence
+
+import sqlalchemy as sa
+
+from bot.campaigns import CampaignDefinition, MessageTemplate, ReminderKind, definition_of
+from bot.db import session
+from bot.delivery import (
+    Channel,
+    FieldValueError,
+    HeldReason,
+    Notice,
+    Outbound,
+    Result,
+    Status,
+    Verdict,
+    claim,
+    reach_of,
+    record,
+    send,
+    start_sending,
+    template_data,
+    template_or_reason,
+)
+from bot.models import Campaign, Deadline, DeadlinePeriod, Delivery, Person, Role, Submission, Unit
+from bot.texts import Texts
+from scheduler.plan import PlannedReminder, QuietHours, Stage, plan
+
+log = logging.getLogger(__name__)
+
+# How long each kind of moment stays worth sending after its time (a misfire after downtime).
+DUE_GRACE = timedelta(minutes=15)
+OVERDUE_USEFUL_FOR = timedelta(days=1)
+DIGEST_USEFUL_FOR = timedelta(days=1)
+CLAIM_CHUNK = 200
+REMINDER, COORDINATOR_NOTE, DIGEST = "reminder", "coordinator_note", "digest"
+
+
+def still_useful(item: PlannedReminder, now: datetime) -> bool:
+    """Whether a moment whose time has come is still worth sending at ``now``."""
+    if item.stage is Stage.BEFORE:
+        return now < item.due_at
+    if item.stage is Stage.DUE:
+        return now < item.due_at + DUE_GRACE
+    lasts = OVERDUE_USEFUL_FOR if item.stage is Stage.OVERDUE else DIGEST_USEFUL_FOR
+    return now < item.at + lasts
+
+
+def due_now(planned: Iterable[PlannedReminder], now: datetime) -> list[PlannedReminder]:
+    """The moments to act on at ``now``: per deadline and period the latest reminder that has come
+    (an earlier one missed meanwhile is superseded by it) and every digest, each if still useful."""
+    latest: dict[tuple[int, str], PlannedReminder] = {}
+    digests = []
+    for item in planned:
+        if item.at > now:
+            continue
+        if item.stage is Stage.DIGEST:
+            digests.append(item)
+            continue
+        key = (item.deadline_id, item.period)
+        if key not in latest or item.at >= latest[key].at:
+            latest[key] = item
+    chosen = list(latest.values()) + digests
+    return sorted((i for i in chosen if still_useful(i, now)), key=lambda i: (i.at, i.stage is Stage.DIGEST))
+
+
+@dataclass
+class Tally:
+    """What a run did, for the command's closing line and the tests."""
+
+    sent: Counter[str] = field(default_factory=Counter)
+    held: Counter[str] = field(default_factory=Counter)
+    skipped: int = 0
+    failed: int = 0
+    defects: int = 0
+    stopped: str | None = None
+
+    def add(self, other: "Tally") -> None:
+        """Fold ``other`` into this tally."""
+        self.sent.update(other.sent)
+        self.held.update(other.held)
+        self.skipped += other.skipped
+        self.failed += other.failed
+        self.defects += other.defects
+        self.stopped = self.stopped or other.stopped
+
+
+@dataclass(frozen=True)
+class Owed:
+    """Who owes one deadline's period: the units, their liaisons, and who is left without one."""
+
+    total_units: int
+    missing: list[tuple[int, str]]
+    liaisons: list[tuple[int, str, int, str]]  # person id, openid, unit id, unit name
+    without_liaison: list[str]
+
+
+def owed(conn: sa.Connection, campaign_id: int, deadline_id: int, period: str) -> Owed:
+    """The units of the campaign that have not submitted ``deadline_id`` for ``period``."""
+    units, subs, people = Unit.__table__, Submission.__table__, Person.__table__
+    all_units = conn.execute(sa.select(units.c.id, units.c.name).where(units.c.campaign_id == campaign_id)
+                             .order_by(units.c.id)).all()
+    submitted = set(conn.execute(sa.select(subs.c.unit_id).where(
+        subs.c.deadline_id == deadline_id, subs.c.period == period, subs.c.status == "submitted")).scalars())
+    missing = [(u.id, u.name) for u in all_units if u.id not in submitted]
+    names = dict(missing)
+    liaisons = conn.execute(sa.select(people.c.id, people.c.openid, people.c.unit_id).where(
+        people.c.role == Role.LIAISON.value, people.c.unit_id.in_(list(names))).order_by(people.c.id)).all()
+    covered = {row.unit_id for row in liaisons}
+    return Owed(len(all_units), missing, [(r.id, r.openid, r.unit_id, names[r.unit_id]) for r in liaisons],
+                [name for unit_id, name in missing if unit_id not in covered])
+
+
+def coordinators(conn: sa.Connection) -> list[tuple[int, str]]:
+    """Every coordinator's person id and OpenID."""
+    people = Person.__table__
+    return [(r.id, r.openid) for r in conn.execute(
+        sa.select(people.c.id, people.c.openid).where(people.c.role == Role.COORDINATOR.value).order_by(people.c.id))]
+
+
+class Reminders:
+    """Sends the due reminders, coordinator notes and digests through ``api``.
+
+    ``template_messages`` says whether the account kind has template messages at all;
+    ``page_url`` gives the web page of a deadline's period when the bot has one (the template's link).
+    """
+
+    def __init__(self, engine: sa.Engine, api: Outbound, texts: Texts, *, template_messages: bool,
+                 quiet: QuietHours = QuietHours(), concurrency: int = 32,
+                 page_url: Callable[[PlannedReminder], str | None] = lambda item: None,
+                 progress: Callable[[int, int], None] | None = None):
+        self.engine = engine
+        self.api = api
+        self.texts = texts
+        self.template_messages = template_messages
+        self.quiet = quiet
+        self.concurrency = concurrency
+        self.page_url = page_url
+        self.progress = progress
+
+    def run_due(self, now: datetime, campaign_slug: str | None = None) -> Tally:
+        """Send everything due at ``now`` that has not been sent; stop early on a quota error."""
+        tally = Tally()
+        for item in due_now(plan(self.engine, self.quiet, campaign_slug), now):
+            step = self._digest(item, now) if item.stage is Stage.DIGEST else self._remind(item, now)
+            tally.add(step)
+            if tally.stopped:
+                log.error("reminders stopped: %s", tally.stopped)
+                break
+        return tally
+
+    # --- reminders to liaisons ------------------------------------------------------------------
+
+    def claim_due(self, now: datetime, campaign_slug: str | None = None) -> Tally:
+        """Decide and record every reminder due at ``now`` without sending any: the first half of
+        :meth:`run_due`, which sends what was claimed (here or by a run that crashed) once."""
+        tally = Tally()
+        for item in due_now(plan(self.engine, self.quiet, campaign_slug), now):
+            if item.stage is not Stage.DIGEST:
+                notices, _who, ready = self._notices(item)
+                tally.add(self._claim_all(notices, now, ready))
+        return tally
+
+    def _notices(self, item: PlannedReminder) -> tuple[list[Notice], Owed, bool]:
+        campaign = definition_of(self._campaign(item.campaign_id))
+        template = campaign.message_templates.get(item.reminder_kind) if item.reminder_kind else None
+        with self.engine.connect() as conn:
+            who = owed(conn, item.campaign_id, item.deadline_id, item.period)
+        notices = [self._reminder(item, campaign, template, person_id, openid, unit_id, unit)
+                   for person_id, openid, unit_id, unit in who.liaisons]
+        return notices, who, self._ready(template)
+
+    def _remind(self, item: PlannedReminder, now: datetime) -> Tally:
+        notices, who, ready = self._notices(item)
+        tally = self._claim_all(notices, now, template_ready=ready)
+        tally.add(self._send_claimed(REMINDER, item, now, template_ready=ready))
+        if not tally.stopped:
+            tally.add(self._note(item, who, now))
+        return tally
+
+    def _ready(self, template: MessageTemplate | None) -> bool:
+        return self.template_messages and template is not None and bool(template.template_id)
+
+    def _campaign(self, campaign_id: int) -> Campaign:
+        with session(self.engine) as db:
+            campaign = db.get(Campaign, campaign_id)
+            assert campaign is not None
+            return campaign
+
+    def _values(self, item: PlannedReminder, campaign: CampaignDefinition, unit: str) -> dict[str, str]:
+        raw = {"campaign": campaign.name, "deadline": item.deadline_title, "unit": unit,
+               "due_at": item.due_at.astimezone(item.timezone), "period": item.period,
+               "issuer": campaign.issuer, "contact_phone": campaign.contact.phone or campaign.contact.mobile}
+        return {name: self.texts.render(f"template_value_{name}", value=value) for name, value in raw.items()}
+
+    def _reminder(self, item: PlannedReminder, campaign: CampaignDefinition, template: MessageTemplate | None,
+                  person_id: int, openid: str, unit_id: int, unit: str) -> Notice:
+        text = self.texts.render(f"reminder_{item.stage.value}", deadline=item.deadline_title, unit=unit,
+                                 due=item.due_at.astimezone(item.timezone), period=item.period,
+                                 campaign=item.campaign_name, left=item.due_at - item.at)
+        fields, defect = {}, None
+        if template is not None and self._ready(template):
+            try:
+                fields = template_data(template.data, self._values(item, campaign, unit))
+            except FieldValueError as error:
+                log.error("reminder %s for %s cannot be formatted: %s", item.label, unit, error)
+                defect = str(error)
+        return Notice(
+            key=f"reminder:{person_id}:{item.deadline_id}:{item.period}:{item.label}", kind=REMINDER,
+            person_id=person_id, openid=openid, text=text, template_id=template.template_id if template else "",
+            template_fields=fields, url=self.page_url(item), unit_id=unit_id, deadline_id=item.deadline_id,
+            period=item.period, stage=item.label, local_day=item.local_at.date().isoformat(), defect=defect,
+        )
+
+    # --- claiming and sending -------------------------------------------------------------------
+
+    def _claim_all(self, notices: Sequence[Notice], now: datetime, template_ready: bool) -> Tally:
+        """Decide every notice, a chunk per transaction; held ones are counted, claimed ones wait."""
+        tally = Tally()
+        for start in range(0, len(notices), CLAIM_CHUNK):
+            with self.engine.begin() as conn:
+                for notice in notices[start:start + CLAIM_CHUNK]:
+                    choice = claim(conn, notice, now, template_ready)
+                    if isinstance(choice, HeldReason):
+                        tally.held[choice.value] += 1
+        return tally
+
+    def _claimed(self, kind: str, item: PlannedReminder) -> list[dict[str, Any]]:
+        table = Delivery.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(table.c.id, table.c.openid, table.c.channel, table.c.payload).where(
+                table.c.kind == kind, table.c.deadline_id == item.deadline_id, table.c.period == item.period,
+                table.c.stage == item.label, table.c.status == Status.CLAIMED.value).order_by(table.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    def _send_claimed(self, kind: str, item: PlannedReminder, now: datetime, template_ready: bool) -> Tally:
+        """Send every claimed row of this moment (this run's and any a crash left), concurrently."""
+        rows = self._claimed(kind, item)
+        tally, lock, stop = Tally(), threading.Lock(), threading.Event()
+        done = [0]
+
+        def one(row: dict[str, Any]) -> None:
+            if stop.is_set():
+                return
+            result = self._send_row(row, now, template_ready)
+            with lock:
+                self._count(tally, result)
+                if result is not None and result.verdict is Verdict.QUOTA:
+                    stop.set()
+                    tally.stopped = f"WeChat quota: {result.errcode} {result.errmsg}"
+                done[0] += 1
+                if self.progress:
+                    self.progress(done[0], len(rows))
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(rows)))) as pool:
+            list(pool.map(one, rows))
+        return tally
+
+    def _send_row(self, row: dict[str, Any], now: datetime, template_ready: bool) -> Result | None:
+        with self.engine.begin() as conn:
+            if not start_sending(conn, row["id"]):
+                return None
+            person_id = conn.execute(sa.select(Person.__table__.c.id).where(
+                Person.__table__.c.openid == row["openid"])).scalar_one()
+            fallback = template_or_reason(reach_of(conn, person_id), template_ready) is Channel.TEMPLATE
+        result = send(self.api, row["payload"], row["openid"], Channel(row["channel"]), fallback)
+        with self.engine.begin() as conn:
+            record(conn, row["id"], result, now)
+        if result.verdict is not Verdict.SENT:
+            log.warning("delivery %s to %s: %s %s", row["id"], row["openid"], result.errcode, result.errmsg)
+        return result
+
+    @staticmethod
+    def _count(tally: Tally, result: Result | None) -> None:
+        if result is None:
+            tally.skipped += 1
+        elif result.verdict is Verdict.SENT:
+            assert result.channel is not None
+            tally.sent[result.channel.value] += 1
+        elif result.verdict is Verdict.DEFECT:
+            tally.defects += 1
+        elif result.verdict is not Verdict.QUOTA:
+            tally.failed += 1
+
+    # --- what coordinators are told -----------------------------------------------------------
+
+    def _problems(self, item: PlannedReminder) -> dict[str, list[str]]:
+        """Liaisons of this moment that no reminder reached, by reason, with their unit's name."""
+        table, units = Delivery.__table__, Unit.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(table.c.status, table.c.errmsg, table.c.errcode, units.c.name)
+                                .join(units, units.c.id == table.c.unit_id).where(
+                table.c.kind == REMINDER, table.c.deadline_id == item.deadline_id, table.c.period == item.period,
+                table.c.stage == item.label,
+                table.c.status.in_([Status.HELD.value, Status.FAILED.value, Status.DEFECT.value]))).all()
+        found: dict[str, list[str]] = {}
+        for row in rows:
+            reason = row.errmsg if row.status == Status.HELD.value else row.status
+            found.setdefault(reason, []).append(f"{row.name}（{row.errcode}）" if row.errcode else row.name)
+        return found
+
+    def _note(self, item: PlannedReminder, who: Owed, now: datetime) -> Tally:
+        problems = self._problems(item)
+        if not problems and not who.without_liaison:
+            return Tally()
+        text = self.texts.render(
+            "coordinator_note", deadline=item.deadline_title, period=item.period,
+            due=item.due_at.astimezone(item.timezone), without_liaison=who.without_liaison,
+            unreachable=problems.get(HeldReason.UNREACHABLE.value, []) + problems.get(Status.FAILED.value, []),
+            no_consent=problems.get(HeldReason.NO_CONSENT.value, []),
+            no_template=problems.get(HeldReason.NO_TEMPLATE.value, []),
+            defects=problems.get(Status.DEFECT.value, []))
+        return self._to_coordinators(COORDINATOR_NOTE, item, text, now)
+
+    def _digest(self, item: PlannedReminder, now: datetime) -> Tally:
+        with self.engine.connect() as conn:
+            who = owed(conn, item.campaign_id, item.deadline_id, item.period)
+            so_far, expected = self._totals(conn, item.campaign_id, now, who.total_units)
+        problems = self._problems_of_deadline(item)
+        text = self.texts.render(
+            "coordinator_digest", deadline=item.deadline_title, period=item.period,
+            due=item.due_at.astimezone(item.timezone), submitted=who.total_units - len(who.missing),
+            total=who.total_units, missing=[name for _, name in who.missing], unreachable=problems,
+            so_far=so_far, expected=expected)
+        return self._to_coordinators(DIGEST, item, text, now)
+
+    def _totals(self, conn: sa.Connection, campaign_id: int, now: datetime, units: int) -> tuple[int, int]:
+        """Submissions so far against what was owed by ``now``, over the whole campaign."""
+        deadlines, periods, subs = Deadline.__table__, DeadlinePeriod.__table__, Submission.__table__
+        passed = sa.select(periods.c.deadline_id, periods.c.period).join(
+            deadlines, deadlines.c.id == periods.c.deadline_id).where(
+            deadlines.c.campaign_id == campaign_id, periods.c.due_at <= now).subquery()
+        owed_so_far = conn.execute(sa.select(sa.func.count()).select_from(passed)).scalar_one() * units
+        given = conn.execute(sa.select(sa.func.count()).select_from(subs.join(
+            passed, sa.and_(passed.c.deadline_id == subs.c.deadline_id, passed.c.period == subs.c.period)))
+            .where(subs.c.status == "submitted")).scalar_one()
+        return int(given), int(owed_so_far)
+
+    def _problems_of_deadline(self, item: PlannedReminder) -> list[str]:
+        people, units = Person.__table__, Unit.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(units.c.name).join(people, people.c.unit_id == units.c.id).where(
+                units.c.campaign_id == item.campaign_id, people.c.role == Role.LIAISON.value,
+                sa.or_(people.c.following.is_(False), people.c.unreachable_reason.is_not(None)))
+                .order_by(units.c.name)).scalars()
+            return list(rows)
+
+    def _to_coordinators(self, kind: str, item: PlannedReminder, text: str, now: datetime) -> Tally:
+        """A note to every coordinator: customer service in their window, else held for the CLI."""
+        with self.engine.connect() as conn:
+            people = coordinators(conn)
+        notices = [Notice(key=f"{kind}:{person_id}:{item.deadline_id}:{item.period}:{item.label}", kind=kind,
+                          person_id=person_id, openid=openid, text=text, deadline_id=item.deadline_id,
+                          period=item.period, stage=item.label) for person_id, openid in people]
+        # Coordinator notes are free text: no template fits them, so outside the window they are
+        # held (and listed by `safetybot reminders`) rather than squeezed into reminder fields.
+        tally = self._claim_all(notices, now, template_ready=False)
+        tally.add(self._send_claimed(kind, item, now, template_ready=False))
+        return tally
+
+
+def template_names() -> list[str]:
+    """The message templates reminders need, for the start-up check."""
+    return [f"reminder_{kind.value}" for kind in ReminderKind] + ["coordinator_note", "coordinator_digest"] + [
+        f"template_value_{name}" for name in ("campaign", "deadline", "unit", "due_at", "period", "issuer",
+                                              "contact_phone")]
+
