@@ -18,7 +18,8 @@ from bot.db import make_engine, upgrade
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
-pytest_plugins: list[str] = ["tests.fixtures_fake", "tests.fixtures_client", "tests.fixtures_gateway", "tests.fixtures_cli"]
+pytest_plugins: list[str] = ["tests.fixtures_fake", "tests.fixtures_client", "tests.fixtures_gateway", "tests.fixtures_cli",
+                              "tests.fixtures_reminders"]
 
 
 def _reachable(host: str, port: int) -> bool:
