@@ -139,7 +139,7 @@ def checked_field(field_name: str, value: str) -> str:
     """``value`` made fit for the category-template field ``field_name`` (``thing1``, ``time2``…):
     a ``thing`` is flattened and shortened; every other type must already fit or is refused."""
     kind = re.sub(r"\d+$", "", field_name)
-    if kind in ("thing", "keyword"):
+    if kind in ("thing", "keyword") and value.strip():
         return _thing(value)
     rules: dict[str, tuple[bool, str]] = {
         "time": (bool(_TIME.fullmatch(value)), "must be 15:01 or 2019年10月1日 15:01"),
