@@ -1,0 +1,117 @@
+"""What a liaison may type into a field, and what is stored: table-driven."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from bot.campaign_format import Field, FieldType
+from handlers.answers import Accepted, Rejected, parse, split_item_line, yes_or_no
+
+TODAY = date(2023, 6, 20)
+
+
+def field(kind: FieldType, unit: str = "") -> Field:
+    return Field(key="f", answer_key="f", type=kind, label="字段", unit=unit)
+
+
+@pytest.mark.parametrize(
+    ("typed", "number", "approximate"),
+    [
+        ("3", 3, False), ("３", 3, False), ("三", 3, False), ("三场", 3, False), ("3场", 3, False),
+        ("一百二十人次", 120, False), ("120人次", 120, False), ("1,200", 1200, False), ("1，200", 1200, False),
+        ("约50", 50, True), ("大约五十人", 50, True), ("50人左右", 50, True), ("50余人", 50, True),
+        ("两", 2, False), ("0", 0, False), ("零", 0, False), (" 12 ", 12, False), ("12。", 12, False),
+        ("一万二", 12000, False),
+    ],
+)
+def test_a_count_is_read_as_people_write_it(typed: str, number: int | None, approximate: bool) -> None:
+    result = parse(field(FieldType.COUNT, "场"), typed, TODAY)
+    if number is None:
+        assert isinstance(result, Rejected)
+    else:
+        assert result == Accepted(str(number), number, approximate)
+
+
+@pytest.mark.parametrize(("typed", "template"), [
+    ("-3", "invalid_negative"), ("负三", "invalid_negative"), ("－5", "invalid_negative"),
+    ("三场半", "invalid_count"), ("2.5", "invalid_count"), ("很多", "invalid_count"), ("", "invalid_count"),
+    ("abc", "invalid_count"),
+])
+def test_a_wrong_count_names_what_was_wrong(typed: str, template: str) -> None:
+    assert parse(field(FieldType.COUNT, "场"), typed, TODAY) == Rejected(template)
+
+
+def test_a_count_above_the_limit_is_accepted_but_flagged_for_confirmation() -> None:
+    assert parse(field(FieldType.COUNT, "人次"), "100000", TODAY) == Accepted("100000", 100000)
+    assert parse(field(FieldType.COUNT, "人次"), "100001", TODAY) == Accepted("100001", 100001, implausible=True)
+    assert parse(field(FieldType.COUNT, "人次"), "600", TODAY, limit=500) == Accepted("600", 600, implausible=True)
+
+
+@pytest.mark.parametrize(("typed", "value"), [
+    ("是", "是"), ("有", "是"), ("✓", "是"), ("√", "是"), ("否", "否"), ("没有", "否"), ("无", "否"),
+    ("不是", "否"), ("也许", None),
+])
+def test_yes_no_fields_take_the_usual_words_and_ticks(typed: str, value: str | None) -> None:
+    result = parse(field(FieldType.YES_NO), typed, TODAY)
+    assert result == (Accepted(value) if value else Rejected("invalid_yes_no"))
+    assert yes_or_no(typed) is (None if value is None else value == "是")
+
+
+@pytest.mark.parametrize(("kind", "typed", "stored"), [
+    (FieldType.MOBILE, "13812345678", "13812345678"),
+    (FieldType.MOBILE, "138 1234 5678", "13812345678"),
+    (FieldType.MOBILE, "+86 138-1234-5678", "13812345678"),
+    (FieldType.MOBILE, "12812345678", None),
+    (FieldType.MOBILE, "1381234567", None),
+    (FieldType.MOBILE, "138123456789", None),
+    (FieldType.OFFICE_PHONE, "0356-2056819", "0356-2056819"),
+    (FieldType.OFFICE_PHONE, "（0356）2056819", "(0356)2056819"),
+    (FieldType.OFFICE_PHONE, "2056819", "2056819"),
+    (FieldType.OFFICE_PHONE, "010-87654321转8012", "010-87654321转8012"),
+    (FieldType.OFFICE_PHONE, "0356-2056819-12", "0356-2056819-12"),
+    (FieldType.OFFICE_PHONE, "12345", None),
+    (FieldType.OFFICE_PHONE, "电话", None),
+    (FieldType.FAX, "0356 2056820", "03562056820"),
+    (FieldType.FAX, "传真没有", None),
+    (FieldType.PHONE, "13812345678", "13812345678"),
+    (FieldType.PHONE, "0356-2056819", "0356-2056819"),
+    (FieldType.EMAIL, "jcswjzsk@163.com", "jcswjzsk@163.com"),
+    (FieldType.EMAIL, "ｊｃ@163.com", "jc@163.com"),
+    (FieldType.EMAIL, "jcswjzsk@163", None),
+    (FieldType.EMAIL, "jcswjzsk.163.com", None),
+    (FieldType.PERSON_NAME, "牛英华", "牛英华"),
+    (FieldType.PERSON_NAME, "阿依古丽·买买提", "阿依古丽·买买提"),
+    (FieldType.PERSON_NAME, "牛", None),
+    (FieldType.PERSON_NAME, "Niu Yinghua", None),
+    (FieldType.PERSON_NAME, "牛" * 21, None),
+    (FieldType.WECHAT_ID, "wxid_liaison1", "wxid_liaison1"),
+    (FieldType.WECHAT_ID, "13812345678", "13812345678"),
+    (FieldType.WECHAT_ID, "微信", None),
+    (FieldType.URL, "https://mp.weixin.qq.com/s/abc", "https://mp.weixin.qq.com/s/abc"),
+    (FieldType.URL, "mp.weixin.qq.com", None),
+    (FieldType.DATE, "2023-06-16", "2023-06-16"),
+    (FieldType.DATE, "2023年6月16日", "2023-06-16"),
+    (FieldType.DATE, "6月16日", "2023-06-16"),
+    (FieldType.DATE, "今天", "2023-06-20"),
+    (FieldType.DATE, "6月31日", None),
+    (FieldType.ADDRESS, "晋城市泽州路1号", "晋城市泽州路1号"),
+    (FieldType.SHORT_TEXT, "安全知识进社区", "安全知识进社区"),
+    (FieldType.SHORT_TEXT, "字" * 51, None),
+])
+def test_contact_fields_are_checked_and_tidied(kind: FieldType, typed: str, stored: str | None) -> None:
+    result = parse(field(kind), typed, TODAY)
+    assert result == (Accepted(stored) if stored else Rejected(f"invalid_{kind.value}"))
+
+
+@pytest.mark.parametrize(("line", "parts"), [
+    ("3场 120人次", ["3场", "120人次"]),
+    ("3场，120人次", ["3场", "120人次"]),
+    ("三、一百二十", ["三", "一百二十"]),
+    ("3,120", ["3,120"]),
+    ("3,12", ["3", "12"]),
+    ("1,200 50", ["1,200", "50"]),
+])
+def test_a_line_for_a_whole_item_splits_into_its_answers(line: str, parts: list[str]) -> None:
+    assert split_item_line(line) == parts
