@@ -271,6 +271,23 @@ class AnswerRevision(SQLModel, table=True):
     new_value: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     changed_by: str = Field(max_length=64)
     changed_at: datetime = _time()
+    # Changed after the period's due time: accepted, but the office sees it came late.
+    late: bool = False
+
+
+class LiaisonReplacement(SQLModel, table=True):
+    """Someone asking to take over a unit that already has a liaison; staff approve or refuse."""
+
+    __tablename__ = "liaison_replacement"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    openid: str = Field(max_length=64, index=True)
+    holder_openid: str = Field(max_length=64)
+    status: str = Field(default="pending", max_length=20, index=True)
+    requested_at: datetime = _time()
+    decided_at: Optional[datetime] = _time(nullable=True)
+    decided_by: Optional[str] = Field(default=None, max_length=64)
 
 
 class MediaFile(SQLModel, table=True):

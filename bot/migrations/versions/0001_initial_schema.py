@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 15:56:14.901616
+Create Date: 2026-11-24 16:04:01.858845
 """
 
 from alembic import op
@@ -178,6 +178,23 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_delivery_unit_id'), ['unit_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_delivery_wechat_msg_id'), ['wechat_msg_id'], unique=False)
 
+    op.create_table('liaison_replacement',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('unit_id', sa.Integer(), nullable=False),
+    sa.Column('openid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('holder_openid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('requested_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('decided_at', bot.models.UTCDateTime(), nullable=True),
+    sa.Column('decided_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('liaison_replacement', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_liaison_replacement_openid'), ['openid'], unique=False)
+        batch_op.create_index(batch_op.f('ix_liaison_replacement_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_liaison_replacement_unit_id'), ['unit_id'], unique=False)
+
     op.create_table('person',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('openid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -239,6 +256,7 @@ def upgrade() -> None:
     sa.Column('new_value', sa.Text(), nullable=True),
     sa.Column('changed_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('changed_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('late', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['answer_id'], ['answer.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -265,6 +283,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_person_unit_id'))
 
     op.drop_table('person')
+    with op.batch_alter_table('liaison_replacement', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_liaison_replacement_unit_id'))
+        batch_op.drop_index(batch_op.f('ix_liaison_replacement_status'))
+        batch_op.drop_index(batch_op.f('ix_liaison_replacement_openid'))
+
+    op.drop_table('liaison_replacement')
     with op.batch_alter_table('delivery', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_delivery_wechat_msg_id'))
         batch_op.drop_index(batch_op.f('ix_delivery_unit_id'))
