@@ -196,7 +196,7 @@ def run_levels(name: str, port: int, args: argparse.Namespace, mode: str, id_bas
     return results
 
 
-def start_safetybot(workdir: Path, mode: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_safetybot(workdir: Path, mode: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -205,10 +205,11 @@ def start_safetybot(workdir: Path, mode: str) -> tuple[subprocess.Popen[bytes], 
         "WECHAT_APP_SECRET": "bench-secret",
         "ADMIN_TOKEN": "bench-admin-token-0123456789",
         "WECHAT_API_BASE_URL": "http://127.0.0.1:9",
-        "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+        "DATABASE_URL": f"sqlite:///{workdir / f'bench-{workers}.db'}",
         "MEDIA_DIR": str(workdir / "media"),
         "PORT": str(port),
         "LOG_LEVEL": "WARNING",
+        "WEB_WORKERS": str(workers),
     }
     if mode == "aes":
         env["WECHAT_ENCODING_AES_KEY"] = AES_KEY
@@ -236,6 +237,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200, help="size of the pool of sending users")
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64])
     parser.add_argument("--mode", choices=["plain", "aes"], default="plain", help="safetybot's message mode")
+    parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2],
+                        help="safetybot web worker processes to try (WEB_WORKERS)")
     # WeRoBot's robot.run() default is bottle's single-threaded wsgiref server; waitress is the
     # multi-threaded server bottle recommends for production, so the baseline is not a straw man.
     parser.add_argument("--werobot-servers", type=lambda s: s.split(","), default=["waitress"],
@@ -246,12 +249,15 @@ def main() -> None:
         workdir = Path(tmp)
         print(f"{args.requests} signed text messages per level, {args.users} users, after {args.warmup} warm-up; "
               f"{os.cpu_count()} cores", flush=True)
-        bot, bot_port = start_safetybot(workdir, args.mode)
-        try:
-            ours = run_levels(f"safetybot ({args.mode}, SQLite)", bot_port, args, args.mode, 1_000_000_000)
-        finally:
-            bot.terminate()
-            bot.wait()
+        ours: dict[int, dict[int, Figures]] = {}
+        for workers in args.workers:
+            bot, bot_port = start_safetybot(workdir, args.mode, workers)
+            try:
+                ours[workers] = run_levels(f"safetybot ({args.mode}, SQLite, {workers}w)", bot_port, args, args.mode,
+                                           1_000_000_000 + workers * 100_000_000)
+            finally:
+                bot.terminate()
+                bot.wait()
         baselines = {}
         for server in args.werobot_servers:
             echo, echo_port = start_werobot(workdir, server)
@@ -261,11 +267,12 @@ def main() -> None:
             finally:
                 echo.terminate()
                 echo.wait()
-    for server, theirs in baselines.items():
-        for connections in args.levels:
-            ratio = ours[connections].rps / theirs[connections].rps
-            print(f"ratio safetybot / WeRoBot ({server}) at {connections} conns: {ratio:.2f}x "
-                  f"(safetybot p99 {ours[connections].p99_ms:.1f} ms)")
+    for workers, figures in ours.items():
+        for server, theirs in baselines.items():
+            for connections in args.levels:
+                ratio = figures[connections].rps / theirs[connections].rps
+                print(f"ratio safetybot ({workers}w) / WeRoBot ({server}) at {connections} conns: {ratio:.2f}x "
+                      f"(safetybot p99 {figures[connections].p99_ms:.1f} ms)")
 
 
 if __name__ == "__main__":

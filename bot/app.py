@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
+import socket
 from datetime import datetime
 from typing import Any, AsyncIterator, Callable
 
@@ -115,7 +118,34 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     return Starlette(routes=routes, lifespan=lifespan)
 
 
+def _serve_on(settings: Settings, listener: socket.socket) -> None:
+    config = uvicorn.Config(create_app(settings), log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.Server(config).run(sockets=[listener])
+
+
 def serve(settings: Settings) -> None:
-    """Run the bot with uvicorn on ``settings.host``:``settings.port``."""
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower(), access_log=False)
+    """Run the bot with uvicorn on ``settings.host``:``settings.port``, in ``settings.web_workers``
+    processes that share one listening socket (forked after it is bound, as gunicorn does).
+
+    Each worker builds its own app, engine and clients after the fork; retries, per-person order
+    and the access token hold across workers through the database (or Redis).
+    """
+    listener = socket.create_server((settings.host, settings.port), backlog=2048, reuse_port=False)
+    listener.set_inheritable(True)
+    workers: list[int] = []
+    for _ in range(settings.web_workers - 1):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _serve_on(settings, listener)
+            finally:
+                os._exit(0)
+        workers.append(pid)
+    try:
+        _serve_on(settings, listener)
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in workers:
+            os.waitpid(pid, 0)

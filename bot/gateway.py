@@ -13,7 +13,6 @@ retries, ``success``) and .../Message_encryption_and_decryption_instructions.htm
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import re
@@ -419,11 +418,6 @@ class Gateway:
         self._sql = _Statements(engine.dialect.name)
         # Handlers read through this one; on SQLite its transactions do not take the write lock.
         self._reads = read_engine(engine)
-        # SQLite has one writer at a time; threads queueing on a Python lock wake at once, while
-        # SQLite's own busy handler sleeps in steps of up to 100 ms and wrecks tail latency.
-        self._writes: contextlib.AbstractContextManager[Any] = (
-            contextlib.nullcontext() if is_postgres(engine) else threading.Lock()
-        )
         self._turns = _Turns()
         # Deliveries being handled in this process, so a retry can wait for the first answer.
         self._inflight: dict[tuple[str, str], asyncio.Task[Handled]] = {}
@@ -598,7 +592,7 @@ class Gateway:
         handler never holds SQLite's single write lock.
         """
         incoming = message.incoming
-        with self._writes, self.engine.begin() as conn:
+        with self.engine.begin() as conn:
             row = conn.execute(self._sql.claim, {
                 "openid": incoming.openid, "dedupe_key": message.dedupe_key, "msg_type": incoming.kind,
                 "event": incoming.event, "raw": message.raw, "received_at": self.clock(),
@@ -608,7 +602,7 @@ class Gateway:
         return claim, snapshot
 
     def _count_delivery(self, message: Message) -> None:
-        with self._writes, self.engine.begin() as conn:
+        with self.engine.begin() as conn:
             conn.execute(self._sql.count_delivery,
                          {"key_openid": message.incoming.openid, "key_dedupe": message.dedupe_key})
 
@@ -628,7 +622,7 @@ class Gateway:
             if message.known:
                 with self._reads.connect() as reader:
                     outcome = self._decide(incoming, snapshot, StoredFacts(reader))
-            with self._writes, self.engine.begin() as conn:
+            with self.engine.begin() as conn:
                 self._lock_person(conn, incoming.openid)
                 # Every handling of this person's messages holds this lock, so the status read here
                 # stays true until commit: a take-over never writes changes twice.
@@ -690,7 +684,7 @@ class Gateway:
 
     def _record_failure(self, inbound_id: int, message: Message, handoff: _Handoff) -> Handled:
         """Mark the message failed (a retry will not run the handler again) and apologise."""
-        with self._writes, self.engine.begin() as conn:
+        with self.engine.begin() as conn:
             self._lock_person(conn, message.incoming.openid)
             apology = self.texts.render("handler_failed")
             handled = self._settle(conn, inbound_id, message, (apology,), InboundStatus.FAILED, handoff)
@@ -718,7 +712,7 @@ class Gateway:
         """Push a reply the request could not wait for; the row goes from deferred to answered."""
         if not self._push(openid, texts):
             return
-        with self._writes, self.engine.begin() as conn:
+        with self.engine.begin() as conn:
             conn.execute(self._sql.pushed, {"inbound_id": inbound_id, "answered_at": self.clock()})
 
 
