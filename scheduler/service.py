@@ -1,0 +1,183 @@
+"""The scheduler process: APScheduler with its jobs in the database, run by one process at a time.
+
+Jobs name a module-level function and carry only the moment they were planned for (as PTB's
+JobQueue does, but persistent): at run time the function asks the database who still owes, so a
+restart loses nothing and a job rebuilt from ``campaigns/`` is the same job. A job missed while the
+process was down runs once when it comes back (``coalesce``, no misfire limit); whether each
+reminder is still worth sending is decided by :func:`scheduler.run.due_now`, not by APScheduler.
+
+Several web workers may start a scheduler; a lease row in the database lets exactly one of them
+run it, the others stand by and take over when the holder stops renewing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+import sqlalchemy as sa
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bot.models import SchedulerLease, utcnow
+from scheduler.plan import plan, upcoming
+from scheduler.run import Reminders, Tally
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 60
+RENEW_SECONDS = 20
+
+# The process's sender, set by :meth:`ReminderScheduler.start`; jobs are plain functions and find it here.
+_running: "ReminderScheduler | None" = None
+
+
+def run_due_job(planned_for: str) -> None:
+    """The one job function: send what is due now (``planned_for`` is only for the log)."""
+    service = _running
+    if service is None:
+        log.warning("job planned for %s ran without a scheduler; skipped", planned_for)
+        return
+    tally = service.reminders.run_due(service.clock())
+    log.info("reminders planned for %s: %s", planned_for, describe(tally))
+
+
+def describe(tally: Tally) -> str:
+    """A run's counts in one line (for logs and the command's closing line)."""
+    sent = ", ".join(f"{channel} {n}" for channel, n in sorted(tally.sent.items())) or "0"
+    held = sum(tally.held.values())
+    line = f"sent {sent}; held {held}; skipped {tally.skipped}; failed {tally.failed}; defects {tally.defects}"
+    return line + (f"; STOPPED: {tally.stopped}" if tally.stopped else "")
+
+
+class _Scheduler(BackgroundScheduler):
+    """APScheduler 3's loop may be in the middle of a pass over due jobs when ``shutdown`` stops the
+    executors and job stores, and it makes one more pass after being woken by it; either would
+    submit jobs to stopped executors. Passes here hold a lock, and shutdown first pauses under it."""
+
+    def __init__(self, **options: object):
+        super().__init__(**options)
+        self._pass = threading.Lock()
+
+    def _process_jobs(self) -> float | None:
+        with self._pass:
+            if self.state == STATE_STOPPED:
+                return None
+            return super()._process_jobs()  # type: ignore[no-any-return]
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._pass:
+            self.pause()
+        super().shutdown(wait)
+
+
+class Lease:
+    """A named lease in the database: whoever holds an unexpired row runs the scheduler."""
+
+    def __init__(self, engine: sa.Engine, name: str = "reminders", holder: str | None = None,
+                 seconds: int = LEASE_SECONDS, clock: Callable[[], datetime] = utcnow):
+        self.engine = engine
+        self.name = name
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.seconds = seconds
+        self.clock = clock
+
+    def acquire(self) -> bool:
+        """Take or renew the lease; False while another holder's lease is still valid."""
+        table = SchedulerLease.__table__
+        now = self.clock()
+        until = now + timedelta(seconds=self.seconds)
+        with self.engine.begin() as conn:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            conn.execute(dialect.insert(table).values(name=self.name, holder=self.holder, expires_at=until)
+                         .on_conflict_do_nothing(index_elements=["name"]))
+            taken = conn.execute(table.update().where(
+                table.c.name == self.name, sa.or_(table.c.holder == self.holder, table.c.expires_at < now))
+                .values(holder=self.holder, expires_at=until)).rowcount
+        return taken == 1
+
+    def release(self) -> None:
+        """Give the lease up at once (on a clean stop) so a standby takes over without waiting."""
+        table = SchedulerLease.__table__
+        with self.engine.begin() as conn:
+            conn.execute(table.delete().where(table.c.name == self.name, table.c.holder == self.holder))
+
+
+class ReminderScheduler:
+    """APScheduler over the persistent job store, started only by the holder of the lease."""
+
+    def __init__(self, reminders: Reminders, engine: sa.Engine, *, clock: Callable[[], datetime] = utcnow,
+                 lease: Lease | None = None):
+        self.reminders = reminders
+        self.engine = engine
+        self.clock = clock
+        self.lease = lease or Lease(engine)
+        self._scheduler: BackgroundScheduler | None = None
+        self._renewing = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        """Whether this process runs the scheduler (holds the lease)."""
+        return self._scheduler is not None
+
+    def start(self, paused: bool = False) -> bool:
+        """Run the scheduler if the lease is free; False (standing by) otherwise."""
+        global _running
+        if not self.lease.acquire():
+            return False
+        scheduler = _Scheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=self.engine)},
+            # One job at a time: each run sends everything due, so a second in parallel adds nothing.
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+            timezone="UTC",
+        )
+        _running = self
+        scheduler.start(paused=True)
+        self._scheduler = scheduler
+        self.sync_jobs()
+        threading.Thread(target=self._renew, name="scheduler-lease", daemon=True).start()
+        if not paused:
+            scheduler.resume()
+        return True
+
+    def sync_jobs(self) -> int:
+        """Add a job for every upcoming planned moment (kept jobs are replaced, not doubled)."""
+        assert self._scheduler is not None
+        planned = upcoming(plan(self.engine, self.reminders.quiet), self.clock())
+        moments = sorted({item.at.astimezone(timezone.utc) for item in planned})
+        for moment in moments:
+            self._scheduler.add_job(run_due_job, "date", run_date=moment, args=[moment.isoformat()],
+                                    id=f"due:{moment.isoformat()}", replace_existing=True)
+        return len(moments)
+
+    def jobs(self) -> list[str]:
+        """The ids of the stored jobs."""
+        assert self._scheduler is not None
+        return [job.id for job in self._scheduler.get_jobs()]
+
+    def _renew(self) -> None:
+        while not self._renewing.wait(RENEW_SECONDS):
+            if not self.lease.acquire():
+                log.error("the scheduler lease was taken over; stopping this scheduler")
+                self.stop(release=False)
+                return
+
+    def stop(self, release: bool = True) -> None:
+        """Stop running jobs (the stored ones stay for the next holder) and give up the lease."""
+        global _running
+        self._renewing.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        if _running is self:
+            _running = None
+        if release:
+            self.lease.release()
