@@ -193,8 +193,10 @@ class Notice:
 def insert_ignoring_duplicate(conn: sa.Connection, values: dict[str, Any]) -> bool:
     """Insert a delivery row unless its key exists; True when this call inserted it."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(Delivery.__table__).values(**values).on_conflict_do_nothing(index_elements=["key"])
-    return conn.execute(statement).rowcount == 1
+    table = Delivery.__table__
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    # psycopg reports no rowcount for ON CONFLICT DO NOTHING; a returned id says the row is ours.
+    return conn.execute(statement.returning(table.c.id)).first() is not None
 
 
 def customer_service_sent(conn: sa.Connection, openid: str, since: datetime | None) -> int:

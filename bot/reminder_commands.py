@@ -1,0 +1,157 @@
+"""``safetybot reminders plan|run-due`` and ``safetybot scheduler``: the reminders, by hand or as a process.
+
+:func:`register` adds these sub-commands to the ``safetybot`` parser. The output is for office staff
+at a terminal, not for WeChat users, so it is printed here rather than templated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from datetime import datetime
+from typing import Callable
+
+import httpx
+import sqlalchemy as sa
+
+from bot.config import WECHAT_API_BASE_URL, Settings, load_settings
+from bot.db import make_engine
+from bot.models import utcnow
+from bot.texts import Texts
+from bot.token_store import build_token_store
+from bot.wechat_client import WeChatAPI
+from scheduler.plan import QuietHours, plan, upcoming
+from scheduler.run import Reminders, template_names
+from scheduler.service import Lease, ReminderScheduler, describe
+
+log = logging.getLogger(__name__)
+STANDBY_SECONDS = 30
+
+
+def _moment(text: str) -> datetime:
+    """An ISO time with its offset (``2023-06-07T17:00+08:00``)."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs its offset, e.g. 2023-06-07T17:00+08:00")
+    return moment
+
+
+def _quiet(text: str) -> QuietHours:
+    try:
+        return QuietHours.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _reminders(settings: Settings, engine: sa.Engine, quiet: QuietHours, clock: Callable[[], datetime],
+               progress: Callable[[int, int], None] | None = None) -> Reminders:
+    texts = Texts()
+    texts.check(template_names())
+    api = WeChatAPI(settings, build_token_store(settings, engine), clock=clock)
+    return Reminders(engine, api, texts, template_messages=settings.features.template_messages, quiet=quiet,
+                     progress=progress)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Print the upcoming reminders (from ``--now``, default now) as a table."""
+    engine = make_engine(load_settings(args.env_file).database_url)
+    now = args.now or utcnow()
+    try:
+        rows = upcoming(plan(engine, args.quiet_hours, args.campaign), now)
+    finally:
+        engine.dispose()
+    print(f"{'when':<17} {'campaign':<28} {'deadline':<16} {'period':<11} {'stage':<11} due")
+    for item in rows:
+        due = item.due_at.astimezone(item.timezone).strftime("%Y-%m-%d %H:%M")
+        print(f"{item.local_at:%Y-%m-%d %H:%M} {item.campaign_slug:<28} {item.deadline_key:<16} "
+              f"{item.period or '-':<11} {item.label:<11} {due}")
+    print(f"{len(rows)} upcoming")
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr for long fan-outs."""
+
+    def __init__(self, width: int = 30):
+        self.width = width
+        self._lock = threading.Lock()
+
+    def __call__(self, done: int, total: int) -> None:
+        with self._lock:
+            filled = self.width * done // max(total, 1)
+            end = "\n" if done >= total else ""
+            print(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+
+def _move_fake_clock(settings: Settings, now: datetime) -> None:
+    """Bring the fake WeChat's clock to ``now`` so its 48-hour windows agree with ours."""
+    if settings.wechat_api_base_url == WECHAT_API_BASE_URL:
+        return  # the real WeChat keeps real time
+    answer = httpx.post(f"{settings.wechat_api_base_url}/_fake/clock", json={"now": now.isoformat()}, timeout=10)
+    if answer.status_code != 200:
+        print(f"safetybot: the fake WeChat did not take the time: {answer.text}", file=sys.stderr)
+
+
+def cmd_run_due(args: argparse.Namespace) -> int:
+    """Send what is due at ``--now`` (default now); exit 1 when a quota error stopped the batch."""
+    settings = load_settings(args.env_file)
+    engine = make_engine(settings.database_url)
+    now = args.now or utcnow()
+    if args.now:
+        _move_fake_clock(settings, now)
+    reminders = _reminders(settings, engine, args.quiet_hours, lambda: now, ProgressBar())
+    try:
+        tally = reminders.run_due(now, args.campaign)
+    finally:
+        engine.dispose()
+    print(describe(tally))
+    return 1 if tally.stopped else 0
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    """Run the scheduler until interrupted; stand by while another process holds the lease."""
+    settings = load_settings(args.env_file)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = make_engine(settings.database_url)
+    service = ReminderScheduler(_reminders(settings, engine, args.quiet_hours, utcnow), engine, lease=Lease(engine))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.is_set():
+            if service.running or service.start():
+                stop.wait(STANDBY_SECONDS)
+                if service.running:
+                    service.sync_jobs()  # campaigns loaded meanwhile get their jobs
+                continue
+            log.info("another process runs the scheduler; standing by")
+            stop.wait(STANDBY_SECONDS)
+    except KeyboardInterrupt:
+        pass
+    service.stop()
+    engine.dispose()
+    return 0
+
+
+def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add ``reminders plan|run-due`` and ``scheduler`` to the ``safetybot`` sub-commands."""
+    quiet = {"type": _quiet, "default": QuietHours(), "help": "no reminders in these local hours (default 22:00-08:00)"}
+    reminders = commands.add_parser("reminders", help="deadline reminders").add_subparsers(
+        dest="reminders_command", required=True)
+    planned = reminders.add_parser("plan", help="print the upcoming reminders as a table")
+    planned.add_argument("--campaign", default=None, help="only this campaign (its slug, e.g. jincheng-commerce-2023)")
+    planned.add_argument("--now", type=_moment, default=None, help="list from this time instead of now")
+    planned.add_argument("--quiet-hours", **quiet)
+    planned.set_defaults(func=cmd_plan)
+
+    due = reminders.add_parser("run-due", help="send what is due now (or at --now; the fake WeChat's clock follows)")
+    due.add_argument("--campaign", default=None)
+    due.add_argument("--now", type=_moment, default=None, help="e.g. 2023-06-07T17:00+08:00")
+    due.add_argument("--quiet-hours", **quiet)
+    due.set_defaults(func=cmd_run_due)
+
+    scheduler = commands.add_parser("scheduler", help="run the reminder scheduler (one process holds the lease)")
+    scheduler.add_argument("--quiet-hours", **quiet)
+    scheduler.set_defaults(func=cmd_scheduler)
