@@ -8,12 +8,32 @@ another worker never sees one without the other.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
+from bot.campaign_format import CampaignDefinition
+from bot.campaign_store import definition_of
+from bot.models import (
+    Answer, AnswerRevision, Campaign, Deadline, DeadlinePeriod, LiaisonReplacement, Person, Role, Submission, Unit,
+)
 from handlers.base import Incoming
+from handlers.changes import ClaimUnit, RenamePerson, RequestReplacement, SaveAnswers, SubmitForm, Value
+
+_UNIT = Unit.__table__
+_PERSON = Person.__table__
+_CAMPAIGN = Campaign.__table__
+_DEADLINE = Deadline.__table__
+_PERIOD = DeadlinePeriod.__table__
+_SUBMISSION = Submission.__table__
+_ANSWER = Answer.__table__
+_REVISION = AnswerRevision.__table__
+_REPLACEMENT = LiaisonReplacement.__table__
+# Advisory-lock namespace for "who holds this unit", apart from the gateway's person locks.
+_UNIT_LOCK_NAMESPACE = 7302
 
 
 class StaleDecision(Exception):
@@ -21,11 +41,123 @@ class StaleDecision(Exception):
     meanwhile); the gateway then lets the handler decide again under the lock."""
 
 
+@dataclass(frozen=True)
+class UnitFacts:
+    """A unit as handlers need it."""
+
+    id: int
+    campaign_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The person registered as a unit's liaison."""
+
+    openid: str
+    name: str
+
+
+@dataclass(frozen=True)
+class DuePeriod:
+    """One period of one deadline of a campaign, with the form it collects."""
+
+    deadline_id: int
+    key: str
+    title: str
+    collects: str
+    period: str
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class SubmissionFacts:
+    """Where a unit's submission for one period stands."""
+
+    id: int
+    status: str
+    late: bool
+    submitted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """A stored answer; ``text`` None is a field deliberately left blank."""
+
+    text: str | None
+    number: int | None
+    approximate: bool
+
+
+# Parsing a stored definition costs milliseconds; a campaign changes only when it is loaded again,
+# so (id, loaded_at) names one version for good.
+_DEFINITIONS: dict[tuple[int, datetime], CampaignDefinition] = {}
+
+
 class StoredFacts:
     """Read-only queries handlers may make while deciding, on the handling transaction's connection."""
 
     def __init__(self, conn: sa.Connection):
         self.conn = conn
+
+    def unit(self, unit_id: int) -> UnitFacts | None:
+        """The unit with this id."""
+        row = self.conn.execute(sa.select(_UNIT.c.id, _UNIT.c.campaign_id, _UNIT.c.name)
+                                .where(_UNIT.c.id == unit_id)).first()
+        return None if row is None else UnitFacts(row.id, row.campaign_id, row.name)
+
+    def unit_by_join_code(self, code: str) -> UnitFacts | None:
+        """The unit whose join code is ``code`` (compared without case: codes are typed on phones)."""
+        row = self.conn.execute(sa.select(_UNIT.c.id, _UNIT.c.campaign_id, _UNIT.c.name)
+                                .where(_UNIT.c.join_code == code.strip().upper())).first()
+        return None if row is None else UnitFacts(row.id, row.campaign_id, row.name)
+
+    def holder(self, unit_id: int) -> Holder | None:
+        """The unit's registered liaison, if any."""
+        row = self.conn.execute(sa.select(_PERSON.c.openid, _PERSON.c.name)
+                                .where(_PERSON.c.unit_id == unit_id, _PERSON.c.role == Role.LIAISON)
+                                .order_by(_PERSON.c.id)).first()
+        return None if row is None else Holder(row.openid, row.name)
+
+    def definition(self, campaign_id: int) -> CampaignDefinition:
+        """The campaign's definition (see docs/campaign-format.md)."""
+        loaded_at = self.conn.execute(sa.select(_CAMPAIGN.c.loaded_at).where(_CAMPAIGN.c.id == campaign_id)).scalar_one()
+        cached = _DEFINITIONS.get((campaign_id, loaded_at))
+        if cached is None:
+            row = self.conn.execute(sa.select(_CAMPAIGN).where(_CAMPAIGN.c.id == campaign_id)).one()
+            cached = definition_of(Campaign(**row._mapping))
+            _DEFINITIONS[(campaign_id, loaded_at)] = cached
+        return cached
+
+    def periods(self, campaign_id: int) -> list[DuePeriod]:
+        """Every period of every deadline of the campaign, earliest due first."""
+        rows = self.conn.execute(
+            sa.select(_DEADLINE.c.id, _DEADLINE.c.key, _DEADLINE.c.title, _DEADLINE.c.collects, _PERIOD.c.period,
+                      _PERIOD.c.due_at)
+            .join(_PERIOD, _PERIOD.c.deadline_id == _DEADLINE.c.id)
+            .where(_DEADLINE.c.campaign_id == campaign_id)
+            .order_by(_PERIOD.c.due_at, _DEADLINE.c.id))
+        return [DuePeriod(r.id, r.key, r.title, r.collects, r.period, r.due_at) for r in rows]
+
+    def submission(self, unit_id: int, deadline_id: int, period: str) -> SubmissionFacts | None:
+        """The unit's submission for one deadline period, if it has begun one."""
+        row = self.conn.execute(sa.select(_SUBMISSION).where(
+            _SUBMISSION.c.unit_id == unit_id, _SUBMISSION.c.deadline_id == deadline_id,
+            _SUBMISSION.c.period == period)).first()
+        return None if row is None else SubmissionFacts(row.id, row.status, row.late, row.submitted_at)
+
+    def answers(self, submission_id: int) -> dict[str, StoredAnswer]:
+        """A submission's answers by field key."""
+        rows = self.conn.execute(sa.select(_ANSWER.c.field_key, _ANSWER.c.value, _ANSWER.c.number,
+                                           _ANSWER.c.approximate).where(_ANSWER.c.submission_id == submission_id))
+        return {r.field_key: StoredAnswer(r.value, r.number, r.approximate) for r in rows}
+
+    def replacement_pending(self, openid: str, unit_id: int) -> bool:
+        """Whether ``openid`` already asked to take over the unit and staff have not decided."""
+        row = self.conn.execute(sa.select(_REPLACEMENT.c.id).where(
+            _REPLACEMENT.c.openid == openid, _REPLACEMENT.c.unit_id == unit_id,
+            _REPLACEMENT.c.status == "pending")).first()
+        return row is not None
 
 
 Writer = Callable[[sa.Connection, Incoming, Any, datetime], None]
@@ -41,3 +173,82 @@ def apply_changes(conn: sa.Connection, incoming: Incoming, changes: tuple[Any, .
         if writer is None:
             raise TypeError(f"no writer for the change {type(change).__name__}")
         writer(conn, incoming, change, now)
+
+
+# --- writers of the form handlers' changes ------------------------------------------------------
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    """An INSERT that can say ON CONFLICT, in the connection's dialect."""
+    return (postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table))
+
+
+def _submission_id(conn: sa.Connection, unit_id: int, deadline_id: int, period: str, now: datetime) -> int:
+    key = dict(unit_id=unit_id, deadline_id=deadline_id, period=period)
+    conn.execute(_insert(conn, _SUBMISSION).values(**key, status="draft", late=False, updated_at=now)
+                 .on_conflict_do_nothing(index_elements=["unit_id", "deadline_id", "period"]))
+    return int(conn.execute(sa.select(_SUBMISSION.c.id).filter_by(**key)).scalar_one())
+
+
+def _save_value(conn: sa.Connection, submission_id: int, value: Value, who: str, now: datetime, late: bool) -> None:
+    """Insert or update one answer; a changed answer leaves a revision (who, when, old → new)."""
+    row = conn.execute(sa.select(_ANSWER.c.id, _ANSWER.c.value).where(
+        _ANSWER.c.submission_id == submission_id, _ANSWER.c.field_key == value.field_key)).first()
+    values = dict(value=value.text, number=value.number, approximate=value.approximate, updated_by=who, updated_at=now)
+    if row is None:
+        conn.execute(sa.insert(_ANSWER).values(submission_id=submission_id, field_key=value.field_key, **values))
+        return
+    conn.execute(sa.update(_ANSWER).where(_ANSWER.c.id == row.id).values(**values))
+    if row.value != value.text:
+        conn.execute(sa.insert(_REVISION).values(answer_id=row.id, old_value=row.value, new_value=value.text,
+                                                 changed_by=who, changed_at=now, late=late))
+
+
+def write_answers(conn: sa.Connection, incoming: Incoming, change: SaveAnswers, now: datetime) -> None:
+    """Store the answers; a change after the due time to a submitted table marks it late."""
+    submission_id = _submission_id(conn, change.unit_id, change.deadline_id, change.period, now)
+    status = conn.execute(sa.select(_SUBMISSION.c.status).where(_SUBMISSION.c.id == submission_id)).scalar_one()
+    late = status == "submitted" and now > change.due_at
+    for value in change.values:
+        _save_value(conn, submission_id, value, incoming.openid, now, late)
+    update = sa.update(_SUBMISSION).where(_SUBMISSION.c.id == submission_id).values(updated_at=now)
+    conn.execute(update.values(late=True) if late else update)
+
+
+def write_submit(conn: sa.Connection, incoming: Incoming, change: SubmitForm, now: datetime) -> None:
+    """Mark the submission submitted now, by the sender; late when past the due time."""
+    submission_id = _submission_id(conn, change.unit_id, change.deadline_id, change.period, now)
+    late = _SUBMISSION.c.late | sa.literal(now > change.due_at)
+    conn.execute(sa.update(_SUBMISSION).where(_SUBMISSION.c.id == submission_id).values(
+        status="submitted", submitted_at=now, submitted_by=incoming.openid, late=late, updated_at=now))
+
+
+def write_claim(conn: sa.Connection, incoming: Incoming, change: ClaimUnit, now: datetime) -> None:
+    """Make the sender the unit's liaison, unless someone else took the unit meanwhile."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, :unit_id)"),
+                     {"namespace": _UNIT_LOCK_NAMESPACE, "unit_id": change.unit_id})
+    holder = StoredFacts(conn).holder(change.unit_id)
+    if holder is not None and holder.openid != incoming.openid:
+        raise StaleDecision(f"unit {change.unit_id} is held by {holder.openid}")
+    values = dict(unit_id=change.unit_id, name=change.name, role=Role.LIAISON,
+                  reminder_opt_in_at=now if change.reminders else None)
+    conn.execute(_insert(conn, _PERSON).values(openid=incoming.openid, created_at=now, following=True, **values)
+                 .on_conflict_do_update(index_elements=["openid"], set_=values))
+
+
+def write_rename(conn: sa.Connection, incoming: Incoming, change: RenamePerson, now: datetime) -> None:
+    """The sender's new name."""
+    conn.execute(sa.update(_PERSON).where(_PERSON.c.openid == incoming.openid).values(name=change.name))
+
+
+def write_replacement(conn: sa.Connection, incoming: Incoming, change: RequestReplacement, now: datetime) -> None:
+    """Record the request for staff, once while it is pending."""
+    if not StoredFacts(conn).replacement_pending(incoming.openid, change.unit_id):
+        conn.execute(sa.insert(_REPLACEMENT).values(unit_id=change.unit_id, openid=incoming.openid,
+                                                    holder_openid=change.holder_openid, status="pending",
+                                                    requested_at=now))
+
+
+WRITERS.update({SaveAnswers: write_answers, SubmitForm: write_submit, ClaimUnit: write_claim,
+                RenamePerson: write_rename, RequestReplacement: write_replacement})

@@ -1,24 +1,33 @@
 """The one routing table: the WeChat callback, menu clicks and text commands all come through it.
 
 Routes are tried in order; the first whose ``matches`` says yes handles the message. Matchers do
-no I/O, so choosing a handler is cheap.
+no I/O, so choosing a handler is cheap. A dialogue in progress comes first, so the person's next
+message reaches it; words that open another dialogue (登记, 填报, …) are left to their own routes.
 """
 
 from __future__ import annotations
 
-from handlers import fallback, greeting, help
+from handlers import dialogue, fallback, greeting, help, registration, statistics
 from handlers.base import Context, DialogueState, Incoming, Outcome, Route
 
-ROUTES: tuple[Route, ...] = (
+ROUTES: list[Route] = [
     Route("greeting", greeting.is_subscribe, greeting.greet),
     Route("silent_event", fallback.is_silent_event, fallback.stay_silent),
+    Route("registration_step", registration.is_registering, registration.continue_registration),
+    Route("statistics_step", statistics.is_walking, statistics.continue_table),
+    Route("register", registration.is_register, registration.start_registration),
+    Route("details", registration.is_details, registration.start_details),
+    Route("fill", statistics.is_fill, statistics.open_table),
     Route("help", help.is_help, help.show_help),
     Route("unused_kind", fallback.is_unused_kind, fallback.explain_unused_kind),
     Route("not_understood", fallback.anything, fallback.not_understood),
-)
+]
 
 # Every template a route may render; start-up checks that each exists.
-TEMPLATES = ("greeting", "help", "unsupported_kind", "not_understood", "handler_failed")
+TEMPLATES = (
+    ("greeting", "unsupported_kind", "not_understood", "handler_failed")
+    + help.TEMPLATES + registration.TEMPLATES + statistics.TEMPLATES + dialogue.ask_templates()
+)
 
 
 def dispatch(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:

@@ -1,0 +1,73 @@
+"""What the form handlers ask storage to write; ``bot/storage.py`` holds a writer for each type.
+
+Changes are plain values so a handler stays pure: it says *what* should be stored, and the
+gateway writes it in the same transaction as the person's dialogue state and the reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Value:
+    """One field's answer: the text shown, the number for counts, whether it was an estimate.
+    ``text`` None stores the field as deliberately left blank (跳过)."""
+
+    field_key: str
+    text: str | None
+    number: int | None = None
+    approximate: bool = False
+
+
+@dataclass(frozen=True)
+class SaveAnswers:
+    """Store answers of the unit's submission for one deadline period, creating the draft if needed.
+
+    Every change to an existing answer is kept as a revision; after ``due_at`` a change to a
+    submitted table is accepted and marked late.
+    """
+
+    unit_id: int
+    deadline_id: int
+    period: str
+    due_at: datetime
+    values: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class SubmitForm:
+    """Mark the unit's submission for a deadline period submitted (late after ``due_at``)."""
+
+    unit_id: int
+    deadline_id: int
+    period: str
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class ClaimUnit:
+    """Make the sender the liaison of a unit, with their name and their answer to reminders.
+
+    Refused as stale when someone else became the unit's liaison after the handler looked.
+    """
+
+    unit_id: int
+    name: str
+    reminders: bool
+
+
+@dataclass(frozen=True)
+class RenamePerson:
+    """The sender's name changed (修改资料)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class RequestReplacement:
+    """The sender asks to take over a unit that ``holder_openid`` holds; staff decide."""
+
+    unit_id: int
+    holder_openid: str

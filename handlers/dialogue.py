@@ -1,0 +1,260 @@
+"""The generic form engine: walks any campaign form field by field, as the campaign file defines it.
+
+Like a Rasa form, the next question is the first field still unanswered; the engine decides what
+one message does to a walk (a :class:`Move`) and never stores anything: the registration and
+statistics handlers turn a move into changes and the next :class:`~handlers.base.DialogueState`.
+Commands work anywhere in a walk: 跳过, 上一题, 修改 N, 查看, 取消, 提交 (then 确认), 帮助.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Mapping
+
+from bot.campaign_format import Field, FieldType, FormDefinition, StatItem
+from handlers.answers import ASKABLE, IMPLAUSIBLE_ABOVE, Accepted, Rejected, normalise, parse, split_item_line, yes_or_no
+from handlers.base import Context
+from handlers.changes import Value
+
+REVIEW = "review"
+COMMAND_WORDS = {
+    "跳过": "skip", "上一题": "back", "上一个": "back", "返回": "back", "查看": "show", "取消": "cancel",
+    "退出": "cancel", "提交": "submit", "确认": "confirm", "确定": "confirm", "帮助": "help",
+}
+EDIT = re.compile(r"(?:修改|改)\s*第?\s*(\d+)\s*[项题]?")
+# Words that start their own dialogue even in the middle of a walk (the draft is kept).
+OPENING_WORDS = frozenset({"登记", "填报", "修改资料", "周报", "要情"})
+# Item answers given in one line need fields that cannot contain spaces themselves.
+SPLITTABLE = (FieldType.COUNT, FieldType.YES_NO)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A walk command and, for 修改 N, the field number."""
+
+    name: str
+    number: int | None = None
+
+
+def command_of(text: str) -> Command | None:
+    """The walk command ``text`` is, if any."""
+    word = normalise(text)
+    if word in COMMAND_WORDS:
+        return Command(COMMAND_WORDS[word])
+    edit = EDIT.fullmatch(word)
+    return Command("edit", int(edit[1])) if edit else None
+
+
+def is_opening_word(text: str) -> bool:
+    """Whether ``text`` opens a dialogue of its own (so it is no answer to the current field)."""
+    return normalise(text) in OPENING_WORDS
+
+
+@dataclass(frozen=True)
+class Walk:
+    """A form being filled: the fields the chat asks, in order, and the answers so far.
+
+    ``answers`` maps an answer key to the stored text, None for a field left blank with 跳过;
+    a key that is absent is still unanswered.
+    """
+
+    form: FormDefinition
+    fields: tuple[Field, ...]
+    answers: Mapping[str, Value]
+
+    @classmethod
+    def of(cls, form: FormDefinition, answers: Mapping[str, Value], leave_out: tuple[FieldType, ...] = ()) -> "Walk":
+        """The walk over every field of ``form`` the chat can ask, less the types in ``leave_out``."""
+        fields = tuple(f for f in form.answer_fields() if f.type in ASKABLE and f.type not in leave_out)
+        return cls(form, fields, answers)
+
+    def number(self, key: str) -> int:
+        """The 1-based number of a field, as 修改 N and the summary use it."""
+        return next(i for i, f in enumerate(self.fields, 1) if f.answer_key == key)
+
+    def field(self, key: str) -> Field:
+        return self.fields[self.number(key) - 1]
+
+    def next_open(self, after: str | None = None) -> str | None:
+        """The first unanswered field after ``after`` (or from the start), else the first anywhere."""
+        keys = [f.answer_key for f in self.fields if f.answer_key not in self.answers]
+        if after is not None:
+            later = [k for k in keys if self.number(k) > self.number(after)]
+            keys = later or keys
+        return keys[0] if keys else None
+
+    def with_values(self, values: tuple[Value, ...]) -> "Walk":
+        """This walk with ``values`` answered."""
+        return Walk(self.form, self.fields, {**self.answers, **{v.field_key: v for v in values}})
+
+
+@dataclass(frozen=True)
+class Move:
+    """What one message does to a walk.
+
+    ``values`` are answers to store; then the walk asks ``ask`` or, with ``review``, shows the
+    whole form and waits for 确认. ``notes`` go before the next question. ``retry`` is the
+    message for a wrong answer (the question stays). ``pending`` holds an implausible number
+    until the person confirms it.
+    """
+
+    values: tuple[Value, ...] = ()
+    ask: str | None = None
+    review: bool = False
+    confirmed: bool = False
+    cancelled: bool = False
+    notes: tuple[str, ...] = ()
+    retry: str | None = None
+    pending: tuple[Value, ...] = ()
+
+
+def _after(walk: Walk, values: tuple[Value, ...]) -> Move:
+    """Store ``values`` and go on to the next unanswered field, or to the review when none is left."""
+    walk = walk.with_values(values)
+    following = walk.next_open(values[-1].field_key)
+    return Move(values=values, ask=following, review=following is None)
+
+
+def _stay(step: str, *notes: str) -> Move:
+    return Move(ask=None if step == REVIEW else step, review=step == REVIEW, notes=notes)
+
+
+def react(walk: Walk, step: str, text: str, pending: tuple[Value, ...], ctx: Context, today: date,
+          limit: int = IMPLAUSIBLE_ABOVE) -> Move:
+    """What ``text`` does to ``walk`` when the person is at ``step`` (an answer key, or REVIEW).
+
+    ``today`` is the campaign's local date, for answers such as 今天 and 6月16日."""
+    if pending:
+        agreed = yes_or_no(text)
+        if agreed:
+            return _after(walk, pending)
+        if agreed is False:
+            return Move(ask=step, notes=(ctx.texts.render("number_not_confirmed"),))
+    command = command_of(text)
+    if command is not None:
+        return _command(walk, step, command, ctx)
+    if step == REVIEW:
+        return _stay(step, ctx.texts.render("review_waiting"))
+    return _answer(walk, walk.field(step), text, ctx, today, limit)
+
+
+def _command(walk: Walk, step: str, command: Command, ctx: Context) -> Move:
+    if command.name == "cancel":
+        return Move(cancelled=True)
+    if command.name in ("submit", "confirm"):
+        return Move(review=True, confirmed=command.name == "confirm" and step == REVIEW)
+    if command.name == "show":
+        return _stay(step, summary(walk, ctx))
+    if command.name == "help":
+        return _stay(step, ctx.texts.render("walk_help"))
+    if command.name == "edit":
+        number = command.number or 0
+        if not 1 <= number <= len(walk.fields):
+            return _stay(step, ctx.texts.render("invalid_field_number", total=len(walk.fields)))
+        return Move(ask=walk.fields[number - 1].answer_key)
+    if command.name == "back":
+        position = len(walk.fields) + 1 if step == REVIEW else walk.number(step)
+        if position == 1:
+            return _stay(step, ctx.texts.render("walk_at_start"))
+        return Move(ask=walk.fields[position - 2].answer_key)
+    if step == REVIEW:  # 跳过 with nothing left to skip
+        return _stay(step)
+    return _after(walk, (Value(step, None),))
+
+
+def _answer(walk: Walk, first: Field, text: str, ctx: Context, today: date, limit: int) -> Move:
+    """Read an answer to ``first``, or to it and the fields after it in its item ("3场 120人次")."""
+    parts = split_item_line(text) if first.type in SPLITTABLE else [text]
+    item = walk.form.item_of(first.answer_key)
+    targets = [first]
+    if len(parts) > 1:
+        following = [f for f in (item.fields if item else ()) if f in walk.fields]
+        targets = following[following.index(first):][:len(parts)]
+        if item is None or len(targets) < len(parts):
+            return Move(retry=ctx.texts.render("invalid_item_line", given=len(parts), fields=len(targets)))
+    values: list[Value] = []
+    implausible = False
+    for target, part in zip(targets, parts):
+        result = parse(target, part, today, limit)
+        if isinstance(result, Rejected):
+            return Move(retry=ctx.texts.render(result.template, field=target, given=part))
+        values.append(Value(target.answer_key, result.value, result.number, result.approximate))
+        implausible = implausible or result.implausible
+    if implausible:
+        shown = [describe(walk.field(v.field_key), v) for v in values]
+        return Move(retry=ctx.texts.render("confirm_large_number", answers=shown, limit=limit), pending=tuple(values))
+    return _after(walk, tuple(values))
+
+
+def describe(f: Field, value: Value | None) -> str:
+    """An answer as the summary shows it: "约50人次", "是", or "" when blank or unanswered."""
+    if value is None or value.text is None:
+        return ""
+    if f.type is FieldType.COUNT:
+        return f"{'约' if value.approximate else ''}{value.text}{f.unit}"
+    return value.text
+
+
+@dataclass(frozen=True)
+class Line:
+    """One row of a summary: the field's number, its item heading (first field of an item only),
+    its label, and the answer shown (None when not answered yet, "" when left blank)."""
+
+    number: int
+    item: StatItem | None
+    label: str
+    shown: str | None
+
+
+def lines(walk: Walk) -> list[Line]:
+    """The walk's fields with their answers, in order, for the summary templates."""
+    found, seen_items = [], set()
+    for number, f in enumerate(walk.fields, 1):
+        item = walk.form.item_of(f.answer_key)
+        heading = item if item is not None and item.key not in seen_items else None
+        if item is not None:
+            seen_items.add(item.key)
+        value = walk.answers.get(f.answer_key)
+        found.append(Line(number, heading, label_of(f), None if f.answer_key not in walk.answers else describe(f, value)))
+    return found
+
+
+def label_of(f: Field) -> str:
+    """What to call a field in a summary: its label, or its prompt when the label is empty."""
+    return f.label or f.prompt or f.key
+
+
+def summary(walk: Walk, ctx: Context) -> str:
+    """The form with every answer so far (查看)."""
+    return ctx.texts.render("form_summary", title=walk.form.title, lines=lines(walk))
+
+
+def question(walk: Walk, key: str, ctx: Context) -> str:
+    """The question for field ``key``: its item and clause as the notice prints them, and a hint."""
+    f = walk.field(key)
+    item = walk.form.item_of(key)
+    current = walk.answers.get(key)
+    return ctx.texts.render(
+        f"ask_{f.type.value}", form=walk.form.title, number=walk.number(key), total=len(walk.fields), field=f,
+        label=label_of(f), item=item, clause=item.clause(key) if item else (),
+        current=None if key not in walk.answers else describe(f, current),
+    )
+
+
+def ask_templates() -> tuple[str, ...]:
+    """Every template the engine may render, for the start-up check."""
+    per_type = tuple(f"{kind}_{t.value}" for t in ASKABLE for kind in ("ask", "invalid"))
+    return per_type + ("invalid_negative", "invalid_item_line", "confirm_large_number", "number_not_confirmed",
+                       "review_waiting", "walk_help", "invalid_field_number", "walk_at_start", "form_summary")
+
+
+def stored_values(data: Mapping[str, Any]) -> dict[str, Value]:
+    """Answers kept in a dialogue state (registration keeps them there until 确认)."""
+    return {key: Value(key, *entry) for key, entry in data.items()}
+
+
+def state_values(values: Mapping[str, Value]) -> dict[str, list[Any]]:
+    """Answers as JSON for a dialogue state."""
+    return {key: [v.text, v.number, v.approximate] for key, v in values.items()}
