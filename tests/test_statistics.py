@@ -50,7 +50,8 @@ def test_a_liaison_walks_the_whole_table_with_every_answer_form_and_command(jinc
 
     resumed = jincheng.say(ZEZHOU, "填报")
     assert "已填 14/40 项" in resumed and "（15/40）" in resumed   # 14 was skipped, 15 is the first open one
-    for _ in range(15, 38):
+    assert "（16/40）" in jincheng.say(ZEZHOU, "三场")                          # 15
+    for _ in range(16, 38):
         jincheng.say(ZEZHOU, "1")
     assert "（39/40）" in jincheng.say(ZEZHOU, "安全知识进社区")     # 38 活动名称 is text
     review = jincheng.say(ZEZHOU, "2场/次 30人次")
@@ -64,6 +65,7 @@ def test_a_liaison_walks_the_whole_table_with_every_answer_form_and_command(jinc
     assert stored["outreach.quiz_people"] == (120, False) and stored["outreach.quiz_answers"] == (1200, False)
     assert stored["outreach.camp_videos"] == (50, True)
     assert stored["leaders.pledges"] == (200000, False) and stored["leaders.pledges_people"] == (None, False)
+    assert stored["leaders.five_lead_reports"] == (3, False)
     assert (stored["other.times"], stored["other.people"]) == ((2, False), (30, False))
     header = {k: a.value for k, a in jincheng.answers("泽州县商务局", "statistics").items() if "." not in k}
     assert header == {"unit": "泽州县商务局", "contact": "王小明", "phone": "0356-2056819", "date": "2023-06-20"}

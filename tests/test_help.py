@@ -1,0 +1,52 @@
+"""帮助 lists what the person can do now: by role, and with their unit's open deadlines."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from bot.db import session
+from bot.models import Person, Role
+from bot.texts import Texts
+from tests.fixtures_forms import Campaign, jincheng  # noqa: F401  (fixture)
+
+TEXTS = Texts()
+ME = "oLiaisonZezhou"
+
+
+def test_a_newcomer_is_told_to_register(jincheng: Campaign) -> None:
+    assert jincheng.say("oNew", "帮助") == TEXTS.render("help")
+    assert jincheng.click("oNew", "HELP") == TEXTS.render("help")
+
+
+def test_a_liaison_sees_the_open_deadlines_and_what_is_filed(jincheng: Campaign) -> None:
+    jincheng.register(ME, "泽州县商务局")
+    shown = jincheng.say(ME, "帮助")
+    assert "“泽州县商务局”的联络员" in shown
+    # On 6-20 the liaison table (5-31) is filed, late; the plan (5-31) is overdue and still owed.
+    assert "报送联络员表" not in shown
+    assert "报送安全月活动方案：5月31日 23:59前（已逾期，仍可补报）" in shown
+    assert "报送一周活动开展情况：6月21日 18:00前" in shown
+    assert "报送安全生产月统计表：7月1日 23:59前" in shown
+    assert "填报 —— " in shown and "周报 —— " in shown and "修改资料 —— " in shown
+
+    jincheng.say(ME, "填报")
+    jincheng.say(ME, "提交")
+    jincheng.say(ME, "确认")
+    assert "报送安全生产月统计表：7月1日 23:59前（已报）" in jincheng.say(ME, "帮助")
+
+
+def test_after_the_last_weekly_due_time_the_unfiled_last_week_shows_as_overdue(jincheng: Campaign) -> None:
+    jincheng.register(ME, "泽州县商务局")
+    jincheng.clock.now = datetime(2023, 6, 28, 12, 0, tzinfo=timezone.utc)  # 20:00 in 晋城, after 18:00
+    assert "报送一周活动开展情况：6月28日 18:00前（已逾期，仍可补报）" in jincheng.say(ME, "帮助")
+
+
+def test_staff_are_not_shown_liaison_commands(jincheng: Campaign) -> None:
+    jincheng.say("oStaff", "你好")
+    with session(jincheng.engine) as db:
+        person = db.get(Person, jincheng.bot.person("oStaff").id)  # type: ignore[union-attr]
+        assert person is not None
+        person.role = Role.STAFF
+        db.add(person)
+        db.commit()
+    assert jincheng.say("oStaff", "帮助") == TEXTS.render("help_staff")
