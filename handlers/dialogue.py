@@ -199,25 +199,33 @@ def describe(f: Field, value: Value | None) -> str:
 
 @dataclass(frozen=True)
 class Line:
-    """One row of a summary: the field's number, its item heading (first field of an item only),
-    its label, and the answer shown (None when not answered yet, "" when left blank)."""
+    """One field in a summary: its number, label, and the answer shown (None when not answered
+    yet, "" when left blank)."""
 
     number: int
-    item: StatItem | None
     label: str
     shown: str | None
 
 
-def lines(walk: Walk) -> list[Line]:
-    """The walk's fields with their answers, in order, for the summary templates."""
-    found, seen_items = [], set()
+@dataclass(frozen=True)
+class Group:
+    """The summary lines of one statistics item (``item`` set) or of the form's own fields."""
+
+    item: StatItem | None
+    lines: tuple[Line, ...]
+
+
+def groups(walk: Walk) -> list[Group]:
+    """The walk's fields with their answers, grouped by item, in order, for the summary templates."""
+    found: list[Group] = []
     for number, f in enumerate(walk.fields, 1):
         item = walk.form.item_of(f.answer_key)
-        heading = item if item is not None and item.key not in seen_items else None
-        if item is not None:
-            seen_items.add(item.key)
-        value = walk.answers.get(f.answer_key)
-        found.append(Line(number, heading, label_of(f), None if f.answer_key not in walk.answers else describe(f, value)))
+        line = Line(number, label_of(f),
+                    None if f.answer_key not in walk.answers else describe(f, walk.answers[f.answer_key]))
+        if found and found[-1].item == item:
+            found[-1] = Group(item, found[-1].lines + (line,))
+        else:
+            found.append(Group(item, (line,)))
     return found
 
 
@@ -228,7 +236,7 @@ def label_of(f: Field) -> str:
 
 def summary(walk: Walk, ctx: Context) -> str:
     """The form with every answer so far (查看)."""
-    return ctx.texts.render("form_summary", title=walk.form.title, lines=lines(walk))
+    return ctx.texts.render("form_summary", title=walk.form.title, groups=groups(walk))
 
 
 def question(walk: Walk, key: str, ctx: Context) -> str:
