@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Callable
 
-from bot import campaign_commands
+from bot import campaign_commands, reminder_commands
 from bot.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("safetybot")
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(func=cmd_chat)
 
     campaign_commands.register(commands)
+    reminder_commands.register(commands)
 
     token = commands.add_parser("token", help="the shared access token").add_subparsers(dest="token_command", required=True)
     refresh = token.add_parser("refresh", help="force a new access token (admin; 20 a day)")
