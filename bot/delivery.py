@@ -27,14 +27,13 @@ from typing import Any, Mapping, Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.models import Delivery, Person, Submission
+from bot.models import Delivery, Person, UTCDateTime
 from bot.wechat_client import WeChatAPIError
 
 log = logging.getLogger(__name__)
 
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=48)
 CUSTOMER_SERVICE_QUOTA = 5
-SUBMITTED = "submitted"
 
 
 class Channel(str, enum.Enum):
@@ -190,74 +189,87 @@ class Notice:
     defect: str | None = None
 
 
-def insert_ignoring_duplicate(conn: sa.Connection, values: dict[str, Any]) -> bool:
-    """Insert a delivery row unless its key exists; True when this call inserted it."""
+ACTIVE = (Status.CLAIMED.value, Status.SENDING.value, Status.SENT.value)
+
+
+def insert_ignoring_duplicates(conn: sa.Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert delivery rows whose key is new; the keys this call inserted."""
+    if not rows:
+        return set()
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     table = Delivery.__table__
-    statement = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=["key"])
-    # psycopg reports no rowcount for ON CONFLICT DO NOTHING; a returned id says the row is ours.
-    return conn.execute(statement.returning(table.c.id)).first() is not None
+    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+    # A returned key says the row is ours (psycopg reports no rowcount for DO NOTHING).
+    return set(conn.execute(statement, rows).scalars())
 
 
-def customer_service_sent(conn: sa.Connection, openid: str, since: datetime | None) -> int:
-    """Customer-service messages the ledger sent (or is sending) to ``openid`` since ``since``."""
-    if since is None:
-        return 0
-    table = Delivery.__table__
-    query = sa.select(sa.func.count()).where(
-        table.c.openid == openid,
-        table.c.channel == Channel.CUSTOMER_SERVICE.value,
-        table.c.status.in_([Status.SENT.value, Status.SENDING.value, Status.CLAIMED.value]),
-        table.c.created_at >= since,
-    )
-    return int(conn.execute(query).scalar_one())
+def reaches(conn: sa.Connection, person_ids: list[int]) -> dict[int, Reach]:
+    """Each person's reach as stored now, with the customer-service messages already spent in
+    their current window (read inside the deciding transaction)."""
+    people, table = Person.__table__, Delivery.__table__
+    rows = conn.execute(sa.select(people).where(people.c.id.in_(person_ids))).mappings().all()
+    spent = dict(conn.execute(
+        sa.select(people.c.id, sa.func.count(table.c.id)).join(table, table.c.openid == people.c.openid).where(
+            people.c.id.in_(person_ids), table.c.channel == Channel.CUSTOMER_SERVICE.value,
+            table.c.status.in_(ACTIVE), table.c.created_at >= people.c.last_message_at)
+        .group_by(people.c.id)).all())
+    return {row["id"]: Reach(row["openid"], row["following"], row["unreachable_reason"], row["last_message_at"],
+                             row["reminder_opt_in_at"], int(spent.get(row["id"], 0))) for row in rows}
 
 
 def reach_of(conn: sa.Connection, person_id: int) -> Reach:
-    """The person's reach as stored now (read inside the deciding transaction)."""
-    people = Person.__table__
-    row = conn.execute(sa.select(people).where(people.c.id == person_id)).mappings().one()
-    last = row["last_message_at"]
-    return Reach(row["openid"], row["following"], row["unreachable_reason"], last, row["reminder_opt_in_at"],
-                 customer_service_sent(conn, row["openid"], last))
+    """One person's reach as stored now."""
+    return reaches(conn, [person_id])[person_id]
 
 
-def claim(conn: sa.Connection, notice: Notice, now: datetime, template_ready: bool) -> Channel | HeldReason | None:
-    """Decide and record, in the caller's transaction, how ``notice`` goes: the channel claimed, the
-    reason it is held, or None when nothing is to be sent: the ledger already has this key (decided
-    before), or the unit already had a reminder for this deadline on this local day."""
-    if reminded_today(conn, notice):
-        return None
-    choice = choose_channel(reach_of(conn, notice.person_id), now, template_ready)
+def reminded_today(conn: sa.Connection, notices: list[Notice]) -> set[str]:
+    """Keys of the notices whose liaison already has another notice of the same kind for the same
+    unit and deadline on the same local day: at most one a day (wechat-rules R5)."""
+    dated = [n for n in notices if n.unit_id is not None and n.local_day]
+    if not dated:
+        return set()
+    table = Delivery.__table__
+    taken = {(r.openid, r.unit_id, r.deadline_id, r.local_day, r.kind): r.key for r in conn.execute(
+        sa.select(table.c.openid, table.c.unit_id, table.c.deadline_id, table.c.local_day, table.c.kind, table.c.key)
+        .where(table.c.openid.in_([n.openid for n in dated]), table.c.status.in_(ACTIVE),
+               table.c.local_day.in_({n.local_day for n in dated})))}
+    return {n.key for n in dated
+            if taken.get((n.openid, n.unit_id, n.deadline_id, n.local_day, n.kind), n.key) != n.key}
+
+
+def _decision(notice: Notice, choice: Channel | HeldReason, now: datetime) -> dict[str, Any]:
     held = isinstance(choice, HeldReason)
     status = Status.HELD if held else Status.CLAIMED
     if choice is Channel.TEMPLATE and notice.defect:
         # Sending would be answered 47003 at best: record the defect for the alert instead.
         status = Status.DEFECT
-    inserted = insert_ignoring_duplicate(conn, {
-        "key": notice.key, "openid": notice.openid, "kind": notice.kind,
-        "channel": "" if held else choice.value,
-        "payload": payload_of(notice),
-        "status": status.value,
+    return {
+        "key": notice.key, "openid": notice.openid, "kind": notice.kind, "channel": "" if held else choice.value,
+        "payload": payload_of(notice), "status": status.value,
         "errmsg": choice.value if held else notice.defect if status is Status.DEFECT else None,
+        "errcode": None, "wechat_msg_id": None, "job_status": None, "sent_at": None,
         "attempts": 0, "unit_id": notice.unit_id, "deadline_id": notice.deadline_id, "period": notice.period,
         "stage": notice.stage, "local_day": notice.local_day, "created_at": now,
-    })
-    return choice if inserted else None
+    }
 
 
-def reminded_today(conn: sa.Connection, notice: Notice) -> bool:
-    """Whether another notice of this kind already went (or is going) to this liaison of the unit
-    for the same deadline on the same local day: at most one a day (wechat-rules R5)."""
-    if notice.unit_id is None or not notice.local_day:
-        return False
-    table = Delivery.__table__
-    query = sa.select(table.c.id).where(
-        table.c.kind == notice.kind, table.c.openid == notice.openid, table.c.unit_id == notice.unit_id, table.c.deadline_id == notice.deadline_id,
-        table.c.local_day == notice.local_day, table.c.key != notice.key,
-        table.c.status.in_([Status.CLAIMED.value, Status.SENDING.value, Status.SENT.value]),
-    ).limit(1)
-    return conn.execute(query).first() is not None
+def claim_many(conn: sa.Connection, notices: list[Notice], now: datetime,
+               template_ready: bool) -> list[Channel | HeldReason | None]:
+    """Decide and record, in the caller's transaction, how each notice goes: the channel claimed,
+    the reason it is held, or None when nothing is to be sent: the ledger already has its key
+    (decided before), or its liaison already had one today for this deadline."""
+    known = reaches(conn, [n.person_id for n in notices])
+    today = reminded_today(conn, notices)
+    choices: dict[str, Channel | HeldReason] = {
+        n.key: choose_channel(known[n.person_id], now, template_ready) for n in notices if n.key not in today}
+    inserted = insert_ignoring_duplicates(
+        conn, [_decision(n, choices[n.key], now) for n in notices if n.key in choices])
+    return [choices[n.key] if n.key in inserted else None for n in notices]
+
+
+def claim(conn: sa.Connection, notice: Notice, now: datetime, template_ready: bool) -> Channel | HeldReason | None:
+    """:func:`claim_many` for one notice."""
+    return claim_many(conn, [notice], now, template_ready)[0]
 
 
 def payload_of(notice: Notice) -> dict[str, Any]:
@@ -266,25 +278,25 @@ def payload_of(notice: Notice) -> dict[str, Any]:
             "url": notice.url}
 
 
+# Built once: a fan-out runs these for every message, and composing them each time cost more
+# than executing them.
+_START_SENDING = sa.text(
+    "UPDATE delivery SET status = 'sending', attempts = attempts + 1 WHERE id = :id AND status = 'claimed' "
+    "AND NOT EXISTS (SELECT 1 FROM submission s WHERE s.unit_id = delivery.unit_id "
+    "AND s.deadline_id = delivery.deadline_id AND s.period = delivery.period AND s.status = 'submitted')")
+_SKIP_SUBMITTED = sa.text(
+    "UPDATE delivery SET status = 'skipped', errmsg = 'submitted before the send' WHERE id = :id AND status = 'claimed'")
+_RECORD = sa.text(
+    "UPDATE delivery SET status = :status, channel = :channel, errcode = :errcode, errmsg = :errmsg, "
+    "wechat_msg_id = :msgid, sent_at = :sent_at WHERE id = :id").bindparams(sa.bindparam("sent_at", type_=UTCDateTime()))
+
+
 def start_sending(conn: sa.Connection, delivery_id: int) -> bool:
     """Turn a claimed row ``sending``, unless its unit has meanwhile submitted what it owed (then
     the row is skipped); True when the request may go now."""
-    table, submissions = Delivery.__table__, Submission.__table__
-    submitted = sa.exists().where(
-        submissions.c.unit_id == table.c.unit_id,
-        submissions.c.deadline_id == table.c.deadline_id,
-        submissions.c.period == table.c.period,
-        submissions.c.status == SUBMITTED,
-    )
-    started = conn.execute(
-        table.update()
-        .where(table.c.id == delivery_id, table.c.status == Status.CLAIMED.value, sa.not_(submitted))
-        .values(status=Status.SENDING.value, attempts=table.c.attempts + 1)
-    ).rowcount
-    if started:
+    if conn.execute(_START_SENDING, {"id": delivery_id}).rowcount:
         return True
-    conn.execute(table.update().where(table.c.id == delivery_id, table.c.status == Status.CLAIMED.value)
-                 .values(status=Status.SKIPPED.value, errmsg="submitted before the send"))
+    conn.execute(_SKIP_SUBMITTED, {"id": delivery_id})
     return False
 
 
@@ -349,22 +361,28 @@ def send(api: Outbound, notice_payload: Mapping[str, Any], openid: str, channel:
         return Result(verdict_of(error.errcode), channel, error.errcode, error.errmsg)
 
 
-def record(conn: sa.Connection, delivery_id: int, result: Result, now: datetime) -> None:
-    """Write WeChat's answer on the row, and mark the person when WeChat says they cannot be reached."""
-    table = Delivery.__table__
+def _answer(delivery_id: int, result: Result, now: datetime, channel: str) -> dict[str, Any]:
     if result.verdict is Verdict.QUOTA:
         # Not delivered and not the person's fault: a later run sends it when the quota is back.
-        values: dict[str, Any] = {"status": Status.CLAIMED.value, "errcode": result.errcode, "errmsg": result.errmsg[:500]}
-    else:
-        status = {Verdict.SENT: Status.SENT, Verdict.DEFECT: Status.DEFECT}.get(result.verdict, Status.FAILED)
-        values = {"status": status.value, "errcode": result.errcode or None, "errmsg": result.errmsg[:500] or None,
-                  "wechat_msg_id": result.msgid, "sent_at": now if result.verdict is Verdict.SENT else None}
-    if result.channel is not None:
-        values["channel"] = result.channel.value
-    conn.execute(table.update().where(table.c.id == delivery_id).values(**values))
-    if result.verdict is Verdict.UNREACHABLE:
-        openid = conn.execute(sa.select(table.c.openid).where(table.c.id == delivery_id)).scalar_one()
-        mark_unreachable(conn, openid, f"{result.errcode} {result.errmsg}", following=result.errcode not in NOT_FOLLOWING)
+        return {"id": delivery_id, "status": Status.CLAIMED.value, "channel": channel, "errcode": result.errcode,
+                "errmsg": result.errmsg[:500], "msgid": None, "sent_at": None}
+    status = {Verdict.SENT: Status.SENT, Verdict.DEFECT: Status.DEFECT}.get(result.verdict, Status.FAILED)
+    return {"id": delivery_id, "status": status.value, "channel": channel, "errcode": result.errcode or None,
+            "errmsg": result.errmsg[:500] or None, "msgid": result.msgid,
+            "sent_at": now if result.verdict is Verdict.SENT else None}
+
+
+def record_many(conn: sa.Connection, answers: list[tuple[int, str, Result]], now: datetime) -> None:
+    """Write WeChat's answers (delivery id, OpenID, result) on their rows, and mark the people
+    WeChat says cannot be reached."""
+    if not answers:
+        return
+    conn.execute(_RECORD, [_answer(delivery_id, result, now, result.channel.value if result.channel else "")
+                           for delivery_id, _openid, result in answers])
+    for _delivery_id, openid, result in answers:
+        if result.verdict is Verdict.UNREACHABLE:
+            mark_unreachable(conn, openid, f"{result.errcode} {result.errmsg}",
+                             following=result.errcode not in NOT_FOLLOWING)
 
 
 def mark_unreachable(conn: sa.Connection, openid: str, reason: str, *, following: bool = True) -> None:

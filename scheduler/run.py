@@ -31,9 +31,9 @@ from bot.delivery import (
     Result,
     Status,
     Verdict,
-    claim,
+    claim_many,
     reach_of,
-    record,
+    record_many,
     send,
     start_sending,
     template_data,
@@ -50,6 +50,7 @@ DUE_GRACE = timedelta(minutes=15)
 OVERDUE_USEFUL_FOR = timedelta(days=1)
 DIGEST_USEFUL_FOR = timedelta(days=1)
 CLAIM_CHUNK = 200
+RECORD_BATCH = 50
 REMINDER, COORDINATOR_NOTE, DIGEST = "reminder", "coordinator_note", "digest"
 
 
@@ -204,11 +205,13 @@ class Reminders:
             assert campaign is not None
             return campaign
 
-    def _values(self, item: PlannedReminder, campaign: CampaignDefinition, unit: str) -> dict[str, str]:
+    def _values(self, item: PlannedReminder, campaign: CampaignDefinition, unit: str,
+                needed: Iterable[str]) -> dict[str, str]:
+        """The template variables the message template uses, each rendered by its own text."""
         raw = {"campaign": campaign.name, "deadline": item.deadline_title, "unit": unit,
                "due_at": item.due_at.astimezone(item.timezone), "period": item.period,
                "issuer": campaign.issuer, "contact_phone": campaign.contact.phone or campaign.contact.mobile}
-        return {name: self.texts.render(f"template_value_{name}", value=value) for name, value in raw.items()}
+        return {name: self.texts.render(f"template_value_{name}", value=raw[name]) for name in needed if name in raw}
 
     def _reminder(self, item: PlannedReminder, campaign: CampaignDefinition, template: MessageTemplate | None,
                   person_id: int, openid: str, unit_id: int, unit: str) -> Notice:
@@ -218,7 +221,7 @@ class Reminders:
         fields, defect = {}, None
         if template is not None and self._ready(template):
             try:
-                fields = template_data(template.data, self._values(item, campaign, unit))
+                fields = template_data(template.data, self._values(item, campaign, unit, set(template.data.values())))
             except FieldValueError as error:
                 log.error("reminder %s for %s cannot be formatted: %s", item.label, unit, error)
                 defect = str(error)
@@ -236,8 +239,7 @@ class Reminders:
         tally = Tally()
         for start in range(0, len(notices), CLAIM_CHUNK):
             with self.engine.begin() as conn:
-                for notice in notices[start:start + CLAIM_CHUNK]:
-                    choice = claim(conn, notice, now, template_ready)
+                for choice in claim_many(conn, list(notices[start:start + CLAIM_CHUNK]), now, template_ready):
                     if isinstance(choice, HeldReason):
                         tally.held[choice.value] += 1
         return tally
@@ -245,47 +247,68 @@ class Reminders:
     def _claimed(self, kind: str, item: PlannedReminder) -> list[dict[str, Any]]:
         table = Delivery.__table__
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(table.c.id, table.c.openid, table.c.channel, table.c.payload).where(
+            people = Person.__table__
+            rows = conn.execute(sa.select(table.c.id, table.c.openid, table.c.channel, table.c.payload,
+                                          people.c.id.label("person_id"))
+                                .join(people, people.c.openid == table.c.openid).where(
                 table.c.kind == kind, table.c.deadline_id == item.deadline_id, table.c.period == item.period,
                 table.c.stage == item.label, table.c.status == Status.CLAIMED.value).order_by(table.c.id))
             return [dict(r._mapping) for r in rows]
 
     def _send_claimed(self, kind: str, item: PlannedReminder, now: datetime, template_ready: bool) -> Tally:
-        """Send every claimed row of this moment (this run's and any a crash left), concurrently."""
+        """Send every claimed row of this moment (this run's and any a crash left), concurrently.
+
+        Each row turns ``sending`` in its own transaction just before its request; the answers are
+        written in batches. A crash before a batch is written leaves those rows ``sending`` (in
+        doubt), which is never resent: the cost of batching is a longer in-doubt list, not a repeat.
+        """
         rows = self._claimed(kind, item)
         tally, lock, stop = Tally(), threading.Lock(), threading.Event()
+        answers: list[tuple[int, str, Result]] = []
         done = [0]
 
         def one(row: dict[str, Any]) -> None:
             if stop.is_set():
                 return
-            result = self._send_row(row, now, template_ready)
+            result = self._send_row(row, template_ready)
             with lock:
                 self._count(tally, result)
+                if result is not None:
+                    answers.append((row["id"], row["openid"], result))
                 if result is not None and result.verdict is Verdict.QUOTA:
                     stop.set()
                     tally.stopped = f"WeChat quota: {result.errcode} {result.errmsg}"
                 done[0] += 1
                 if self.progress:
                     self.progress(done[0], len(rows))
+                batch = answers[:] if len(answers) >= RECORD_BATCH else []
+                del answers[:len(batch)]
+            self._record(batch, now)
 
-        with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(rows)))) as pool:
-            list(pool.map(one, rows))
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(rows)))) as pool:
+                list(pool.map(one, rows))
+        finally:
+            self._record(answers, now)
         return tally
 
-    def _send_row(self, row: dict[str, Any], now: datetime, template_ready: bool) -> Result | None:
+    def _record(self, answers: list[tuple[int, str, Result]], now: datetime) -> None:
+        if answers:
+            with self.engine.begin() as conn:
+                record_many(conn, answers, now)
+        for _delivery_id, openid, result in answers:
+            if result.verdict is not Verdict.SENT:
+                log.warning("reminder to %s: %s %s", openid, result.errcode, result.errmsg)
+
+    def _send_row(self, row: dict[str, Any], template_ready: bool) -> Result | None:
+        channel = Channel(row["channel"])
         with self.engine.begin() as conn:
             if not start_sending(conn, row["id"]):
                 return None
-            person_id = conn.execute(sa.select(Person.__table__.c.id).where(
-                Person.__table__.c.openid == row["openid"])).scalar_one()
-            fallback = template_or_reason(reach_of(conn, person_id), template_ready) is Channel.TEMPLATE
-        result = send(self.api, row["payload"], row["openid"], Channel(row["channel"]), fallback)
-        with self.engine.begin() as conn:
-            record(conn, row["id"], result, now)
-        if result.verdict is not Verdict.SENT:
-            log.warning("delivery %s to %s: %s %s", row["id"], row["openid"], result.errcode, result.errmsg)
-        return result
+            # Only a customer-service send may fall back to a template (45015/45047).
+            fallback = channel is Channel.CUSTOMER_SERVICE and template_or_reason(
+                reach_of(conn, row["person_id"]), template_ready) is Channel.TEMPLATE
+        return send(self.api, row["payload"], row["openid"], channel, fallback)
 
     @staticmethod
     def _count(tally: Tally, result: Result | None) -> None:

@@ -1,0 +1,165 @@
+"""Reminder fan-out: 10,000 silent liaisons, the fake WeChat answering each call after 50 ms.
+
+Loads the 晋城 2023 campaign with a template configured, registers N units each with an opted-in
+liaison who has not written for days (so every reminder is a template message), and sends the
+weekly reminder due on 2023-06-06 18:00 with ``Reminders.run_due``. The fake WeChat runs in its
+own process; what arrived is counted from its record of pushes, not from our ledger.
+
+    .venv/bin/python benchmarks/fanout.py [--liaisons 10000] [--latency 0.05] [--concurrency 64]
+
+Prints duration, messages/s, duplicates and lost. Target: ≤ 30 s for 10,000 on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.campaigns import load_definition, load_into_db  # noqa: E402
+from bot.config import settings_from_mapping  # noqa: E402
+from bot.db import make_engine, upgrade  # noqa: E402
+from bot.models import Person, Role, Unit  # noqa: E402
+from bot.texts import Texts  # noqa: E402
+from bot.token_store import build_token_store  # noqa: E402
+from bot.wechat_client import WeChatAPI  # noqa: E402
+from scheduler.run import Reminders  # noqa: E402
+
+APP_ID, APP_SECRET = "wx0123456789abcdef", "bench-secret-0123456789abcdef0123"
+TEMPLATE_ID = "TPL_DEADLINE_REMINDER_01"
+BEIJING = timezone(timedelta(hours=8))
+START = datetime(2023, 6, 1, 9, 0, tzinfo=BEIJING)
+DUE = datetime(2023, 6, 6, 18, 0, tzinfo=BEIJING)  # the weekly report's "1 day before" reminder
+
+FAKE_SERVER = f"""
+import sys
+from datetime import datetime
+from bot.fake_wechat import FakeWeChat, serve
+serve(FakeWeChat("{APP_ID}", "{APP_SECRET}", start=datetime.fromisoformat("{START.isoformat()}")),
+      "127.0.0.1", int(sys.argv[1]))
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_fake(port: int) -> subprocess.Popen[bytes]:
+    """The fake WeChat in its own process (its own core), ready when this returns."""
+    process = subprocess.Popen([sys.executable, "-c", FAKE_SERVER, str(port)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/_fake/clock", timeout=1)
+            return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the fake WeChat did not start")
+
+
+def prepare(database_url: str, base_url: str, liaisons: int, workdir: Path) -> sa.Engine:
+    """A migrated database with the campaign, N units and their liaisons; the fake knows them all."""
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    source = (ROOT / "campaigns" / "jincheng-commerce-2023.toml").read_text(encoding="utf-8")
+    campaign_file = workdir / "jincheng-commerce-2023.toml"
+    campaign_file.write_text(source.replace('template_id = ""', f'template_id = "{TEMPLATE_ID}"'), encoding="utf-8")
+    campaign_id = load_into_db(engine, load_definition(campaign_file)).campaign_id
+    opted_in = START - timedelta(days=3)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(Unit.__table__), [
+            {"campaign_id": campaign_id, "name": f"单位{n:05d}", "group": "", "join_code": f"B{n:07d}",
+             "liaison_mobile": "", "created_at": opted_in} for n in range(liaisons)])
+        unit_ids = conn.execute(sa.select(Unit.__table__.c.id).order_by(Unit.__table__.c.id)).scalars().all()
+        conn.execute(sa.insert(Person.__table__), [
+            {"openid": openid(n), "name": "", "role": Role.LIAISON.value, "unit_id": unit_id, "following": True,
+             "reminder_opt_in_at": opted_in, "created_at": opted_in} for n, unit_id in enumerate(unit_ids)])
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        http.post("/_fake/templates", json={"template_id": TEMPLATE_ID,
+                                            "fields": {"thing1": "thing", "time2": "time", "thing3": "thing"}})
+        for n in range(liaisons):
+            http.post(f"/_fake/users/{openid(n)}/events", json={"kind": "subscribe"})
+        http.post("/_fake/clock", json={"now": DUE.isoformat()})
+    return engine
+
+
+def openid(n: int) -> str:
+    """The benchmark's n-th liaison."""
+    return f"o_bench_{n:06d}"
+
+
+def sender(engine: sa.Engine, base_url: str, database_url: str, concurrency: int) -> Reminders:
+    """The bot's sender as ``safetybot reminders run-due`` builds it, clock at the due moment."""
+    settings = settings_from_mapping({
+        "WECHAT_TOKEN": "benchtoken", "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": APP_SECRET,
+        "ADMIN_TOKEN": "bench-admin-token-0123456789", "WECHAT_API_BASE_URL": base_url, "DATABASE_URL": database_url,
+    })
+    api = WeChatAPI(settings, build_token_store(settings, engine), clock=lambda: DUE)
+    return Reminders(engine, api, Texts(), template_messages=True, concurrency=concurrency)
+
+
+def delivered(base_url: str) -> Counter[str]:
+    """How many reminders each OpenID received, from the fake WeChat's own record."""
+    pushes = httpx.get(f"{base_url}/_fake/pushes", timeout=60).json()["pushes"]
+    return Counter(push["openid"] for push in pushes)
+
+
+def count(received: Counter[str], liaisons: int) -> tuple[int, int, int]:
+    """(delivered once, duplicates, lost) over the benchmark's liaisons."""
+    once = sum(1 for n in range(liaisons) if received[openid(n)] == 1)
+    duplicates = sum(max(0, received[openid(n)] - 1) for n in range(liaisons))
+    lost = sum(1 for n in range(liaisons) if received[openid(n)] == 0)
+    return once, duplicates, lost
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--liaisons", type=int, default=10_000)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    args = parser.parse_args()
+
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    fake = start_fake(port)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            database_url = args.database_url or f"sqlite:///{tmp}/fanout.db"
+            engine = prepare(database_url, base_url, args.liaisons, Path(tmp))
+            httpx.post(f"{base_url}/_fake/latency", json={"seconds": args.latency})
+            reminders = sender(engine, base_url, database_url, args.concurrency)
+            started = time.monotonic()
+            tally = reminders.run_due(DUE)
+            duration = time.monotonic() - started
+            once, duplicates, lost = count(delivered(base_url), args.liaisons)
+            engine.dispose()
+    finally:
+        fake.terminate()
+        fake.wait()
+    print(f"liaisons {args.liaisons}, latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}")
+    print(f"duration {duration:.1f} s, {args.liaisons / duration:.0f} messages/s")
+    print(f"sent by channel {dict(tally.sent)}, held {sum(tally.held.values())}, failed {tally.failed}")
+    print(f"delivered once {once}, duplicates {duplicates}, lost {lost}")
+    return 0 if (duplicates, lost) == (0, 0) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
