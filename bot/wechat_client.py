@@ -145,7 +145,8 @@ class _HostGuard(HTTPAdapter):
     """Refuses, at the transport, every request (redirects included) to an origin not allowed."""
 
     def __init__(self, allowed: Callable[[str], bool]):
-        super().__init__()
+        # One kept-alive connection per thread of a fan-out (requests keeps 10 by default).
+        super().__init__(pool_maxsize=64)
         self._allowed = allowed
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
