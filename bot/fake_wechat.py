@@ -824,11 +824,13 @@ def _wechat_json(payload: dict[str, Any]) -> Response:
 
 def _api(fake: FakeWeChat, handler: Handler, method: str, needs_token: bool = True) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
+        # A request WeChat has received is handled even if the caller hangs up while waiting for
+        # the answer, as a real server would: the body is read before the latency, not after.
+        incoming = _Incoming(dict(request.query_params), await request.body(),
+                             request.headers.get("content-type", ""), str(request.base_url).rstrip("/"))
         latency = fake._latency_now()
         if latency:
             await asyncio.sleep(latency)
-        incoming = _Incoming(dict(request.query_params), await request.body(),
-                             request.headers.get("content-type", ""), str(request.base_url).rstrip("/"))
         errcode, answer = _run(fake, handler, incoming, request.method, method, needs_token, request.url.path)
         fake._record(request.method, request.url.path, incoming.query, incoming.recorded_body, errcode)
         return answer
