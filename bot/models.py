@@ -307,8 +307,30 @@ class MediaFile(SQLModel, table=True):
     sha256: Optional[str] = Field(default=None, max_length=64)
     attempts: int = 0
     last_error: Optional[str] = Field(default=None, max_length=500)
+    # When a fetcher may (next) take the row: after a failure the back-off, while one fetches its
+    # lease; a worker that died mid-fetch leaves the row to be taken again when the lease ends.
+    next_attempt_at: Optional[datetime] = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True, index=True))
     received_at: datetime = _time()
     stored_at: Optional[datetime] = _time(nullable=True)
+
+
+class ReportItem(SQLModel, table=True):
+    """One thing a liaison sent into a report (周报 or 要情): a text, picture, voice note, video or link.
+
+    ``featured`` marks items sent as 要情 (an important or featured activity, reported the same day).
+    """
+
+    __tablename__ = "report_item"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    openid: str = Field(max_length=64)
+    kind: str = Field(max_length=20)
+    text: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    url: Optional[str] = Field(default=None, max_length=1000)
+    media_file_id: Optional[int] = Field(default=None, foreign_key="media_file.id")
+    featured: bool = False
+    created_at: datetime = _time()
 
 
 class AccessToken(SQLModel, table=True):

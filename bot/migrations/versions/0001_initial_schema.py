@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 16:04:01.858845
+Create Date: 2026-11-24 16:17:31.948152
 """
 
 from alembic import op
@@ -108,6 +108,7 @@ def upgrade() -> None:
     sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('next_attempt_at', bot.models.UTCDateTime(), nullable=True),
     sa.Column('received_at', bot.models.UTCDateTime(), nullable=False),
     sa.Column('stored_at', bot.models.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['inbound_message_id'], ['inbound_message.id'], ),
@@ -115,6 +116,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('media_id')
     )
     with op.batch_alter_table('media_file', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_media_file_next_attempt_at'), ['next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_media_file_openid'), ['openid'], unique=False)
         batch_op.create_index(batch_op.f('ix_media_file_status'), ['status'], unique=False)
 
@@ -249,6 +251,23 @@ def upgrade() -> None:
     with op.batch_alter_table('answer', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_answer_submission_id'), ['submission_id'], unique=False)
 
+    op.create_table('report_item',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('submission_id', sa.Integer(), nullable=False),
+    sa.Column('openid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('text', sa.Text(), nullable=True),
+    sa.Column('url', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+    sa.Column('media_file_id', sa.Integer(), nullable=True),
+    sa.Column('featured', sa.Boolean(), nullable=False),
+    sa.Column('created_at', bot.models.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['media_file_id'], ['media_file.id'], ),
+    sa.ForeignKeyConstraint(['submission_id'], ['submission.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('report_item', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_report_item_submission_id'), ['submission_id'], unique=False)
+
     op.create_table('answer_revision',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('answer_id', sa.Integer(), nullable=False),
@@ -270,6 +289,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_answer_revision_answer_id'))
 
     op.drop_table('answer_revision')
+    with op.batch_alter_table('report_item', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_report_item_submission_id'))
+
+    op.drop_table('report_item')
     with op.batch_alter_table('answer', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_answer_submission_id'))
 
@@ -308,6 +331,7 @@ def downgrade() -> None:
     with op.batch_alter_table('media_file', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_media_file_status'))
         batch_op.drop_index(batch_op.f('ix_media_file_openid'))
+        batch_op.drop_index(batch_op.f('ix_media_file_next_attempt_at'))
 
     op.drop_table('media_file')
     with op.batch_alter_table('deadline', schema=None) as batch_op:
