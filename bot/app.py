@@ -27,6 +27,7 @@ import handlers
 from bot.config import Settings
 from bot.db import make_engine, ping
 from bot.gateway import Answer, Dispatch, Gateway
+from bot.media import MediaFetcher
 from bot.models import utcnow
 from bot.texts import Texts
 
@@ -100,14 +101,17 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
         log.info("account kind %s lacks: %s", settings.wechat_account_kind.value, ", ".join(lacking))
     own_engine = engine is None
     engine = engine or make_engine(settings.database_url)
-    gateway = Gateway(settings, engine=engine, texts=texts, wechat=wechat or _outbound_client(settings, engine),
-                      dispatch=dispatch, clock=clock or utcnow)
+    outbound = wechat or _outbound_client(settings, engine)
+    gateway = Gateway(settings, engine=engine, texts=texts, wechat=outbound, dispatch=dispatch, clock=clock or utcnow)
     endpoints = Endpoints(gateway, engine, settings.max_body_bytes)
+    # Every process fetches report media; bot.media makes sure each file is fetched by one of them.
+    fetcher = MediaFetcher(engine, outbound, settings.media_dir, clock or utcnow)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log.info("safetybot listening; %s mode", "safe (AES)" if settings.safe_mode else "plaintext")
-        yield
+        with fetcher.running():
+            yield
         if own_engine:
             engine.dispose()
 

@@ -20,6 +20,7 @@ from bot.campaign_store import definition_of
 from bot.models import (
     Answer, AnswerRevision, Campaign, Deadline, DeadlinePeriod, LiaisonReplacement, Person, Role, Submission, Unit,
 )
+from bot.report_store import REPORT_WRITERS
 from handlers.base import Incoming
 from handlers.changes import ClaimUnit, RenamePerson, RequestReplacement, SaveAnswers, SubmitForm, Value
 
@@ -252,3 +253,4 @@ def write_replacement(conn: sa.Connection, incoming: Incoming, change: RequestRe
 
 WRITERS.update({SaveAnswers: write_answers, SubmitForm: write_submit, ClaimUnit: write_claim,
                 RenamePerson: write_rename, RequestReplacement: write_replacement})
+WRITERS.update(REPORT_WRITERS)

@@ -7,7 +7,7 @@ message reaches it; words that open another dialogue (登记, 填报, …) are l
 
 from __future__ import annotations
 
-from handlers import dialogue, fallback, greeting, help, registration, statistics
+from handlers import dialogue, fallback, greeting, help, registration, statistics, weekly_report
 from handlers.base import Context, DialogueState, Incoming, Outcome, Route
 
 ROUTES: list[Route] = [
@@ -15,9 +15,11 @@ ROUTES: list[Route] = [
     Route("silent_event", fallback.is_silent_event, fallback.stay_silent),
     Route("registration_step", registration.is_registering, registration.continue_registration),
     Route("statistics_step", statistics.is_walking, statistics.continue_table),
+    Route("report_step", weekly_report.is_reporting, weekly_report.continue_report),
     Route("register", registration.is_register, registration.start_registration),
     Route("details", registration.is_details, registration.start_details),
     Route("fill", statistics.is_fill, statistics.open_table),
+    Route("report", weekly_report.is_report_opener, weekly_report.open_report),
     Route("help", help.is_help, help.show_help),
     Route("unused_kind", fallback.is_unused_kind, fallback.explain_unused_kind),
     Route("not_understood", fallback.anything, fallback.not_understood),
@@ -26,7 +28,7 @@ ROUTES: list[Route] = [
 # Every template a route may render; start-up checks that each exists.
 TEMPLATES = (
     ("greeting", "unsupported_kind", "not_understood", "handler_failed")
-    + help.TEMPLATES + registration.TEMPLATES + statistics.TEMPLATES + dialogue.ask_templates()
+    + help.TEMPLATES + registration.TEMPLATES + statistics.TEMPLATES + weekly_report.TEMPLATES + dialogue.ask_templates()
 )
 
 
