@@ -7,7 +7,7 @@ message reaches it; words that open another dialogue (登记, 填报, …) are l
 
 from __future__ import annotations
 
-from handlers import dialogue, fallback, greeting, help, registration, statistics, weekly_report
+from handlers import dialogue, fallback, greeting, help, records, registration, statistics, weekly_report
 from handlers.base import Context, DialogueState, Incoming, Outcome, Route
 
 ROUTES: list[Route] = [
@@ -16,10 +16,12 @@ ROUTES: list[Route] = [
     Route("registration_step", registration.is_registering, registration.continue_registration),
     Route("statistics_step", statistics.is_walking, statistics.continue_table),
     Route("report_step", weekly_report.is_reporting, weekly_report.continue_report),
+    Route("records_step", records.is_recording, records.continue_records),
     Route("register", registration.is_register, registration.start_registration),
     Route("details", registration.is_details, registration.start_details),
     Route("fill", statistics.is_fill, statistics.open_table),
     Route("report", weekly_report.is_report_opener, weekly_report.open_report),
+    Route("records", records.is_records, records.open_records),
     Route("help", help.is_help, help.show_help),
     Route("unused_kind", fallback.is_unused_kind, fallback.explain_unused_kind),
     Route("not_understood", fallback.anything, fallback.not_understood),
@@ -28,7 +30,8 @@ ROUTES: list[Route] = [
 # Every template a route may render; start-up checks that each exists.
 TEMPLATES = (
     ("greeting", "unsupported_kind", "not_understood", "handler_failed")
-    + help.TEMPLATES + registration.TEMPLATES + statistics.TEMPLATES + weekly_report.TEMPLATES + dialogue.ask_templates()
+    + help.TEMPLATES + registration.TEMPLATES + statistics.TEMPLATES + weekly_report.TEMPLATES
+    + records.TEMPLATES + dialogue.ask_templates()
 )
 
 

@@ -25,7 +25,7 @@ COMMAND_WORDS = {
 }
 EDIT = re.compile(r"(?:修改|改)\s*第?\s*(\d+)\s*[项题]?")
 # Words that start their own dialogue even in the middle of a walk (the draft is kept).
-OPENING_WORDS = frozenset({"登记", "填报", "修改资料", "周报", "要情"})
+OPENING_WORDS = frozenset({"登记", "填报", "修改资料", "周报", "要情", "典型案例"})
 # Item answers given in one line need fields that cannot contain spaces themselves.
 SPLITTABLE = (FieldType.COUNT, FieldType.YES_NO)
 

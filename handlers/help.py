@@ -43,6 +43,7 @@ def show_help(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome
     return Outcome(replies=(ctx.texts.render(
         "help_liaison", unit=unit.name, owed=owed, zone=definition.timezone,
         statistics=FormKind.STATISTICS in collects.values(), weekly=DeadlineKind.WEEKLY in kinds.values(),
+        records=FormKind.TABLE in collects.values(),
     ),))
 
 

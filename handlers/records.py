@@ -1,0 +1,187 @@
+"""``典型案例``: the activity-record table (附件3 in 晋城 2023: 活动内容, 时间, 刊登媒体, 媒体链接,
+备注) of the unit's current monthly period, walked cell by cell with the generic form engine.
+
+Any campaign deadline that collects a ``table`` form is filled this way; the month is the first
+period still to come (the last one once all have passed: late answers are still taken). Every
+cell is stored as it is answered, so a restart or a retry loses nothing, and coming back resumes
+at the first empty cell. The question names the pre-printed row it belongs to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind, TableRow
+from handlers.base import Context, DialogueState, Incoming, Outcome
+from handlers.changes import SaveAnswers, SubmitForm, Value
+from handlers.dialogue import REVIEW, Command, Line, Move, Walk, command_of, describe, is_opening_word, label_of, question, react
+
+FLOW = "records"
+KEYWORDS = {"典型案例", "活动记录", "报送典型案例", "活动情况"}
+MENU_KEY = "RECORDS"
+TEMPLATES = ("records_needs_registration", "records_no_table", "records_start", "records_row", "records_summary",
+             "records_review", "records_submitted", "records_cancelled")
+
+
+def is_records(incoming: Incoming, state: DialogueState) -> bool:
+    """``典型案例`` typed, or the menu's button."""
+    if incoming.kind == "text":
+        return incoming.text.strip() in KEYWORDS
+    return incoming.kind == "event" and incoming.event == "CLICK" and incoming.text == MENU_KEY
+
+
+def is_recording(incoming: Incoming, state: DialogueState) -> bool:
+    """A text while the table walk is open (other dialogues' opening words excepted)."""
+    return state.flow == FLOW and incoming.kind == "text" and not is_opening_word(incoming.text)
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """The table a unit fills now: which deadline period, the days it reports on, and the walk."""
+
+    unit_id: int
+    deadline_id: int
+    period: str
+    due_at: datetime
+    status: str
+    today: date
+    covers_from: date | None
+    covers_until: date | None
+    definition: CampaignDefinition
+    walk: Walk
+
+    def state(self, step: str, pending: tuple[Value, ...] = ()) -> DialogueState:
+        data: dict[str, Any] = {"deadline_id": self.deadline_id, "period": self.period}
+        if pending:
+            data["pending"] = [[v.field_key, v.text, v.number, v.approximate] for v in pending]
+        return DialogueState(FLOW, step, data)
+
+    def save(self, values: tuple[Value, ...]) -> SaveAnswers:
+        return SaveAnswers(self.unit_id, self.deadline_id, self.period, self.due_at, values)
+
+    def with_walk(self, walk: Walk) -> "Sheet":
+        return Sheet(self.unit_id, self.deadline_id, self.period, self.due_at, self.status, self.today,
+                     self.covers_from, self.covers_until, self.definition, walk)
+
+
+def table_form(definition: CampaignDefinition, key: str) -> FormDefinition | None:
+    """The form ``key`` if it is a table of pre-printed rows."""
+    form = next((f for f in definition.forms if f.key == key), None)
+    return form if form is not None and form.kind is FormKind.TABLE else None
+
+
+def _sheet(ctx: Context, deadline_id: int | None = None, period: str | None = None) -> Sheet | None:
+    unit = ctx.stored.unit(ctx.facts["unit_id"])
+    definition = ctx.stored.definition(unit.campaign_id)
+    candidates = [p for p in ctx.stored.periods(unit.campaign_id) if table_form(definition, p.collects)]
+    if deadline_id is not None:
+        candidates = [p for p in candidates if (p.deadline_id, p.period) == (deadline_id, period)]
+    if not candidates:
+        return None
+    due = next((p for p in candidates if p.due_at >= ctx.now), candidates[-1])
+    form = table_form(definition, due.collects)
+    assert form is not None
+    occurrence = next(o for o in definition.deadline(due.key).occurrences() if o.period_key == due.period)
+    submission = ctx.stored.submission(unit.id, due.deadline_id, due.period)
+    answers = ctx.stored.answers(submission.id) if submission else {}
+    values = {key: Value(key, a.text, a.number, a.approximate) for key, a in answers.items()}
+    return Sheet(unit.id, due.deadline_id, due.period, due.due_at, submission.status if submission else "draft",
+                 ctx.now.astimezone(definition.timezone).date(), occurrence.covers_from, occurrence.covers_until,
+                 definition, Walk.of(form, values))
+
+
+def _prefill(sheet: Sheet, ctx: Context) -> tuple[Value, ...]:
+    """Header fields the bot knows (填报单位, 联系人, 填报日期), where still empty."""
+    known = {FieldType.UNIT_NAME: ctx.stored.unit(sheet.unit_id).name, FieldType.PERSON_NAME: ctx.facts.get("name"),
+             FieldType.DATE: sheet.today.isoformat()}
+    return tuple(Value(f.answer_key, known[f.type]) for f in sheet.walk.form.fields
+                 if f in sheet.walk.fields and f.answer_key not in sheet.walk.answers and known.get(f.type))
+
+
+def open_records(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
+    """Open this month's table and ask the first empty cell (or show it whole when all are filled)."""
+    if ctx.facts.get("unit_id") is None:
+        return Outcome(replies=(ctx.texts.render("records_needs_registration"),))
+    sheet = _sheet(ctx)
+    if sheet is None:
+        return Outcome(replies=(ctx.texts.render("records_no_table"),))
+    prefilled = _prefill(sheet, ctx)
+    sheet = sheet.with_walk(sheet.walk.with_values(prefilled))
+    step = sheet.walk.next_open() or REVIEW
+    intro = ctx.texts.render(
+        "records_start", title=sheet.walk.form.title, due_at=sheet.due_at.astimezone(sheet.definition.timezone),
+        covers_from=sheet.covers_from, covers_until=sheet.covers_until, late=ctx.now > sheet.due_at,
+        submitted=sheet.status == "submitted", answered=len(sheet.walk.answers), total=len(sheet.walk.fields))
+    changes = (sheet.save(prefilled),) if prefilled else ()
+    return Outcome(replies=(_join(intro, _next(sheet, step, ctx)),), state=sheet.state(step), changes=changes)
+
+
+def continue_records(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
+    """One message inside the walk: an answer to the cell asked, or a walk command."""
+    sheet = _sheet(ctx, state.data.get("deadline_id"), state.data.get("period")) if ctx.facts.get("unit_id") else None
+    if sheet is None:
+        return Outcome(replies=(ctx.texts.render("records_no_table"),), state=DialogueState())
+    if command_of(incoming.text) == Command("show"):
+        # The engine's summary groups by statistics item; a table reads better row by row.
+        return Outcome(replies=(_join(_summary(sheet, ctx), _next(sheet, state.step, ctx)),), state=sheet.state(state.step))
+    pending = tuple(Value(*entry) for entry in state.data.get("pending", ()))
+    move = react(sheet.walk, state.step, incoming.text, pending, ctx, sheet.today)
+    return _outcome(sheet, state.step, move, ctx)
+
+
+def _outcome(sheet: Sheet, step: str, move: Move, ctx: Context) -> Outcome:
+    """Turn the engine's move into the reply, the stored cells and the next state."""
+    if move.cancelled:
+        return Outcome(replies=(ctx.texts.render("records_cancelled", answered=len(sheet.walk.answers)),),
+                       state=DialogueState())
+    if move.retry is not None:
+        return Outcome(replies=(move.retry,), state=sheet.state(step, move.pending))
+    changes: tuple[Any, ...] = (sheet.save(move.values),) if move.values else ()
+    sheet = sheet.with_walk(sheet.walk.with_values(move.values))
+    if move.confirmed:
+        reply = ctx.texts.render("records_submitted", title=sheet.walk.form.title, late=ctx.now > sheet.due_at,
+                                 again=sheet.status == "submitted")
+        submit = SubmitForm(sheet.unit_id, sheet.deadline_id, sheet.period, sheet.due_at)
+        return Outcome(replies=(reply,), state=DialogueState(), changes=changes + (submit,))
+    next_step = REVIEW if move.review or move.ask is None else move.ask
+    return Outcome(replies=(_join(*move.notes, _next(sheet, next_step, ctx)),), state=sheet.state(next_step),
+                   changes=changes)
+
+
+def _next(sheet: Sheet, step: str, ctx: Context) -> str:
+    """The review at the end, else the question for ``step`` under the row it belongs to."""
+    if step == REVIEW:
+        return ctx.texts.render("records_review", table=_summary(sheet, ctx), submitted=sheet.status == "submitted")
+    row = sheet.walk.form.row_of(step)
+    heading = ctx.texts.render("records_row", row=row, row_label=sheet.walk.form.row_label) if row else ""
+    return _join(heading, question(sheet.walk, step, ctx))
+
+
+@dataclass(frozen=True)
+class RowLines:
+    """The summary lines of one pre-printed row (``row`` None for the header fields)."""
+
+    row: TableRow | None
+    lines: tuple[Line, ...]
+
+
+def _summary(sheet: Sheet, ctx: Context) -> str:
+    """The table as filled so far, row by row."""
+    walk = sheet.walk
+    rows: list[RowLines] = []
+    for number, f in enumerate(walk.fields, 1):
+        row = walk.form.row_of(f.answer_key)
+        shown = None if f.answer_key not in walk.answers else describe(f, walk.answers[f.answer_key])
+        line = Line(number, label_of(f), shown)
+        if rows and rows[-1].row == row:
+            rows[-1] = RowLines(row, rows[-1].lines + (line,))
+        else:
+            rows.append(RowLines(row, (line,)))
+    return ctx.texts.render("records_summary", title=walk.form.title, rows=rows)
+
+
+def _join(*texts: str) -> str:
+    # One reply, not several: pushed messages are rationed (wechat-rules A1).
+    return "\n\n".join(t for t in texts if t)

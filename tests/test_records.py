@@ -1,0 +1,79 @@
+"""典型案例: the 附件3 activity-record table of the month, walked cell by cell through the real
+/wechat endpoint with the generic form engine."""
+
+from __future__ import annotations
+
+from bot.campaigns import load_definition
+from bot.texts import Texts
+from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
+
+TEXTS = Texts()
+ZEZHOU = "oLiaisonZezhou"
+
+
+def test_a_liaison_fills_the_months_activity_records_row_by_row_and_submits(jincheng: Campaign) -> None:
+    jincheng.register(ZEZHOU, "泽州县商务局")
+    opened = jincheng.say(ZEZHOU, "典型案例")
+    # June's table reports May's activities (报送上月典型案例) and is due at the end of June.
+    assert "5月1日—5月31日" in opened and "6月30日 23:59" in opened
+    assert "（3/24）电话" in opened  # 填报单位, 联系人 and 填报日期 are known already
+    first_row = jincheng.say(ZEZHOU, "0356-2056819")
+    assert "活动内容 1：党委（党组）学习中心组" in first_row and "（5/24）时间" in first_row
+    assert "（6/24）刊登媒体" in jincheng.say(ZEZHOU, "5月20日")
+    assert "（7/24）媒体链接" in jincheng.say(ZEZHOU, "晋城日报")
+    link = load_definition(CAMPAIGN).form("activity_record").field("r1.link")
+    assert jincheng.say(ZEZHOU, "见报纸") == TEXTS.render("invalid_url", field=link, given="见报纸")
+    assert "（8/24）备注" in jincheng.say(ZEZHOU, "https://example.org/jcrb/0520")
+    second_row = jincheng.say(ZEZHOU, "跳过")
+    assert "活动内容 2：开展习近平总书记关于安全生产重要论述宣讲活动" in second_row and "（9/24）时间" in second_row
+    shown = jincheng.say(ZEZHOU, "查看")
+    assert "5)2023-05-20 6)晋城日报 7)https://example.org/jcrb/0520 8)空" in shown and "9)未填" in shown
+    assert "1) 填报单位（盖章）：泽州县商务局" in shown and "（9/24）时间" in shown
+    assert "（6/24）" in jincheng.say(ZEZHOU, "修改 6")
+    assert "（9/24）" in jincheng.say(ZEZHOU, "山西日报")
+    assert jincheng.say(ZEZHOU, "取消") == TEXTS.render("records_cancelled", answered=8)
+
+    jincheng.restart()
+    resumed = jincheng.say(ZEZHOU, "典型案例")
+    assert "已填 8/24 项" in resumed and "（9/24）时间" in resumed
+    for _ in range(9, 24):
+        jincheng.say(ZEZHOU, "跳过")
+    review = jincheng.say(ZEZHOU, "跳过")
+    assert "回复“确认”提交" in review and "24)空" in review
+    assert "已提交" in jincheng.say(ZEZHOU, "确认")
+
+    cells = {k: a.value for k, a in jincheng.answers("泽州县商务局", "typical_cases").items()}
+    assert (cells["r1.time"], cells["r1.media"], cells["r1.link"]) == ("2023-05-20", "山西日报", "https://example.org/jcrb/0520")
+    assert cells["r1.remark"] is None and cells["r5.time"] is None
+    [revision] = [r for r in jincheng.revisions() if r.new_value == "山西日报"]
+    assert (revision.old_value, revision.changed_by, revision.late) == ("晋城日报", ZEZHOU, False)
+    [june] = [s for s in jincheng.submissions("泽州县商务局") if s.period == "2023-06"]
+    assert (june.status, june.late, june.submitted_by) == ("submitted", False, ZEZHOU)
+
+
+def test_each_month_has_its_own_table_and_the_menu_opens_the_same_walk(jincheng: Campaign) -> None:
+    assert jincheng.click(ZEZHOU, "RECORDS") == TEXTS.render("records_needs_registration")
+    jincheng.register(ZEZHOU, "泽州县商务局")
+    jincheng.clock.advance(minutes=1)  # a click in the same second would be WeChat re-sending the first
+    assert "（3/24）电话" in jincheng.click(ZEZHOU, "RECORDS")
+    jincheng.say(ZEZHOU, "0356-2056819")
+    jincheng.say(ZEZHOU, "6月1日")
+    jincheng.say(ZEZHOU, "取消")
+    jincheng.clock.advance(days=15)  # 7-05: July's table reports June
+    july = jincheng.say(ZEZHOU, "典型案例")
+    assert "6月1日—6月30日" in july and "7月31日 23:59" in july and "（3/24）电话" in july
+    assert sorted(s.period for s in jincheng.submissions("泽州县商务局") if s.period.count("-") == 1) == [
+        "2023-06", "2023-07"]
+
+
+def test_help_names_the_table_and_the_reports_a_liaison_can_send(jincheng: Campaign) -> None:
+    jincheng.register(ZEZHOU, "泽州县商务局")
+    listed = jincheng.say(ZEZHOU, "帮助")
+    assert "· 典型案例 ——" in listed and "· 周报 ——" in listed and "· 要情 ——" in listed
+
+
+def test_after_the_last_month_late_cells_are_still_taken_for_december(jincheng: Campaign) -> None:
+    jincheng.register(ZEZHOU, "泽州县商务局")
+    jincheng.clock.advance(days=200)  # 2024-01: December's table was due 12-31
+    opened = jincheng.say(ZEZHOU, "典型案例")
+    assert "12月31日 23:59" in opened and "迟报" in opened
