@@ -396,18 +396,23 @@ def mark_unreachable(conn: sa.Connection, openid: str, reason: str, *, following
 def record_template_job(engine: sa.Engine, openid: str, msgid: str, status: str) -> bool:
     """Record a ``TEMPLATESENDJOBFINISH`` event (``MsgID``, ``Status``) against its delivery.
 
-    The gateway calls this for every such event. ``Status`` is kept verbatim; any ``failed…``
+    The gateway records every such event through :func:`record_template_job_on`. ``Status`` is kept verbatim; any ``failed…``
     status marks the person (no blind retry). When no row has this msgid, the event settles the
     oldest template delivery to ``openid`` left in doubt by a crash (see docs/reminders.md).
     Returns whether a delivery was found.
     """
-    table = Delivery.__table__
     with engine.begin() as conn:
-        found = conn.execute(table.update().where(table.c.wechat_msg_id == msgid).values(job_status=status[:100])).rowcount
-        if not found:
-            found = _settle_in_doubt(conn, openid, msgid, status)
-        if status.startswith("failed"):
-            mark_unreachable(conn, openid, f"TEMPLATESENDJOBFINISH {status}")
+        return record_template_job_on(conn, openid, msgid, status)
+
+
+def record_template_job_on(conn: sa.Connection, openid: str, msgid: str, status: str) -> bool:
+    """:func:`record_template_job` inside the caller's transaction (the gateway's handling one)."""
+    table = Delivery.__table__
+    found = conn.execute(table.update().where(table.c.wechat_msg_id == msgid).values(job_status=status[:100])).rowcount
+    if not found:
+        found = _settle_in_doubt(conn, openid, msgid, status)
+    if status.startswith("failed"):
+        mark_unreachable(conn, openid, f"TEMPLATESENDJOBFINISH {status}")
     return bool(found)
 
 

@@ -17,12 +17,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.campaign_format import CampaignDefinition
 from bot.campaign_store import definition_of
+from bot.delivery import record_template_job_on
 from bot.models import (
     Answer, AnswerRevision, Campaign, Deadline, DeadlinePeriod, LiaisonReplacement, Person, Role, Submission, Unit,
 )
 from bot.report_store import REPORT_WRITERS
 from handlers.base import Incoming
 from handlers.changes import ClaimUnit, RenamePerson, RequestReplacement, SaveAnswers, SubmitForm, Value
+from handlers.template_job import TemplateJobFinished
 
 _UNIT = Unit.__table__
 _PERSON = Person.__table__
@@ -254,3 +256,11 @@ def write_replacement(conn: sa.Connection, incoming: Incoming, change: RequestRe
 WRITERS.update({SaveAnswers: write_answers, SubmitForm: write_submit, ClaimUnit: write_claim,
                 RenamePerson: write_rename, RequestReplacement: write_replacement})
 WRITERS.update(REPORT_WRITERS)
+
+
+def write_template_job(conn: sa.Connection, incoming: Incoming, change: TemplateJobFinished, now: datetime) -> None:
+    """The reminders ledger learns how a template message ended (bot/delivery.py)."""
+    record_template_job_on(conn, incoming.openid, change.msgid, change.status)
+
+
+WRITERS[TemplateJobFinished] = write_template_job

@@ -7,11 +7,14 @@ message reaches it; words that open another dialogue (登记, 填报, …) are l
 
 from __future__ import annotations
 
-from handlers import dialogue, fallback, greeting, help, records, registration, statistics, weekly_report
+from handlers import (
+    dialogue, fallback, greeting, help, records, registration, statistics, template_job, weekly_report,
+)
 from handlers.base import Context, DialogueState, Incoming, Outcome, Route
 
 ROUTES: list[Route] = [
     Route("greeting", greeting.is_subscribe, greeting.greet),
+    Route("template_job", template_job.is_template_job_finished, template_job.record_job),
     Route("silent_event", fallback.is_silent_event, fallback.stay_silent),
     Route("registration_step", registration.is_registering, registration.continue_registration),
     Route("statistics_step", statistics.is_walking, statistics.continue_table),

@@ -1,0 +1,41 @@
+"""WeChat's TEMPLATESENDJOBFINISH event reaches the reminders ledger through /wechat."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from bot.db import session
+from bot.models import Delivery, Person
+from tests.fixtures_gateway import StartBot
+
+
+def _template_delivery(bot, openid: str, msgid: str) -> None:
+    with session(bot.engine) as db:
+        db.add(Delivery(key=f"reminder:{openid}:1::before-1d", openid=openid, kind="reminder", channel="template",
+                        status="sent", wechat_msg_id=msgid))
+        db.commit()
+
+
+def _delivery(bot, msgid: str) -> Delivery:
+    with session(bot.engine) as db:
+        return db.exec(select(Delivery).where(Delivery.wechat_msg_id == msgid)).one()
+
+
+def test_a_delivered_template_message_is_recorded_as_such(start_bot: StartBot) -> None:
+    bot = start_bot()
+    bot.side.event("o_liaison", "subscribe")
+    _template_delivery(bot, "o_liaison", "200163836")
+    reply = bot.side.event("o_liaison", "TEMPLATESENDJOBFINISH", MsgID=200163836, Status="success")
+    assert (reply.status_code, reply.body) == (200, "success")
+    assert _delivery(bot, "200163836").job_status == "success"
+    assert bot.person("o_liaison").unreachable_reason is None
+
+
+def test_a_refused_template_message_marks_the_liaison_unreachable(start_bot: StartBot) -> None:
+    bot = start_bot()
+    bot.side.event("o_blocker", "subscribe")
+    _template_delivery(bot, "o_blocker", "200163840")
+    bot.side.event("o_blocker", "TEMPLATESENDJOBFINISH", MsgID=200163840, Status="failed:user block")
+    assert _delivery(bot, "200163840").job_status == "failed:user block"
+    person: Person | None = bot.person("o_blocker")
+    assert person is not None and "failed:user block" in (person.unreachable_reason or "")
