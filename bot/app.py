@@ -131,25 +131,41 @@ def serve(settings: Settings) -> None:
     """Run the bot with uvicorn on ``settings.host``:``settings.port``, in ``settings.web_workers``
     processes that share one listening socket (forked after it is bound, as gunicorn does).
 
+    With several workers this process only supervises: it passes SIGTERM and SIGINT on to the
+    workers and, when one of them ends, stops the others, so a service manager sees one unit.
     Each worker builds its own app, engine and clients after the fork; retries, per-person order
     and the access token hold across workers through the database (or Redis).
     """
-    listener = socket.create_server((settings.host, settings.port), backlog=2048, reuse_port=False)
-    listener.set_inheritable(True)
-    workers: list[int] = []
-    for _ in range(settings.web_workers - 1):
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _serve_on(settings, listener)
-            finally:
-                os._exit(0)
-        workers.append(pid)
-    try:
+    listener = socket.create_server((settings.host, settings.port), backlog=2048)
+    if settings.web_workers == 1:
         _serve_on(settings, listener)
-    finally:
-        for pid in workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        for pid in workers:
+        return
+    workers = [_fork_worker(settings, listener) for _ in range(settings.web_workers)]
+    listener.close()
+
+    def pass_on(signum: int, _frame: object) -> None:
+        _signal_all(workers, signum)
+
+    signal.signal(signal.SIGTERM, pass_on)
+    signal.signal(signal.SIGINT, pass_on)
+    os.wait()
+    _signal_all(workers, signal.SIGTERM)
+    for pid in workers:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
+
+
+def _fork_worker(settings: Settings, listener: socket.socket) -> int:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _serve_on(settings, listener)
+        finally:
+            os._exit(0)
+    return pid
+
+
+def _signal_all(workers: list[int], signum: int) -> None:
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)

@@ -38,6 +38,7 @@ def served(tmp_path: Path, sqlite_url: str, fake_wechat: ServedFake) -> Iterator
         "PORT": str(port), "WEB_WORKERS": "2", "LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen([sys.executable, "-m", "bot.cli", "--env-file", os.devnull, "serve"], env=env)
+    children: list[str] = []
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -47,13 +48,16 @@ def served(tmp_path: Path, sqlite_url: str, fake_wechat: ServedFake) -> Iterator
             except OSError:
                 assert process.poll() is None and time.monotonic() < deadline, "the bot did not start"
                 time.sleep(0.05)
-        # The second worker is a forked child of the first (Linux's /proc lists it).
+        # Both workers are forked children of the supervising process (Linux's /proc lists them).
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        assert len(children) == 1
+        assert len(children) == 2
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         process.wait(timeout=30)
+    # Stopping the supervisor stops its workers: nothing is left serving the port.
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
 
 
 def test_retries_spread_over_two_workers_are_handled_once_each(served: str, sqlite_url: str) -> None:
