@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import pytest
+from starlette.responses import PlainTextResponse
 
 from bot.fake_wechat import BackgroundServer, FakeWeChat, create_fake_app
 from tests.conftest import free_port
@@ -24,13 +25,21 @@ class ServedFake:
 
 
 class _CurrentFake:
-    """An ASGI app passing each request to the fake of the test now running."""
+    """An ASGI app passing each request to the fake of the test now running.
+
+    Between tests there is none: a push still in flight from a finished test (a deferred reply
+    sent after its response) is answered 503, as an unreachable WeChat would be.
+    """
 
     def __init__(self) -> None:
         self.app: Any = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
+        app = self.app or _NO_TEST_RUNNING
+        await app(scope, receive, send)
+
+
+_NO_TEST_RUNNING = PlainTextResponse("no test is running", status_code=503)
 
 
 @pytest.fixture(scope="session")
