@@ -188,6 +188,9 @@ class FormDefinition:
     row_label: str = ""
     rows: tuple[TableRow, ...] = ()
     columns: tuple[Field, ...] = ()
+    # Record forms only: the statistics form whose counts a liaison may also give with each of these
+    # reports (周报); that table is then pre-filled with the sums.
+    sums_into: str = ""
 
     def answer_fields(self) -> tuple[Field, ...]:
         """Every field a unit answers, in the order the form asks them (header first)."""
@@ -436,6 +439,14 @@ class CampaignDefinition:
                 return form
         raise KeyError(key)
 
+    def summed_fields(self, form_key: str) -> tuple[Field, ...]:
+        """The counts a liaison may give with each report of form ``form_key`` (its ``sums_into``
+        statistics form's count fields, stored under their own answer keys), else none."""
+        target = self.form(form_key).sums_into
+        if not target:
+            return ()
+        return tuple(f for f in self.form(target).answer_fields() if f.type is FieldType.COUNT)
+
     def deadline(self, key: str) -> DeadlineDefinition:
         """The deadline named ``key``."""
         for deadline in self.deadlines:
@@ -680,7 +691,8 @@ def _item(r: _Reader, data: Mapping[str, Any], place: _Place) -> StatItem | None
     return StatItem(key, number, title, requirement, fields) if key else None
 
 
-FORM_SETTINGS = ("key", "kind", "title", "annex", "note", "assumption", "fields", "items", "row_label", "rows", "columns")
+FORM_SETTINGS = ("key", "kind", "title", "annex", "note", "assumption", "fields", "items", "row_label", "rows", "columns",
+                 "sums_into")
 
 
 def _form(r: _Reader, data: Mapping[str, Any], place: _Place) -> FormDefinition | None:
@@ -713,11 +725,24 @@ def _form(r: _Reader, data: Mapping[str, Any], place: _Place) -> FormDefinition 
                         ("columns", kind is not FormKind.TABLE)):
         if wrong and kind is not None and name in data:
             r.problem(place.key(name), f"only {'statistics' if name == 'items' else 'table'} forms have {name}")
+    sums_into = r.text_value(data, "sums_into", place, required=False, max_length=50)
+    if sums_into and kind is not None and kind is not FormKind.RECORD:
+        r.problem(place.key("sums_into"), "only record forms (reports) have sums_into")
     if not key or kind is None:
         return None
     # Keys have no ".", so "item.field" and "row.column" answer keys never meet a header field's.
     return FormDefinition(key, kind, title, texts["annex"], texts["note"], texts["assumption"],
-                          fields, items, row_label, rows, columns)
+                          fields, items, row_label, rows, columns, sums_into)
+
+
+def _check_sums(r: _Reader, forms: tuple[FormDefinition, ...], entries: list[tuple[_Place, Any]]) -> None:
+    """Every ``sums_into`` names a statistics form of the same file."""
+    statistics = {f.key for f in forms if f.kind is FormKind.STATISTICS}
+    for form, (place, _entry) in zip(forms, entries):
+        if form.sums_into and form.sums_into not in statistics:
+            known = ", ".join(sorted(statistics)) or "none"
+            r.problem(place.key("sums_into"),
+                      f"sums into {form.sums_into!r}, which is not a statistics form of this file (statistics forms: {known})")
 
 
 def _schedule(r: _Reader, key: str, data: Any, place: _Place) -> ReminderSchedule | None:
@@ -1010,6 +1035,8 @@ def _read(data: Mapping[str, Any], source: str, year: int | None, text: str
     form_entries = r.tables(data, "forms", _Place(), required=True)
     r.unique(((p, e.get("key", "")) for p, e in form_entries), "form")
     forms = tuple(f for f in (_form(r, e, p) for p, e in form_entries) if f is not None)
+    if len(forms) == len(form_entries):
+        _check_sums(r, forms, form_entries)
     context = _Context(frozenset(str(e.get("key", "")) for _, e in form_entries), schedules, timezone,
                        target_year, file_year)
     deadline_entries = r.tables(data, "deadlines", _Place(), required=True)

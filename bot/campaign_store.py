@@ -16,7 +16,7 @@ from sqlmodel import Session, col, func, select
 
 from bot.campaign_format import CampaignDefinition, DeadlineDefinition, DefinitionError, parse_definition
 from bot.db import session
-from bot.models import Answer, AnswerRevision, Campaign, Deadline, DeadlinePeriod, Submission, Unit, utcnow
+from bot.models import Answer, AnswerRevision, Campaign, Deadline, DeadlinePeriod, ReportItem, Submission, Unit, utcnow
 from bot.units import new_join_code
 
 
@@ -172,7 +172,8 @@ def _losses(db: Session, rows: dict[str, Deadline], definition: CampaignDefiniti
         losses += [Loss(row.id, f"deadline {key} no longer has period {period or '(once)'}, which has "
                                 f"{count} submission(s)", period=period)
                    for period, count in submissions.items() if period not in periods]
-        kept = definition.form(deadline.collects).answer_keys()
+        kept = definition.form(deadline.collects).answer_keys() | {
+            f.answer_key for f in definition.summed_fields(deadline.collects)}
         moved = f" (it now collects form {deadline.collects} instead of {row.collects})" if row.collects != deadline.collects else ""
         losses += [Loss(row.id, f"form {row.collects} field {field_key} has {count} answer(s) for deadline {key}"
                                 f" but is no longer in the form{moved}", field_key=field_key)
@@ -194,6 +195,7 @@ def _delete_submissions(db: Session, deadline_id: int, period: str | None) -> No
     submission_ids = list(db.exec(query))
     if submission_ids:
         _delete_answers(db, db.exec(select(Answer.id).where(col(Answer.submission_id).in_(submission_ids))))
+        db.exec(sa.delete(ReportItem).where(col(ReportItem.submission_id).in_(submission_ids)))
         db.exec(sa.delete(Submission).where(col(Submission.id).in_(submission_ids)))
 
 

@@ -15,10 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.models import Answer, MediaFile, ReportItem, Submission
+from bot.campaign_store import definition_of
+from bot.models import Answer, Campaign, Deadline, MediaFile, ReportItem, Submission
 from handlers.base import Incoming
 from handlers.report_changes import AddReportItem
 
+_CAMPAIGN = Campaign.__table__
+_DEADLINE = Deadline.__table__
 _SUBMISSION = Submission.__table__
 _ANSWER = Answer.__table__
 _ITEM = ReportItem.__table__
@@ -85,3 +88,25 @@ def write_report_item(conn: sa.Connection, incoming: Incoming, change: AddReport
 
 
 REPORT_WRITERS: dict[type, Any] = {AddReportItem: write_report_item}
+
+
+def weekly_sums(conn: sa.Connection, unit_id: int, campaign_id: int) -> dict[str, int]:
+    """The unit's numbers from all its weekly reports, added up per statistics answer key.
+
+    Only forms with ``sums_into`` (docs/campaign-format.md) carry numbers; blanks count as nothing.
+    """
+    row = conn.execute(sa.select(_CAMPAIGN).where(_CAMPAIGN.c.id == campaign_id)).one()
+    definition = definition_of(Campaign(**row._mapping))
+    summed = {d.key: {f.answer_key for f in definition.summed_fields(d.collects)} for d in definition.deadlines}
+    keys = set().union(*summed.values())
+    if not keys:
+        return {}
+    rows = conn.execute(
+        sa.select(_ANSWER.c.field_key, sa.func.sum(_ANSWER.c.number).label("total"))
+        .join(_SUBMISSION, _SUBMISSION.c.id == _ANSWER.c.submission_id)
+        .join(_DEADLINE, _DEADLINE.c.id == _SUBMISSION.c.deadline_id)
+        .where(_SUBMISSION.c.unit_id == unit_id, _DEADLINE.c.campaign_id == campaign_id,
+               _DEADLINE.c.key.in_([key for key, fields in summed.items() if fields]),
+               _ANSWER.c.field_key.in_(keys), _ANSWER.c.number.is_not(None))
+        .group_by(_ANSWER.c.field_key))
+    return {r.field_key: int(r.total) for r in rows}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from bot import report_store  # the module: it imports handlers' change types
 from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind
 from handlers.base import Context, DialogueState, Incoming, Outcome
 from handlers.changes import SaveAnswers, SubmitForm, Value
@@ -88,12 +89,18 @@ def _table(ctx: Context, deadline_id: int | None = None, period: str | None = No
 
 
 def _prefill(table: Table, ctx: Context) -> tuple[Value, ...]:
-    """Header fields the bot knows already (填报单位, 联系人, 电话, 填报日期), where still empty."""
+    """Header fields the bot knows already (填报单位, 联系人, 电话, 填报日期) and the sums of the
+    weekly reports' numbers, where still empty."""
     unit = ctx.stored.unit(table.unit_id)
     known = {FieldType.UNIT_NAME: unit.name, FieldType.PERSON_NAME: ctx.facts.get("name") or None,
              FieldType.DATE: table.today.isoformat(), **{t: _liaison_phone(ctx, unit.campaign_id) for t in PHONE_TYPES}}
-    return tuple(Value(f.answer_key, known[f.type]) for f in table.walk.form.fields
-                 if f.answer_key not in table.walk.answers and known.get(f.type))
+    header = tuple(Value(f.answer_key, known[f.type]) for f in table.walk.form.fields
+                   if f.answer_key not in table.walk.answers and known.get(f.type))
+    # Counts the unit gave with its weekly reports (sums_into), added up, for the liaison to confirm.
+    sums = report_store.weekly_sums(ctx.stored.conn, table.unit_id, unit.campaign_id)
+    summed = tuple(Value(f.answer_key, str(sums[f.answer_key]), sums[f.answer_key]) for f in table.walk.fields
+                   if f.answer_key in sums and f.answer_key not in table.walk.answers)
+    return header + summed
 
 
 def _liaison_phone(ctx: Context, campaign_id: int) -> str | None:

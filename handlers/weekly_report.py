@@ -19,17 +19,20 @@ from datetime import date, datetime
 from typing import Any
 
 from bot.campaign_format import CampaignDefinition, DeadlineKind, FieldType
-from bot.report_store import ItemFacts, report_items, report_texts
+# The module, not its names: bot.report_store imports handlers' change types, so each module may
+# be the first one imported.
+from bot import report_store
 from handlers.answers import normalise
 from handlers.base import Context, DialogueState, Incoming, Outcome
 from handlers.changes import SaveAnswers, SubmitForm, Value
-from handlers.dialogue import is_opening_word
+from handlers.dialogue import Walk, is_opening_word, question, react
 from handlers.report_changes import AddReportItem
 
 WEEKLY, FEATURED = "weekly", "featured"
 OPENERS = {"周报": WEEKLY, "报送周报": WEEKLY, "要情": FEATURED, "报送要情": FEATURED}
 MENU_KEYS = {"WEEKLY": WEEKLY, "FEATURED": FEATURED}
 COLLECTING = "collecting"
+NUMBER_WORDS = {"数字", "本周数字", "填数字"}
 COMMANDS = {"完成": "finish", "好了": "finish", "结束": "finish", "查看": "show", "取消": "cancel", "退出": "cancel",
             "帮助": "help"}
 # WeChat's MsgType → what the report calls the item; a short video is a video to the office.
@@ -38,7 +41,8 @@ TAKEN_KINDS = frozenset({"text", "link", *MEDIA_KINDS})
 # The order a summary lists what came in.
 KIND_ORDER = ("text", "image", "voice", "video", "link")
 TEMPLATES = ("report_needs_registration", "report_no_week", "report_start", "report_received", "report_done",
-             "report_empty", "report_cancelled", "report_show", "report_help", "report_kind_not_taken")
+             "report_empty", "report_cancelled", "report_show", "report_help", "report_kind_not_taken",
+             "report_numbers_start", "report_numbers_saved")
 
 
 def is_report_opener(incoming: Incoming, state: DialogueState) -> bool:
@@ -69,8 +73,15 @@ class Week:
     definition: CampaignDefinition
     collects: str
 
-    def state(self, flow: str) -> DialogueState:
-        return DialogueState(flow, COLLECTING, {"deadline_id": self.deadline_id, "period": self.period})
+    def state(self, flow: str, step: str = COLLECTING, pending: tuple[Value, ...] = ()) -> DialogueState:
+        """The open report; ``step`` is COLLECTING, or the answer key of the week's number being asked."""
+        data: dict[str, Any] = {"deadline_id": self.deadline_id, "period": self.period}
+        if pending:
+            data["pending"] = [[v.field_key, v.text, v.number, v.approximate] for v in pending]
+        return DialogueState(flow, step, data)
+
+    def save(self, values: tuple[Value, ...]) -> SaveAnswers:
+        return SaveAnswers(self.unit_id, self.deadline_id, self.period, self.due_at, values)
 
 
 def current_week(ctx: Context, deadline_id: int | None = None, period: str | None = None) -> Week | None:
@@ -104,7 +115,8 @@ def open_report(incoming: Incoming, state: DialogueState, ctx: Context) -> Outco
     reply = ctx.texts.render(
         "report_start", featured=flow == FEATURED, title=week.title, due_at=_local(week, week.due_at),
         covers_from=week.covers_from, covers_until=week.covers_until, counts=_counts(items),
-        submitted=_status(ctx, week) == "submitted", late=ctx.now > week.due_at)
+        submitted=_status(ctx, week) == "submitted", late=ctx.now > week.due_at,
+        numbers=flow == WEEKLY and bool(week.definition.summed_fields(week.collects)))
     return Outcome(replies=(reply,), state=week.state(flow))
 
 
@@ -118,6 +130,11 @@ def continue_report(incoming: Incoming, state: DialogueState, ctx: Context) -> O
     command = COMMANDS.get(normalise(incoming.text)) if incoming.kind == "text" else None
     if command == "finish":
         return _finish(week, featured, ctx)
+    if state.step != COLLECTING and incoming.kind == "text":
+        return _number(week, state, incoming.text, ctx)
+    if (incoming.kind == "text" and not featured and normalise(incoming.text) in NUMBER_WORDS
+            and week.definition.summed_fields(week.collects)):
+        return _start_numbers(week, ctx)
     if command == "cancel":
         return Outcome(replies=(ctx.texts.render("report_cancelled", featured=featured,
                                                  counts=_counts(_items(ctx, week))),), state=DialogueState())
@@ -132,7 +149,43 @@ def continue_report(incoming: Incoming, state: DialogueState, ctx: Context) -> O
     item = _item(week, incoming, featured)
     received = len(_items(ctx, week)) + 1
     reply = ctx.texts.render("report_received", kind=item.kind, number=received, featured=featured)
-    return Outcome(replies=(reply,), state=week.state(state.flow), changes=(item,))
+    # A picture sent while a number is asked is kept, and the number is still awaited.
+    return Outcome(replies=(reply,), state=week.state(state.flow, state.step), changes=(item,))
+
+
+def _numbers(ctx: Context, week: Week) -> Walk:
+    """The week's numbers as a walk over the summed statistics form's count fields."""
+    fields = week.definition.summed_fields(week.collects)
+    form = week.definition.form(week.definition.form(week.collects).sums_into)
+    submission = ctx.stored.submission(week.unit_id, week.deadline_id, week.period)
+    answers = ctx.stored.answers(submission.id) if submission else {}
+    keys = {f.answer_key for f in fields}
+    return Walk(form, fields, {k: Value(k, a.text, a.number, a.approximate) for k, a in answers.items() if k in keys})
+
+
+def _start_numbers(week: Week, ctx: Context) -> Outcome:
+    """数字: ask the week's numbers item by item, from the first not given yet."""
+    walk = _numbers(ctx, week)
+    key = walk.next_open() or walk.fields[0].answer_key
+    intro = ctx.texts.render("report_numbers_start", answered=len(walk.answers), total=len(walk.fields))
+    return Outcome(replies=(_join(intro, question(walk, key, ctx)),), state=week.state(WEEKLY, key))
+
+
+def _number(week: Week, state: DialogueState, text: str, ctx: Context) -> Outcome:
+    """An answer or a walk command while the week's numbers are asked; the form engine decides."""
+    walk = _numbers(ctx, week)
+    pending = tuple(Value(*entry) for entry in state.data.get("pending", ()))
+    move = react(walk, state.step, text, pending, ctx, ctx.now.astimezone(week.definition.timezone).date())
+    if move.retry is not None:
+        return Outcome(replies=(move.retry,), state=week.state(WEEKLY, state.step, move.pending))
+    changes = (week.save(move.values),) if move.values else ()
+    walk = walk.with_values(move.values)
+    if move.cancelled or move.review or move.ask is None:
+        given = sum(1 for v in walk.answers.values() if v.number is not None)
+        saved = ctx.texts.render("report_numbers_saved", given=given)
+        return Outcome(replies=(_join(*move.notes, saved),), state=week.state(WEEKLY), changes=changes)
+    return Outcome(replies=(_join(*move.notes, question(walk, move.ask, ctx)),), state=week.state(WEEKLY, move.ask),
+                   changes=changes)
 
 
 def _item(week: Week, incoming: Incoming, featured: bool) -> AddReportItem:
@@ -153,21 +206,24 @@ def _finish(week: Week, featured: bool, ctx: Context) -> Outcome:
     """完成: confirm what came in; a weekly report is submitted, its texts kept as the form's text."""
     items = _items(ctx, week)
     mine = [i for i in items if i.featured] if featured else items
-    if not mine:
+    numbers = 0
+    if not featured and week.definition.summed_fields(week.collects):
+        numbers = sum(1 for v in _numbers(ctx, week).answers.values() if v.number is not None)
+    if not mine and not numbers:
         return Outcome(replies=(ctx.texts.render("report_empty", featured=featured),),
                        state=week.state(FEATURED if featured else WEEKLY))
     reply = ctx.texts.render(
         "report_done", featured=featured, title=week.title, counts=_counts(mine),
         unfetched=_counts([i for i in mine if i.media_status == "failed"]),
         fetching=sum(1 for i in mine if i.media_status in ("pending", "fetching")),
-        late=not featured and ctx.now > week.due_at, again=_status(ctx, week) == "submitted")
+        late=not featured and ctx.now > week.due_at, again=_status(ctx, week) == "submitted", numbers=numbers)
     if featured:
         return Outcome(replies=(reply,), state=DialogueState())
     changes: tuple[Any, ...] = (SubmitForm(week.unit_id, week.deadline_id, week.period, week.due_at),)
     text_field = next((f for f in week.definition.form(week.collects).fields
                        if f.type in (FieldType.LONG_TEXT, FieldType.TEXT)), None)
     submission = ctx.stored.submission(week.unit_id, week.deadline_id, week.period)
-    texts = report_texts(ctx.stored.conn, submission.id) if submission else []
+    texts = report_store.report_texts(ctx.stored.conn, submission.id) if submission else []
     if text_field is not None and texts:
         # The form's text field holds the week's texts too, so the table of answers shows the report.
         save = SaveAnswers(week.unit_id, week.deadline_id, week.period, week.due_at,
@@ -176,9 +232,9 @@ def _finish(week: Week, featured: bool, ctx: Context) -> Outcome:
     return Outcome(replies=(reply,), state=DialogueState(), changes=changes)
 
 
-def _items(ctx: Context, week: Week) -> list[ItemFacts]:
+def _items(ctx: Context, week: Week) -> list[report_store.ItemFacts]:
     submission = ctx.stored.submission(week.unit_id, week.deadline_id, week.period)
-    return report_items(ctx.stored.conn, submission.id) if submission else []
+    return report_store.report_items(ctx.stored.conn, submission.id) if submission else []
 
 
 def _status(ctx: Context, week: Week) -> str:
@@ -186,7 +242,7 @@ def _status(ctx: Context, week: Week) -> str:
     return submission.status if submission else "draft"
 
 
-def _counts(items: list[ItemFacts]) -> list[tuple[str, int]]:
+def _counts(items: list[report_store.ItemFacts]) -> list[tuple[str, int]]:
     """How many items of each kind, in the summary's order, for the templates."""
     found = Counter(i.kind for i in items)
     return [(kind, found[kind]) for kind in KIND_ORDER if found[kind]]
@@ -194,3 +250,8 @@ def _counts(items: list[ItemFacts]) -> list[tuple[str, int]]:
 
 def _local(week: Week, moment: datetime) -> datetime:
     return moment.astimezone(week.definition.timezone)
+
+
+def _join(*texts: str) -> str:
+    # One reply, not several: pushed messages are rationed (wechat-rules A1).
+    return "\n\n".join(t for t in texts if t)
