@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 
+from bot.db import read_engine
 from bot.models import MediaFile
 
 log = logging.getLogger("safetybot.media")
@@ -70,15 +71,20 @@ class MediaFetcher:
         self.wechat = wechat
         self.media_dir = media_dir
         self.clock = clock
+        # Looking for due rows must not take SQLite's write lock several times a second.
+        self._reads = read_engine(engine)
 
     def take(self) -> Taken | None:
         """Claim the oldest due row, or None when no row is due (or others won them all)."""
         now = self.clock()
         due = sa.and_(_MEDIA.c.status.in_(TAKEABLE),
                       sa.or_(_MEDIA.c.next_attempt_at.is_(None), _MEDIA.c.next_attempt_at <= now))
+        with self._reads.connect() as reader:
+            candidates = reader.execute(sa.select(_MEDIA.c.id, _MEDIA.c.media_id, _MEDIA.c.attempts, _MEDIA.c.received_at)
+                                        .where(due).order_by(_MEDIA.c.received_at, _MEDIA.c.id).limit(5)).all()
+        if not candidates:
+            return None
         with self.engine.begin() as conn:
-            candidates = conn.execute(sa.select(_MEDIA.c.id, _MEDIA.c.media_id, _MEDIA.c.attempts, _MEDIA.c.received_at)
-                                      .where(due).order_by(_MEDIA.c.received_at, _MEDIA.c.id).limit(5)).all()
             for row in candidates:
                 # The WHERE repeats the due test: of two processes that saw the same row, one updates it.
                 won = conn.execute(sa.update(_MEDIA).where(_MEDIA.c.id == row.id, _MEDIA.c.attempts == row.attempts, due)
@@ -152,3 +158,5 @@ class MediaFetcher:
         finally:
             stop.set()
             thread.join()
+            if self._reads is not self.engine:
+                self._reads.dispose()
