@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 from bot.texts import Texts
 
@@ -76,3 +76,11 @@ class Route:
     name: str
     matches: Matcher
     handle: Handler
+
+
+def asked_for(incoming: Incoming, words: Collection[str], menu_key: str) -> bool:
+    """Whether the person typed one of ``words`` (surrounding spaces and case ignored) or clicked
+    the menu button ``menu_key``: a text command and its menu click lead to the same handler."""
+    if incoming.kind == "text":
+        return incoming.text.strip().lower() in words
+    return incoming.kind == "event" and incoming.event == "CLICK" and incoming.text == menu_key

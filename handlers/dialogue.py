@@ -14,8 +14,8 @@ from datetime import date
 from typing import Any, Mapping
 
 from bot.campaign_format import Field, FieldType, FormDefinition, StatItem
-from handlers.answers import ASKABLE, IMPLAUSIBLE_ABOVE, Accepted, Rejected, normalise, parse, split_item_line, yes_or_no
-from handlers.base import Context
+from handlers.answers import ASKABLE, IMPLAUSIBLE_ABOVE, Rejected, normalise, parse, split_item_line, yes_or_no
+from handlers.base import Context, DialogueState, Incoming
 from handlers.changes import Value
 
 REVIEW = "review"
@@ -50,6 +50,11 @@ def command_of(text: str) -> Command | None:
 def is_opening_word(text: str) -> bool:
     """Whether ``text`` opens a dialogue of its own (so it is no answer to the current field)."""
     return normalise(text) in OPENING_WORDS
+
+
+def continues(incoming: Incoming, state: DialogueState, flow: str) -> bool:
+    """A text while the walk ``flow`` is open, other dialogues' opening words excepted."""
+    return state.flow == flow and incoming.kind == "text" and not is_opening_word(incoming.text)
 
 
 @dataclass(frozen=True)

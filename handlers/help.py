@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.campaign_format import DeadlineKind, FormKind
-from handlers.base import Context, DialogueState, Incoming, Outcome
+from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 
 KEYWORDS = {"帮助", "help", "?", "？", "菜单"}
 MENU_KEY = "HELP"
@@ -24,9 +24,7 @@ class Owed:
 
 
 def is_help(incoming: Incoming, state: DialogueState) -> bool:
-    if incoming.kind == "text":
-        return incoming.text.strip().lower() in KEYWORDS
-    return incoming.kind == "event" and incoming.event == "CLICK" and incoming.text == MENU_KEY
+    return asked_for(incoming, KEYWORDS, MENU_KEY)
 
 
 def show_help(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:

@@ -14,9 +14,9 @@ from datetime import date, datetime
 from typing import Any
 
 from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind, TableRow
-from handlers.base import Context, DialogueState, Incoming, Outcome
+from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import SaveAnswers, SubmitForm, Value
-from handlers.dialogue import REVIEW, Command, Line, Move, Walk, command_of, describe, is_opening_word, label_of, question, react
+from handlers.dialogue import REVIEW, Command, Line, Move, Walk, command_of, continues, describe, label_of, question, react
 
 FLOW = "records"
 KEYWORDS = {"典型案例", "活动记录", "报送典型案例", "活动情况"}
@@ -27,14 +27,12 @@ TEMPLATES = ("records_needs_registration", "records_no_table", "records_start", 
 
 def is_records(incoming: Incoming, state: DialogueState) -> bool:
     """``典型案例`` typed, or the menu's button."""
-    if incoming.kind == "text":
-        return incoming.text.strip() in KEYWORDS
-    return incoming.kind == "event" and incoming.event == "CLICK" and incoming.text == MENU_KEY
+    return asked_for(incoming, KEYWORDS, MENU_KEY)
 
 
 def is_recording(incoming: Incoming, state: DialogueState) -> bool:
     """A text while the table walk is open (other dialogues' opening words excepted)."""
-    return state.flow == FLOW and incoming.kind == "text" and not is_opening_word(incoming.text)
+    return continues(incoming, state, FLOW)
 
 
 @dataclass(frozen=True)

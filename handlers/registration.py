@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind
 from handlers.answers import normalise, yes_or_no
-from handlers.base import Context, DialogueState, Incoming, Outcome
+from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import ClaimUnit, RenamePerson, RequestReplacement, SaveAnswers, SubmitForm, Value
 from handlers.dialogue import (
     REVIEW, Move, Walk, command_of, is_opening_word, question, react, state_values, stored_values, summary,
@@ -35,20 +35,15 @@ TEMPLATES = ("register_ask_code", "register_already", "invalid_join_code", "unit
              "registered", "register_cancelled", "details_review", "details_saved", "details_cancelled")
 
 
-def _asked(incoming: Incoming, words: set[str], menu_key: str) -> bool:
-    if incoming.kind == "text":
-        return incoming.text.strip() in words
-    return incoming.kind == "event" and incoming.event == "CLICK" and incoming.text == menu_key
-
 
 def is_register(incoming: Incoming, state: DialogueState) -> bool:
     """``登记`` typed, or the menu's 登记 button."""
-    return _asked(incoming, KEYWORDS, MENU_KEY)
+    return asked_for(incoming, KEYWORDS, MENU_KEY)
 
 
 def is_details(incoming: Incoming, state: DialogueState) -> bool:
     """``修改资料`` typed, or the menu's button."""
-    return _asked(incoming, DETAILS_KEYWORDS, DETAILS_MENU_KEY)
+    return asked_for(incoming, DETAILS_KEYWORDS, DETAILS_MENU_KEY)
 
 
 def is_registering(incoming: Incoming, state: DialogueState) -> bool:

@@ -14,9 +14,9 @@ from typing import Any
 
 from bot import report_store  # the module: it imports handlers' change types
 from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind
-from handlers.base import Context, DialogueState, Incoming, Outcome
+from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import SaveAnswers, SubmitForm, Value
-from handlers.dialogue import REVIEW, Move, Walk, is_opening_word, question, react, summary
+from handlers.dialogue import REVIEW, Move, Walk, continues, question, react, summary
 
 FLOW = "statistics"
 KEYWORDS = {"填报", "填表", "统计表", "填报统计表"}
@@ -28,14 +28,12 @@ TEMPLATES = ("fill_needs_registration", "fill_no_table", "fill_start", "fill_rev
 
 def is_fill(incoming: Incoming, state: DialogueState) -> bool:
     """``填报`` typed, or the menu's 填报 button."""
-    if incoming.kind == "text":
-        return incoming.text.strip() in KEYWORDS
-    return incoming.kind == "event" and incoming.event == "CLICK" and incoming.text == MENU_KEY
+    return asked_for(incoming, KEYWORDS, MENU_KEY)
 
 
 def is_walking(incoming: Incoming, state: DialogueState) -> bool:
     """A text while the statistics walk is open (other dialogues' opening words excepted)."""
-    return state.flow == FLOW and incoming.kind == "text" and not is_opening_word(incoming.text)
+    return continues(incoming, state, FLOW)
 
 
 @dataclass(frozen=True)
