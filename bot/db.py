@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import threading
+import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -25,6 +26,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+WAIT_SECONDS = 10.0
+
+
+class WriterTimeout(sa.exc.OperationalError):
+    """A writer waited ``WAIT_SECONDS`` for its turn: something holds a transaction open."""
+
+    def __init__(self, message: str):
+        super().__init__(message, None, Exception(message))
+
+
 class WriterQueue:
     """Lets one transaction at a time write a SQLite file, across threads and processes.
 
@@ -39,12 +50,24 @@ class WriterQueue:
         self._file: BinaryIO | None = None
 
     def acquire(self) -> None:
-        """Wait for this process's turn, then for the database's."""
-        self._threads.acquire()
+        """Wait for this process's turn, then for the database's; give up after ``WAIT_SECONDS``
+        (as SQLite's busy timeout would) rather than hang behind a transaction left open."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        if not self._threads.acquire(timeout=WAIT_SECONDS):
+            raise WriterTimeout(f"no turn to write {self._path} within {WAIT_SECONDS:.0f} s")
         try:
             # Opened per turn: flock belongs to the open file, which a forked worker must not share.
             self._file = open(self._path, "ab")
-            fcntl.flock(self._file, fcntl.LOCK_EX)
+            pause = 0.0005
+            while True:
+                try:
+                    fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise WriterTimeout(f"another process kept {self._path} for {WAIT_SECONDS:.0f} s") from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.01)
         except BaseException:
             self._close()
             self._threads.release()
