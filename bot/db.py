@@ -58,7 +58,7 @@ class WriterQueue:
         try:
             # Opened per turn: flock belongs to the open file, which a forked worker must not share.
             self._file = open(self._path, "ab")
-            pause = 0.0005
+            pause = 0.0002
             while True:
                 try:
                     fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -67,7 +67,7 @@ class WriterQueue:
                     if time.monotonic() > deadline:
                         raise WriterTimeout(f"another process kept {self._path} for {WAIT_SECONDS:.0f} s") from None
                     time.sleep(pause)
-                    pause = min(pause * 2, 0.01)
+                    pause = min(pause * 2, 0.002)
         except BaseException:
             self._close()
             self._threads.release()
