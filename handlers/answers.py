@@ -26,6 +26,9 @@ IMPLAUSIBLE_ABOVE = 100_000
 MEASURE_WORDS = ("场/次", "人次", "条次", "场", "次", "篇", "个", "部", "人", "条", "项", "家", "处", "期", "份", "名", "起")
 APPROXIMATE_WORDS = ("大约", "大概", "约", "近", "左右", "余", "多")
 YES = {"是", "有", "✓", "✔", "√", "对", "yes", "y", "是的", "有的", "1"}
+# What people write in a table's blank when they have nothing to put there: 0 for a count, the
+# field left blank where the field is optional (传真: 无).
+NONE_WORDS = frozenset({"无", "没有", "暂无", "没", "无此项", "不填"})
 NO = {"否", "没有", "无", "不是", "没", "✗", "✘", "×", "x", "no", "n", "0"}
 
 CHINESE_NAME = re.compile(r"[\u4e00-\u9fff]+(?:[·•][\u4e00-\u9fff]+)*")
@@ -73,6 +76,8 @@ def normalise(text: str) -> str:
 def parse_count(text: str, unit: str = "", limit: int = IMPLAUSIBLE_ABOVE) -> Parsed:
     """A whole number ≥ 0 as people write it: 3, ３, 三, 三场, 一百二十人次, 1,200, 约50."""
     raw = normalise(text)
+    if raw in NONE_WORDS:
+        return Accepted("0", 0)
     raw, approximate = _without_estimate(_without_measure(raw, unit))
     raw = _without_measure(raw, unit)
     if raw.startswith(("-", "负", "−")):
@@ -238,6 +243,11 @@ def parse(field: Field, text: str, today: date, limit: int = IMPLAUSIBLE_ABOVE) 
     if field.type in simple:
         return simple[field.type](text)
     return parse_text(text, TEXT_LIMITS.get(field.type, 200), f"invalid_{field.type.value}")
+
+
+def means_none(text: str) -> bool:
+    """Whether ``text`` says there is nothing to put in the field (无, 没有, 暂无 …)."""
+    return normalise(text) in NONE_WORDS
 
 
 def split_item_line(text: str) -> list[str]:

@@ -14,7 +14,9 @@ from datetime import date
 from typing import Any, Mapping
 
 from bot.campaign_format import Field, FieldType, FormDefinition, StatItem
-from handlers.answers import ASKABLE, IMPLAUSIBLE_ABOVE, Rejected, normalise, parse, split_item_line, yes_or_no
+from handlers.answers import (
+    ASKABLE, IMPLAUSIBLE_ABOVE, Rejected, means_none, normalise, parse, split_item_line, yes_or_no,
+)
 from handlers.base import Context, DialogueState, Incoming
 from handlers.changes import Value
 
@@ -182,6 +184,9 @@ def _answer(walk: Walk, first: Field, text: str, ctx: Context, today: date, limi
     values: list[Value] = []
     implausible = False
     for target, part in zip(targets, parts):
+        if not target.required and target.type is not FieldType.COUNT and means_none(part):
+            values.append(Value(target.answer_key, None))
+            continue
         result = parse(target, part, today, limit)
         if isinstance(result, Rejected):
             return Move(retry=ctx.texts.render(result.template, field=target, given=part))

@@ -23,7 +23,7 @@ def field(kind: FieldType, unit: str = "") -> Field:
         ("一百二十人次", 120, False), ("120人次", 120, False), ("1,200", 1200, False), ("1，200", 1200, False),
         ("约50", 50, True), ("大约五十人", 50, True), ("50人左右", 50, True), ("50余人", 50, True),
         ("两", 2, False), ("0", 0, False), ("零", 0, False), (" 12 ", 12, False), ("12。", 12, False),
-        ("一万二", 12000, False),
+        ("一万二", 12000, False), ("无", 0, False), ("没有", 0, False), ("暂无", 0, False),
     ],
 )
 def test_a_count_is_read_as_people_write_it(typed: str, number: int | None, approximate: bool) -> None:
