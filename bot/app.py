@@ -112,6 +112,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
         log.info("safetybot listening; %s mode", "safe (AES)" if settings.safe_mode else "plaintext")
         with fetcher.running():
             yield
+        gateway.close()
         if own_engine:
             engine.dispose()
 

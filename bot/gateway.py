@@ -422,6 +422,11 @@ class Gateway:
         # Deliveries being handled in this process, so a retry can wait for the first answer.
         self._inflight: dict[tuple[str, str], asyncio.Task[Handled]] = {}
 
+    def close(self) -> None:
+        """Release the read-only engine the gateway made for itself (the main engine is the caller's)."""
+        if self._reads is not self.engine:
+            self._reads.dispose()
+
     # --- HTTP-facing entry points -----------------------------------------------------------
 
     def verify_url(self, query: Mapping[str, str]) -> Answer:
