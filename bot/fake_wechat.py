@@ -305,6 +305,11 @@ class FakeWeChat:
         with self._lock:
             self._faults.setdefault(path, deque()).extend([errcode] * times)
 
+    def clear_faults(self, path: str) -> None:
+        """Drop the faults still waiting for ``path`` (e.g. a daily quota that has reset)."""
+        with self._lock:
+            self._faults.pop(path, None)
+
     def set_latency(self, seconds: float) -> None:
         """Delay every API answer by ``seconds`` (concurrent calls overlap, as on the network)."""
         with self._lock:

@@ -128,12 +128,14 @@ def test_a_used_up_quota_stops_the_batch_and_a_later_run_sends_the_rest_once(rem
     world = reminder_world
     for n in range(6):
         _liaison(world, f"o_unit{n}", f"第{n}单位")
-    world.fake.fail_next(TEMPLATE_SEND, 45009, times=6)
+    # The quota stays used up for the whole first run, however many sends were in flight when it stopped.
+    world.fake.fail_next(TEMPLATE_SEND, 45009, times=100)
 
     stopped = world.run_due(TUESDAY)
     assert stopped.stopped and "45009" in stopped.stopped
     assert world.fake.pushes() == []
 
+    world.fake.clear_faults(TEMPLATE_SEND)  # the next day's quota
     resumed = world.run_due(beijing("2023-06-06 19:00"))
     assert (resumed.stopped, resumed.sent["template"]) == (None, 6)
     assert sorted(p.openid for p in world.fake.pushes()) == [f"o_unit{n}" for n in range(6)]
