@@ -7,8 +7,9 @@ staff at a terminal, not for WeChat users, so it is printed here rather than tem
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -20,15 +21,23 @@ from bot.db import make_engine
 from bot.units import ImportRefused, export_units, import_units
 
 
-def _engine(args: argparse.Namespace) -> sa.Engine:
-    return make_engine(load_settings(args.env_file).database_url)
+def _with_database(command: Callable[[argparse.Namespace, sa.Engine], int]) -> Callable[[argparse.Namespace], int]:
+    """Run ``command`` with the configured database, disposed after it. A database error is
+    explained here once (most often the migrations have not been applied) and ends it with 1."""
 
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        engine = make_engine(load_settings(args.env_file).database_url)
+        try:
+            return command(args, engine)
+        except sa.exc.SQLAlchemyError as exc:
+            print(f"safetybot: database error ({type(exc).__name__}); has `safetybot db upgrade` been run? {exc}",
+                  file=sys.stderr)
+            return 1
+        finally:
+            engine.dispose()
 
-def _database_failure(exc: sa.exc.SQLAlchemyError) -> int:
-    # Most often the tables are missing: the migrations have not been applied to this database.
-    print(f"safetybot: database error ({type(exc).__name__}); has `safetybot db upgrade` been run? {exc}",
-          file=sys.stderr)
-    return 1
+    return run
 
 
 def _print_problems(path: str, problems: list[Problem]) -> None:
@@ -54,14 +63,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_load(args: argparse.Namespace) -> int:
+@_with_database
+def cmd_load(args: argparse.Namespace, engine: sa.Engine) -> int:
     """Load (or reload) a campaign file into the database, optionally for another year."""
     try:
         definition = load_definition(args.file, year=args.year)
     except DefinitionError as exc:
         _print_problems(args.file, exc.problems)
         return 1
-    engine = _engine(args)
     try:
         result = load_into_db(engine, definition, force=args.force)
     except LoadRefused as exc:
@@ -70,10 +79,6 @@ def cmd_load(args: argparse.Namespace) -> int:
             print(f"  - {loss.message}", file=sys.stderr)
         print("Put the fields back, or run again with --force to delete those answers.", file=sys.stderr)
         return 1
-    except sa.exc.SQLAlchemyError as exc:
-        return _database_failure(exc)
-    finally:
-        engine.dispose()
     print(f"{result.slug}: {'loaded' if result.created else 'updated'}")
     for change in result.changes if not result.created else ():
         print(f"  - {change}")
@@ -82,15 +87,10 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+@_with_database
+def cmd_list(args: argparse.Namespace, engine: sa.Engine) -> int:
     """Show the loaded campaigns with their next deadline."""
-    engine = _engine(args)
-    try:
-        summaries = list_campaigns(engine)
-    except sa.exc.SQLAlchemyError as exc:
-        return _database_failure(exc)
-    finally:
-        engine.dispose()
+    summaries = list_campaigns(engine)
     if not summaries:
         print("no campaign loaded; use `safetybot campaign load FILE`")
     for s in summaries:
@@ -114,9 +114,9 @@ def _campaign_slug(engine: sa.Engine, given: str | None) -> str | None:
     return None
 
 
-def cmd_units_import(args: argparse.Namespace) -> int:
+@_with_database
+def cmd_units_import(args: argparse.Namespace, engine: sa.Engine) -> int:
     """Import units from CSV or xlsx; report every bad row and store nothing if there is one."""
-    engine = _engine(args)
     try:
         slug = _campaign_slug(engine, args.campaign)
         if slug is None:
@@ -130,17 +130,13 @@ def cmd_units_import(args: argparse.Namespace) -> int:
     except (LookupError, OSError, ValueError) as exc:
         print(f"safetybot: {exc}", file=sys.stderr)
         return 1
-    except sa.exc.SQLAlchemyError as exc:
-        return _database_failure(exc)
-    finally:
-        engine.dispose()
     print(f"{slug}: {result.added} units added, {result.updated} updated, {result.unchanged} unchanged")
     return 0
 
 
-def cmd_units_export(args: argparse.Namespace) -> int:
+@_with_database
+def cmd_units_export(args: argparse.Namespace, engine: sa.Engine) -> int:
     """Write the units and their join codes (CSV or xlsx, or CSV to the terminal)."""
-    engine = _engine(args)
     try:
         slug = _campaign_slug(engine, args.campaign)
         if slug is None:
@@ -149,10 +145,6 @@ def cmd_units_export(args: argparse.Namespace) -> int:
     except LookupError as exc:
         print(f"safetybot: {exc}", file=sys.stderr)
         return 1
-    except sa.exc.SQLAlchemyError as exc:
-        return _database_failure(exc)
-    finally:
-        engine.dispose()
     if args.output:
         print(f"{slug}: {count} units written to {args.output}")
     return 0
