@@ -276,14 +276,25 @@ class AnswerRevision(SQLModel, table=True):
 
 
 class LiaisonReplacement(SQLModel, table=True):
-    """Someone asking to take over a unit that already has a liaison; staff approve or refuse."""
+    """Someone asking to become a unit's liaison, waiting for staff to approve or refuse: taking
+    over a unit that has a liaison (``kind`` replacement), or registering for one picked from the
+    list of a campaign with open registration (``kind`` registration).
+
+    The requester's liaison-table answers (``answers``: answer key → [text, number, approximate]),
+    name and reminders opt-in wait here and are filed when staff approve.
+    """
 
     __tablename__ = "liaison_replacement"
 
     id: Optional[int] = Field(default=None, primary_key=True)
     unit_id: int = Field(foreign_key="unit.id", index=True)
     openid: str = Field(max_length=64, index=True)
+    # "" when the unit had no liaison at the time of the request.
     holder_openid: str = Field(max_length=64)
+    kind: str = Field(default="replacement", max_length=20)
+    name: str = Field(default="", max_length=100)
+    reminders: bool = False
+    answers: dict[str, Any] = _json()
     status: str = Field(default="pending", max_length=20, index=True)
     requested_at: datetime = _time()
     decided_at: Optional[datetime] = _time(nullable=True)
