@@ -28,6 +28,7 @@ from bot.config import Settings
 from bot.db import make_engine, ping
 from bot.gateway import Answer, Dispatch, Gateway
 from bot.media import MediaFetcher
+from bot.outbox import Outbox
 from bot.models import utcnow
 from bot.texts import Texts
 
@@ -106,11 +107,13 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     endpoints = Endpoints(gateway, engine, settings.max_body_bytes)
     # Every process fetches report media; bot.media makes sure each file is fetched by one of them.
     fetcher = MediaFetcher(engine, outbound, settings.media_dir, clock or utcnow)
+    # Notes to staff and to people staff decided about, sent as soon as their handling commits.
+    outbox = Outbox(engine, outbound, clock or utcnow)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log.info("safetybot listening; %s mode", "safe (AES)" if settings.safe_mode else "plaintext")
-        with fetcher.running():
+        with fetcher.running(), outbox.running():
             yield
         gateway.close()
         if own_engine:

@@ -21,6 +21,7 @@ from bot.delivery import record_template_job_on
 from bot.models import (
     Answer, AnswerRevision, Campaign, Deadline, DeadlinePeriod, LiaisonReplacement, Person, Role, Submission, Unit,
 )
+from bot.outbox import NOTE_WRITERS
 from bot.report_store import REPORT_WRITERS
 from handlers.base import Incoming
 from handlers.changes import ClaimUnit, RenamePerson, RequestReplacement, SaveAnswers, SubmitForm, Value
@@ -256,6 +257,7 @@ def write_replacement(conn: sa.Connection, incoming: Incoming, change: RequestRe
 WRITERS.update({SaveAnswers: write_answers, SubmitForm: write_submit, ClaimUnit: write_claim,
                 RenamePerson: write_rename, RequestReplacement: write_replacement})
 WRITERS.update(REPORT_WRITERS)
+WRITERS.update(NOTE_WRITERS)
 
 
 def write_template_job(conn: sa.Connection, incoming: Incoming, change: TemplateJobFinished, now: datetime) -> None:

@@ -71,3 +71,22 @@ class RequestReplacement:
 
     unit_id: int
     holder_openid: str
+
+
+@dataclass(frozen=True)
+class StaffNote:
+    """Tell every staff member and coordinator ``text`` (a liaison asks to take over a unit, a 要情
+    came in). ``topic`` names the event once: a second note with the same topic is not sent."""
+
+    topic: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PersonNote:
+    """Tell ``openid`` ``text`` outside the reply to their own message (staff decided their
+    request); ``topic`` names the event once."""
+
+    openid: str
+    topic: str
+    text: str

@@ -1,0 +1,163 @@
+"""Notes outside the reply: to staff when something needs them (a liaison request, a 要情, media
+WeChat no longer has), and to a person when staff decided their request.
+
+A note is data a handler returns (:class:`~handlers.changes.StaffNote`,
+:class:`~handlers.changes.PersonNote`); its writer turns it into :class:`~bot.models.Delivery` rows
+in the handling transaction, one per recipient, unique by ``note:<topic>:<person id>``, so a WeChat
+retry or a second worker cannot note twice. The channel is decided with ``bot.delivery``'s rules:
+a customer-service message inside the person's 48-hour window; outside it the row is ``held`` (no
+template fits free text, wechat-rules A1/A2) until the person writes again.
+
+:class:`Outbox` sends the claimed rows: a thread in every bot process (started in the app's
+lifespan) looks for them right after handling commits and also takes any row a crash left
+claimed; ``start_sending``'s conditional UPDATE lets one process send each row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterator
+
+import sqlalchemy as sa
+
+from bot.db import read_engine
+from bot.delivery import (
+    CUSTOMER_SERVICE_WINDOW, WINDOW_CLOSED, Channel, HeldReason, Notice, Outbound, Status, Verdict, claim_many,
+    record_many, send, start_sending,
+)
+from bot.models import Delivery, Person, Role
+from handlers.base import Incoming
+from handlers.changes import PersonNote, StaffNote
+
+log = logging.getLogger("safetybot.outbox")
+
+STAFF_NOTE, PERSON_NOTE = "staff_note", "person_note"
+NOTE_KINDS = (STAFF_NOTE, PERSON_NOTE)
+POLL_SECONDS = 0.25
+# After WeChat's quota error the claimed notes wait this long rather than meet it again each poll.
+QUOTA_PAUSE = timedelta(minutes=1)
+_DELIVERY = Delivery.__table__
+_PERSON = Person.__table__
+
+
+def staff(conn: sa.Connection) -> list[tuple[int, str]]:
+    """Every staff member's and coordinator's person id and OpenID."""
+    return [(r.id, r.openid) for r in conn.execute(
+        sa.select(_PERSON.c.id, _PERSON.c.openid).where(_PERSON.c.role.in_([Role.STAFF.value, Role.COORDINATOR.value]))
+        .order_by(_PERSON.c.id))]
+
+
+def claim_notes(conn: sa.Connection, kind: str, topic: str, text: str, people: list[tuple[int, str]],
+                now: datetime) -> None:
+    """Record one note per person in the caller's transaction: claimed for a customer-service
+    send, or held when the person's window is closed."""
+    notices = [Notice(key=f"note:{topic}:{person_id}"[:300], kind=kind, person_id=person_id, openid=openid, text=text)
+               for person_id, openid in people]
+    if notices:
+        claim_many(conn, notices, now, template_ready=False)
+
+
+def note_staff(conn: sa.Connection, topic: str, text: str, now: datetime) -> None:
+    """:func:`claim_notes` to every staff member and coordinator."""
+    claim_notes(conn, STAFF_NOTE, topic, text, staff(conn), now)
+
+
+def write_staff_note(conn: sa.Connection, incoming: Incoming, change: StaffNote, now: datetime) -> None:
+    """The writer of :class:`StaffNote` (registered in ``bot.storage.WRITERS``)."""
+    note_staff(conn, change.topic, change.text, now)
+
+
+def write_person_note(conn: sa.Connection, incoming: Incoming, change: PersonNote, now: datetime) -> None:
+    """The writer of :class:`PersonNote`; a person the bot has never seen gets nothing."""
+    person_id = conn.execute(sa.select(_PERSON.c.id).where(_PERSON.c.openid == change.openid)).scalar()
+    if person_id is not None:
+        claim_notes(conn, PERSON_NOTE, change.topic, change.text, [(person_id, change.openid)], now)
+
+
+NOTE_WRITERS: dict[type, Any] = {StaffNote: write_staff_note, PersonNote: write_person_note}
+
+
+class Outbox:
+    """Sends claimed notes through ``wechat`` (:class:`bot.wechat_client.WeChatAPI`), and claims
+    again a held note once its person has written (their window is open again)."""
+
+    def __init__(self, engine: sa.Engine, wechat: Outbound, clock: Callable[[], datetime]):
+        self.engine = engine
+        self.wechat = wechat
+        self.clock = clock
+        # Looking for work several times a second must not take SQLite's write lock.
+        self._reads = read_engine(engine)
+        self._paused_until: datetime | None = None
+
+    def send_claimed(self) -> int:
+        """Send every claimed note (this process's or one a crash left); how many were sent."""
+        if self._paused_until is not None and self.clock() < self._paused_until:
+            return 0
+        self._release_held()
+        with self._reads.connect() as reader:
+            rows = reader.execute(sa.select(_DELIVERY.c.id, _DELIVERY.c.openid, _DELIVERY.c.payload).where(
+                _DELIVERY.c.status == Status.CLAIMED.value, _DELIVERY.c.kind.in_(NOTE_KINDS))
+                .order_by(_DELIVERY.c.id)).all()
+        sent = 0
+        for row in rows:
+            with self.engine.begin() as conn:
+                if not start_sending(conn, row.id):
+                    continue  # another process took it
+            result = send(self.wechat, row.payload, row.openid, Channel.CUSTOMER_SERVICE, template_allowed=False)
+            with self.engine.begin() as conn:
+                if result.errcode in WINDOW_CLOSED:
+                    # The window closed (or its 5 messages went) since the claim: wait for the person.
+                    conn.execute(_DELIVERY.update().where(_DELIVERY.c.id == row.id).values(
+                        status=Status.HELD.value, channel="", errcode=result.errcode,
+                        errmsg=HeldReason.NO_TEMPLATE.value))
+                else:
+                    record_many(conn, [(row.id, row.openid, result)], self.clock())
+            sent += result.errcode == 0
+            if result.errcode:
+                log.warning("note %d to %s: %s %s", row.id, row.openid, result.errcode, result.errmsg)
+            if result.verdict is Verdict.QUOTA:
+                self._paused_until = self.clock() + QUOTA_PAUSE
+                break
+        return sent
+
+    def _release_held(self) -> None:
+        """Held notes whose person wrote after the note was held (inside the 48 hours) go now."""
+        now = self.clock()
+        wrote = sa.select(_PERSON.c.id).where(
+            _PERSON.c.openid == _DELIVERY.c.openid, _PERSON.c.last_message_at > _DELIVERY.c.created_at,
+            _PERSON.c.last_message_at > now - CUSTOMER_SERVICE_WINDOW, _PERSON.c.following.is_(True),
+            _PERSON.c.unreachable_reason.is_(None)).exists()
+        held = sa.and_(_DELIVERY.c.status == Status.HELD.value, _DELIVERY.c.kind.in_(NOTE_KINDS), wrote)
+        with self._reads.connect() as reader:
+            due = reader.execute(sa.select(_DELIVERY.c.id).where(held).limit(50)).scalars().all()
+        if due:
+            with self.engine.begin() as conn:
+                conn.execute(_DELIVERY.update().where(_DELIVERY.c.id.in_(due), held).values(
+                    status=Status.CLAIMED.value, channel=Channel.CUSTOMER_SERVICE.value, created_at=now,
+                    errcode=None, errmsg=None))
+
+    def run(self, stop: threading.Event, poll_seconds: float = POLL_SECONDS) -> None:
+        """Send notes until ``stop`` is set; a database or network hiccup is logged and the loop goes on."""
+        while not stop.is_set():
+            try:
+                self.send_claimed()
+            except Exception:
+                log.exception("outbox: could not read or send notes")
+            stop.wait(poll_seconds)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Run the outbox in a thread for the duration of the ``with`` block (the app's lifespan)."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self.run, args=(stop,), name="outbox", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            if self._reads is not self.engine:
+                self._reads.dispose()
