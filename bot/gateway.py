@@ -191,11 +191,15 @@ def dedupe_key(fields: Mapping[str, str]) -> str:
 
     MsgIds collide across users (wechat-rules A5), hence the sender is part of the stored key.
     Events carry no MsgId; WeChat documents FromUserName + CreateTime, and Event/EventKey tell
-    apart two events of the same second (a location report and a menu click).
+    apart two events of the same second (a location report and a menu click). A
+    TEMPLATESENDJOBFINISH carries its template message's MsgID: two of one second to one person
+    are two messages, not a retry.
     """
     create_time = fields.get("CreateTime", "")
     if fields.get("MsgType") == "event":
         key = f"event:{create_time}:{fields.get('Event', '')}:{fields.get('EventKey', '')}"
+        if fields.get("MsgID"):
+            key += f":{fields['MsgID']}"
     else:
         msg_id = fields.get("MsgId") or fields.get("MsgID")
         key = f"msg:{msg_id}" if msg_id else f"msg:{create_time}:{fields.get('MsgType', '')}"
