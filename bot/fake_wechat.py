@@ -7,6 +7,10 @@ window, category-template field rules, three-day temporary media and menu limits
 documentation leaves a choice, the fake takes the stricter one. Each rule names its source in
 ``/work/shared/wechat-rules.md``; ``docs/fake-wechat.md`` lists them.
 
+Like WeChat, the fake pushes a ``TEMPLATESENDJOBFINISH`` event to the bot's callback URL after
+every template message it accepted (signed, and encrypted in safe mode, by
+:class:`bot.wechat_side.WeChatSide`), once a callback is configured.
+
 Tests and demos drive the WeChat side (users writing, clicking, time passing) through
 :class:`FakeWeChat` in Python or the ``/_fake/`` HTTP endpoints, which WeChat does not have.
 """
@@ -20,18 +24,22 @@ import secrets
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from email import policy
 from email.parser import BytesParser
 from typing import Any, Awaitable, Callable, Literal
 from zoneinfo import ZoneInfo
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from bot.wechat_side import WeChatSide
 
 # WeChat's daily quotas reset at midnight Beijing time.
 QUOTA_ZONE = ZoneInfo("Asia/Shanghai")
@@ -47,6 +55,11 @@ MESSAGE_QUOTA = 5
 INTERACTION_WINDOW = timedelta(minutes=1)
 INTERACTION_QUOTA = 3
 MEDIA_LIFETIME = timedelta(days=3)
+# A5: WeChat waits 5 s for the callback's answer, then tries again; 3 tries in all.
+CALLBACK_TIMEOUT_SECONDS = 5.0
+CALLBACK_TRIES = 3
+# Events are pushed by a few threads at once, as WeChat's servers do not queue them one by one.
+CALLBACK_PUSHERS = 4
 REDACTED = "[redacted]"
 
 # Global return codes with WeChat's English messages (Global_Return_Code; stable_token error table).
@@ -140,6 +153,30 @@ class Push:
     job_status: str | None = None
 
 
+@dataclass(frozen=True)
+class Callback:
+    """Where the bot listens: the URL of its ``/wechat``, its token, and its EncodingAESKey in
+    safe mode (None: plaintext)."""
+
+    url: str
+    token: str
+    aes_key: str | None = None
+
+
+@dataclass(frozen=True)
+class EventPush:
+    """An event the fake pushed to the callback: each try's outcome (the HTTP status, or the
+    error when no answer came within the timeout) and whether the bot answered at all."""
+
+    index: int
+    openid: str
+    event: str
+    msgid: int
+    status: str
+    tries: tuple[str, ...] = ()
+    answered: bool | None = None  # None while tries are still to come
+
+
 @dataclass
 class _Token:
     value: str
@@ -197,12 +234,20 @@ class FakeWeChat:
     Every method is safe to call from any thread while the app serves requests.
     """
 
-    def __init__(self, app_id: str, app_secret: str, start: datetime | None = None, *, original_id: str = "gh_fakeaccount01"):
+    def __init__(self, app_id: str, app_secret: str, start: datetime | None = None, *, original_id: str = "gh_fakeaccount01",
+                 callback: Callback | None = None, callback_timeout: float = CALLBACK_TIMEOUT_SECONDS,
+                 callback_tries: int = CALLBACK_TRIES):
         if start is not None and start.tzinfo is None:
             raise ValueError("start must be an aware datetime")
         self.app_id = app_id
         self.app_secret = app_secret
         self.original_id = original_id
+        self.callback_timeout = callback_timeout
+        self.callback_tries = callback_tries
+        self._callback = callback
+        self._pushers: ThreadPoolExecutor | None = None
+        self._events: list[EventPush] = []
+        self._closed = False
         self.template_job_status: dict[str, str] = {}
         self._lock = threading.RLock()
         self._now = (start or datetime.now(timezone.utc)).replace(microsecond=0)
@@ -349,6 +394,78 @@ class FakeWeChat:
             "MsgID": str(msgid),
             "Status": push.job_status,
         }
+
+    # -- events pushed to the bot's callback (A2, A5) --------------------------------------------
+
+    def set_callback(self, callback: Callback | None) -> None:
+        """Push later events to ``callback``; None stops pushing (events already queued still go)."""
+        with self._lock:
+            self._callback = callback
+
+    @property
+    def callback(self) -> Callback | None:
+        """Where events are pushed, or None."""
+        with self._lock:
+            return self._callback
+
+    def event_pushes(self, openid: str | None = None) -> list[EventPush]:
+        """Events pushed to the callback so far, oldest first; only ``openid``'s when given."""
+        with self._lock:
+            return [e for e in self._events if openid is None or e.openid == openid]
+
+    def wait_for_events(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued event was answered or gave up its tries; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while any(e.answered is None for e in self.event_pushes()):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self) -> None:
+        """Stop pushing: events not yet tried are dropped, tries under way end after this one."""
+        with self._lock:
+            self._closed = True
+            pushers, self._pushers = self._pushers, None
+        if pushers is not None:
+            pushers.shutdown(wait=False, cancel_futures=True)
+
+    def _queue_template_event(self, push: Push) -> None:
+        """Under the lock: the TEMPLATESENDJOBFINISH of an accepted template message, to be pushed."""
+        if self._callback is None or self._closed or push.msgid is None or push.job_status is None:
+            return
+        event = EventPush(len(self._events), push.openid, "TEMPLATESENDJOBFINISH", push.msgid, push.job_status)
+        self._events.append(event)
+        if self._pushers is None:
+            self._pushers = ThreadPoolExecutor(CALLBACK_PUSHERS, thread_name_prefix="fake-wechat-callback")
+        self._pushers.submit(self._push_event, event.index, self._callback)
+
+    def _push_event(self, index: int, callback: Callback) -> None:
+        with self._lock:
+            event = self._events[index]
+        with httpx.Client(timeout=self.callback_timeout) as client:
+            side = WeChatSide(client, token=callback.token, app_id=self.app_id, aes_key=callback.aes_key,
+                              path=callback.url, account=self.original_id)
+            # One XML for every try, signed (and encrypted) afresh each time, as WeChat does.
+            plain_xml = side.event_xml(event.openid, event.event, MsgID=event.msgid, Status=event.status)
+            for attempt in range(1, self.callback_tries + 1):
+                started = time.monotonic()
+                body, params = side.delivery(plain_xml)
+                try:
+                    answer = client.post(callback.url, content=body.encode("utf-8"), params=params,
+                                         headers={"Content-Type": "text/xml"})
+                    outcome, answered = str(answer.status_code), True
+                except httpx.HTTPError as error:
+                    outcome, answered = type(error).__name__, False
+                last = answered or attempt == self.callback_tries
+                with self._lock:
+                    event = replace(event, tries=event.tries + (outcome,), answered=answered if last else None)
+                    self._events[index] = event
+                    closed = self._closed
+                if last or closed:
+                    return
+                # A refused connection fails at once; WeChat's next try still comes after its timeout.
+                time.sleep(max(0.0, self.callback_timeout - (time.monotonic() - started)))
 
     # -- access tokens (A6) ---------------------------------------------------------------------
 
@@ -499,6 +616,7 @@ class FakeWeChat:
             delivered = {**body, "data": data}
             status = self.template_job_status.get(openid, "success")
             self._record_push(openid, "template", "template", delivered, msgid, status)
+            self._queue_template_event(self._pushes[-1])
             return {"errcode": 0, "errmsg": "ok", "msgid": msgid}
 
     # -- temporary media (A7) -------------------------------------------------------------------
@@ -980,6 +1098,20 @@ def _control_routes(fake: FakeWeChat) -> list[Route]:
         found = [p for p in fake.pushes(request.query_params.get("openid")) if p.index >= since]
         return {"pushes": [_push_json(p) for p in found], "next": len(fake.pushes())}
 
+    async def callback(request: Request) -> dict[str, Any]:
+        if request.method == "POST":
+            body = await _control_json(request)
+            url = body.get("url")
+            if url is None:
+                fake.set_callback(None)
+            elif not isinstance(url, str) or not url.startswith(("http://", "https://")) or not body.get("token"):
+                raise ControlError("give url (http or https) and token, and aes_key in safe mode; or url null to stop")
+            else:
+                fake.set_callback(Callback(url, str(body["token"]), body.get("aes_key") or None))
+        current = fake.callback
+        return {"url": current.url if current else None, "encrypted": bool(current and current.aes_key),
+                "events": [asdict(e) for e in fake.event_pushes()]}
+
     async def template_event(request: Request) -> dict[str, Any]:
         try:
             return fake.template_job_finish_event(int(request.path_params["msgid"]))
@@ -1006,6 +1138,7 @@ def _control_routes(fake: FakeWeChat) -> list[Route]:
         Route("/_fake/calls", control(calls), methods=["GET"]),
         Route("/_fake/pushes", control(pushes), methods=["GET"]),
         Route("/_fake/template-events/{msgid:int}", control(template_event), methods=["GET"]),
+        Route("/_fake/callback", control(callback), methods=["GET", "POST"]),
         Route("/_fake/video/{media_id}", _video_download(fake), methods=["GET"]),
     ]
 

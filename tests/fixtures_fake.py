@@ -58,3 +58,4 @@ def fake_wechat(_fake_wechat_server: tuple[_CurrentFake, str]) -> Iterator[Serve
     current.app = create_fake_app(fake)
     yield ServedFake(fake, base_url)
     current.app = None
+    fake.close()

@@ -135,6 +135,7 @@ def june_fake(_fake_wechat_server: tuple) -> Iterator[tuple[FakeWeChat, str]]:
     current.app = create_fake_app(fake)
     yield fake, base_url
     current.app = None
+    fake.close()
 
 
 @pytest.fixture

@@ -9,7 +9,16 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from defusedxml import ElementTree
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from wechatpy.crypto import WeChatCrypto
 
+from bot.fake_wechat import BackgroundServer, Callback
+from bot.wechat_side import sign
+from tests.conftest import free_port
 from tests.fixtures_fake import APP_ID, APP_SECRET, ServedFake
 
 USER = "oLiaison_0123456789abcdefghi"
@@ -310,6 +319,108 @@ def test_the_job_finish_event_carries_the_status_chosen_for_the_user(with_templa
     assert event["Event"] == "TEMPLATESENDJOBFINISH" and event["Status"] == "failed:user block"
     assert event["FromUserName"] == USER and event["MsgID"] == str(msgid)
     assert with_template.http.get(f"/_fake/template-events/{msgid}").json() == event
+
+
+# -- TEMPLATESENDJOBFINISH pushed to the bot's callback -----------------------------------------------
+
+CALLBACK_TOKEN = "callbacktoken01"
+CALLBACK_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+
+class CallbackReceiver:
+    """A bot's callback URL that checks WeChat's signature, decrypts in safe mode, and records the
+    event fields of each try; the first ``silent_tries`` tries get no answer in time."""
+
+    def __init__(self, aes_key: str | None = None, silent_tries: int = 0, silence: float = 0.0):
+        self.aes_key = aes_key
+        self.silent_tries = silent_tries
+        self.silence = silence
+        self.tries: list[dict[str, str]] = []
+        self.app = Starlette(routes=[Route("/wechat", self.receive, methods=["POST"])])
+
+    async def receive(self, request: Request) -> Response:
+        query, body = request.query_params, (await request.body()).decode()
+        signed = sign(CALLBACK_TOKEN, query["timestamp"], query["nonce"])
+        assert query["signature"] == signed
+        if self.aes_key:
+            crypto = WeChatCrypto(CALLBACK_TOKEN, self.aes_key, APP_ID)
+            body = crypto.decrypt_message(body, query["msg_signature"], query["timestamp"], query["nonce"])
+        self.tries.append({child.tag: child.text or "" for child in ElementTree.fromstring(body)})
+        if len(self.tries) <= self.silent_tries:
+            await asyncio.sleep(self.silence)
+        return PlainTextResponse("success")
+
+
+@pytest.fixture
+def receiver_port() -> int:
+    return free_port()
+
+
+def serve_receiver(receiver: CallbackReceiver, port: int) -> BackgroundServer:
+    return BackgroundServer(receiver.app, port)
+
+
+@pytest.mark.parametrize("aes_key", [None, CALLBACK_AES_KEY], ids=["plaintext", "safe-mode"])
+def test_every_accepted_template_message_is_followed_by_its_event_at_the_bots_callback(
+        with_template: WeChatCaller, receiver_port: int, aes_key: str | None):
+    receiver = CallbackReceiver(aes_key)
+    fake = with_template.fake
+    fake.set_callback(Callback(f"http://127.0.0.1:{receiver_port}/wechat", CALLBACK_TOKEN, aes_key))
+    fake.template_job_status["oBlocker"] = "failed:user block"
+    fake.follow("oBlocker")
+    with serve_receiver(receiver, receiver_port):
+        first = send_template(with_template, GOOD_DATA)["msgid"]
+        refused = send_template(with_template, GOOD_DATA, template_id="nope")
+        blocked = send_template(with_template, GOOD_DATA, openid="oBlocker")["msgid"]
+        assert fake.wait_for_events()
+
+    assert refused["errcode"] == 40037  # refused: no event
+    assert sorted((t["FromUserName"], t["MsgID"], t["Status"]) for t in receiver.tries) == [
+        ("oBlocker", str(blocked), "failed:user block"), (USER, str(first), "success")]
+    assert {(t["ToUserName"], t["MsgType"], t["Event"]) for t in receiver.tries} == {
+        (fake.original_id, "event", "TEMPLATESENDJOBFINISH")}
+    assert [(e.openid, e.msgid, e.tries, e.answered) for e in fake.event_pushes(USER)] == [
+        (USER, first, ("200",), True)]
+
+
+def test_a_callback_silent_for_the_timeout_is_tried_again_up_to_three_times(
+        with_template: WeChatCaller, receiver_port: int):
+    fake = with_template.fake
+    fake.callback_timeout = 0.3
+    fake.set_callback(Callback(f"http://127.0.0.1:{receiver_port}/wechat", CALLBACK_TOKEN))
+    slow_once = CallbackReceiver(silent_tries=1, silence=1.0)
+    with serve_receiver(slow_once, receiver_port):
+        send_template(with_template, GOOD_DATA)
+        assert fake.wait_for_events()
+    (event,) = fake.event_pushes()
+    assert (event.tries, event.answered) == (("ReadTimeout", "200"), True)
+    # Every try is the same event (same CreateTime), signed afresh.
+    assert len({(t["CreateTime"], t["MsgID"]) for t in slow_once.tries}) == 1
+
+    send_template(with_template, GOOD_DATA)  # nobody listens any more
+    assert fake.wait_for_events()
+    assert (fake.event_pushes()[1].tries, fake.event_pushes()[1].answered) == (("ConnectError",) * 3, False)
+
+
+def test_without_a_callback_no_event_is_pushed_and_the_control_sets_one(with_template: WeChatCaller, receiver_port: int):
+    send_template(with_template, GOOD_DATA)
+    assert with_template.fake.event_pushes() == []
+
+    url = f"http://127.0.0.1:{receiver_port}/wechat"
+    assert with_template.http.post("/_fake/callback", json={"url": url}).status_code == 400
+    answer = with_template.http.post("/_fake/callback", json={"url": url, "token": CALLBACK_TOKEN,
+                                                              "aes_key": CALLBACK_AES_KEY}).json()
+    assert (answer["url"], answer["encrypted"], answer["events"]) == (url, True, [])
+    receiver = CallbackReceiver(CALLBACK_AES_KEY)
+    with serve_receiver(receiver, receiver_port):
+        msgid = send_template(with_template, GOOD_DATA)["msgid"]
+        assert with_template.fake.wait_for_events()
+    (listed,) = with_template.http.get("/_fake/callback").json()["events"]
+    assert (listed["msgid"], listed["status"], listed["answered"]) == (msgid, "success", True)
+
+    assert with_template.http.post("/_fake/callback", json={"url": None}).json()["url"] is None
+    send_template(with_template, GOOD_DATA)
+    assert len(with_template.fake.event_pushes()) == 1
 
 
 # -- temporary media -------------------------------------------------------------------------------
