@@ -77,6 +77,7 @@ class Settings:
     max_body_bytes: int = 65536
     timestamp_tolerance_seconds: int = 300
     log_level: str = "INFO"
+    template_event_wait_seconds: int = 300
 
     @property
     def safe_mode(self) -> bool:
@@ -199,6 +200,7 @@ def settings_from_mapping(values: Mapping[str, str]) -> Settings:
         max_body_bytes=_int(values, "MAX_BODY_BYTES", 65536, 1024, 10 * 1024 * 1024),
         timestamp_tolerance_seconds=_int(values, "TIMESTAMP_TOLERANCE_SECONDS", 300, 10, 86400),
         log_level=log_level,
+        template_event_wait_seconds=_int(values, "TEMPLATE_EVENT_WAIT_SECONDS", 300, 1, 86400),
     )
 
 
