@@ -88,6 +88,17 @@ class ReminderKind(str, enum.Enum):
     OVERDUE = "overdue"
 
 
+class LatePolicy(str, enum.Enum):
+    """What happens to a change to a submitted table after its due time."""
+
+    ACCEPT = "accept"  # taken and marked late
+    LOCK = "lock"  # refused: the table stays as submitted
+
+
+# An answer above this asks "are you sure?" unless the campaign sets its own ([answers] implausible_above).
+DEFAULT_IMPLAUSIBLE_ABOVE = 100_000
+
+
 class Covers(str, enum.Enum):
     """Which days a monthly submission reports on."""
 
@@ -191,6 +202,8 @@ class FormDefinition:
     # Record forms only: the statistics form whose counts a liaison may also give with each of these
     # reports (周报); that table is then pre-filled with the sums.
     sums_into: str = ""
+    # Record forms only: this is the liaison table registration (登记) walks.
+    liaison: bool = False
 
     def answer_fields(self) -> tuple[Field, ...]:
         """Every field a unit answers, in the order the form asks them (header first)."""
@@ -426,11 +439,23 @@ class CampaignDefinition:
     key_dates: tuple[KeyDate, ...] = ()
     slogans: Slogans | None = None
     units: tuple[UnitEntry, ...] = ()
+    # [registration]: open lets a person without a join code pick the unit; staff approve.
+    open_registration: bool = False
+    # [staff]: the codes that make the sender staff or a coordinator when sent at 登记.
+    staff_code: str = ""
+    coordinator_code: str = ""
+    # [answers]: late changes to submitted tables, and the number that asks for confirmation.
+    late: LatePolicy = LatePolicy.ACCEPT
+    implausible_above: int = DEFAULT_IMPLAUSIBLE_ABOVE
 
     @property
     def slug(self) -> str:
         """The stored campaign's unique name: the file's key and the year it runs."""
         return f"{self.key}-{self.year}"
+
+    def liaison_form(self) -> FormDefinition | None:
+        """The liaison table (the record form marked ``liaison = true``), if the campaign has one."""
+        return next((f for f in self.forms if f.liaison), None)
 
     def form(self, key: str) -> FormDefinition:
         """The form named ``key``."""
@@ -692,7 +717,7 @@ def _item(r: _Reader, data: Mapping[str, Any], place: _Place) -> StatItem | None
 
 
 FORM_SETTINGS = ("key", "kind", "title", "annex", "note", "assumption", "fields", "items", "row_label", "rows", "columns",
-                 "sums_into")
+                 "sums_into", "liaison")
 
 
 def _form(r: _Reader, data: Mapping[str, Any], place: _Place) -> FormDefinition | None:
@@ -728,11 +753,14 @@ def _form(r: _Reader, data: Mapping[str, Any], place: _Place) -> FormDefinition 
     sums_into = r.text_value(data, "sums_into", place, required=False, max_length=50)
     if sums_into and kind is not None and kind is not FormKind.RECORD:
         r.problem(place.key("sums_into"), "only record forms (reports) have sums_into")
+    liaison = r.bool_value(data, "liaison", place, False)
+    if liaison and kind is not None and kind is not FormKind.RECORD:
+        r.problem(place.key("liaison"), "only a record form can be the liaison table")
     if not key or kind is None:
         return None
     # Keys have no ".", so "item.field" and "row.column" answer keys never meet a header field's.
     return FormDefinition(key, kind, title, texts["annex"], texts["note"], texts["assumption"],
-                          fields, items, row_label, rows, columns, sums_into)
+                          fields, items, row_label, rows, columns, sums_into, liaison)
 
 
 def _check_sums(r: _Reader, forms: tuple[FormDefinition, ...], entries: list[tuple[_Place, Any]]) -> None:
@@ -907,7 +935,8 @@ class _Context:
 CAMPAIGN_SETTINGS = ("key", "name", "issuer", "year", "timezone", "document", "theme", "addressees", "notice",
                      "unit_groups")
 TOP_SETTINGS = ("schema_version", "campaign", "contact", "key_dates", "reminder_schedules", "message_templates",
-                "forms", "deadlines", "slogans", "units")
+                "forms", "deadlines", "slogans", "units", "registration", "staff", "answers")
+CODE_PATTERN = re.compile(r"[A-Za-z0-9]{6,32}")
 
 
 def _section(r: _Reader, data: Mapping[str, Any], name: str, required: bool = True) -> Mapping[str, Any]:
@@ -981,11 +1010,55 @@ def _units(r: _Reader, data: Mapping[str, Any], groups: tuple[str, ...]) -> tupl
             r.problem(place.key("name"), f"unit {name!r} is listed twice")
         if groups and group and group not in groups:
             r.problem(place.key("group"), f"group {group!r} is not one of unit_groups ({', '.join(groups)})")
-        if code and not re.fullmatch(r"[A-Za-z0-9]{6,32}", code):
+        if code and not CODE_PATTERN.fullmatch(code):
             r.problem(place.key("join_code"), "must be 6 to 32 letters and digits")
         seen.add(name)
         found.append(UnitEntry(name, group, code))
     return tuple(found)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    open_registration: bool
+    staff_code: str
+    coordinator_code: str
+    late: LatePolicy
+    implausible_above: int
+
+
+def _settings(r: _Reader, data: Mapping[str, Any], forms: tuple[FormDefinition, ...],
+              units: tuple[UnitEntry, ...]) -> _Settings:
+    """[registration], [staff] and [answers], and the one liaison table they rely on."""
+    registration = _section(r, data, "registration", required=False)
+    place = _Place().key("registration")
+    r.table(registration, place, ("open",))
+    open_registration = r.bool_value(registration, "open", place, False)
+    staff = _section(r, data, "staff", required=False)
+    place = _Place().key("staff")
+    r.table(staff, place, ("join_code", "coordinator_code"))
+    codes = {n: r.text_value(staff, n, place, required=False, max_length=32) for n in ("join_code", "coordinator_code")}
+    unit_codes = {u.join_code.upper() for u in units if u.join_code}
+    for name, code in codes.items():
+        if code and not CODE_PATTERN.fullmatch(code):
+            r.problem(place.key(name), "must be 6 to 32 letters and digits")
+        elif code and code.upper() in unit_codes:
+            r.problem(place.key(name), "is also a unit's join code; staff need a code of their own")
+    if codes["join_code"] and codes["join_code"].upper() == codes["coordinator_code"].upper():
+        r.problem(place.key("coordinator_code"), "must differ from the staff join_code")
+    answers = _section(r, data, "answers", required=False)
+    place = _Place().key("answers")
+    r.table(answers, place, ("late", "implausible_above"))
+    late = r.choice(answers, "late", place, LatePolicy, "late policy", LatePolicy.ACCEPT)
+    limit = r.int_value(answers, "implausible_above", place, 1, 10**12, required=False)
+    liaison_forms = [f for f in forms if f.liaison]
+    if len(liaison_forms) > 1:
+        r.problem(_Place().key("forms"), f"only one form can be the liaison table; "
+                                         f"{', '.join(f.key for f in liaison_forms)} all say liaison = true")
+    if open_registration and not liaison_forms:
+        r.problem(_Place().key("registration").key("open"),
+                  "open registration needs the liaison table: mark its form liaison = true")
+    return _Settings(open_registration, codes["join_code"].upper(), codes["coordinator_code"].upper(),
+                     late or LatePolicy.ACCEPT, limit or DEFAULT_IMPLAUSIBLE_ABOVE)
 
 
 def parse_definition(data: Mapping[str, Any], source: str = "", *, year: int | None = None,
@@ -1042,13 +1115,16 @@ def _read(data: Mapping[str, Any], source: str, year: int | None, text: str
     deadline_entries = r.tables(data, "deadlines", _Place(), required=True)
     r.unique(((p, e.get("key", "")) for p, e in deadline_entries), "deadline")
     deadlines = tuple(d for d in (_deadline(r, e, p, context) for p, e in deadline_entries) if d is not None)
+    units = _units(r, data, groups)
+    settings = _settings(r, data, forms, units)
     definition = CampaignDefinition(
         key=key, name=texts["name"], issuer=texts["issuer"], year=target_year, timezone=timezone, contact=contact,
         forms=forms, deadlines=deadlines, reminder_schedules=schedules, message_templates=templates,
         raw=_json_safe(data), document=texts["document"], theme=texts["theme"], addressees=texts["addressees"],
         notice=texts["notice"], path=source, unit_groups=groups,
         key_dates=_key_dates(r, data, target_year, file_year), slogans=_slogans(r, data),
-        units=_units(r, data, groups),
+        units=units, open_registration=settings.open_registration, staff_code=settings.staff_code,
+        coordinator_code=settings.coordinator_code, late=settings.late, implausible_above=settings.implausible_above,
     )
     return (None if r.problems else definition), r.problems
 
