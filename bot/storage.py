@@ -24,7 +24,9 @@ from bot.models import (
 from bot.outbox import NOTE_WRITERS
 from bot.report_store import REPORT_WRITERS
 from handlers.base import Incoming
-from handlers.changes import ClaimUnit, RenamePerson, RequestReplacement, SaveAnswers, SubmitForm, Value
+from handlers.changes import (
+    AppointLiaison, BecomeStaff, ClaimUnit, DecideRequest, RenamePerson, RequestLiaison, SaveAnswers, SubmitForm, Value,
+)
 from handlers.template_job import TemplateJobFinished
 
 _UNIT = Unit.__table__
@@ -82,6 +84,24 @@ class SubmissionFacts:
     status: str
     late: bool
     submitted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LiaisonRequest:
+    """A pending (or decided) request to become a unit's liaison, as staff see it."""
+
+    id: int
+    kind: str
+    unit_id: int
+    unit_name: str
+    openid: str
+    name: str
+    holder_openid: str
+    holder_name: str
+    reminders: bool
+    answers: dict[str, list[Any]]
+    status: str
+    requested_at: datetime
 
 
 @dataclass(frozen=True)
@@ -156,12 +176,50 @@ class StoredFacts:
                                            _ANSWER.c.approximate).where(_ANSWER.c.submission_id == submission_id))
         return {r.field_key: StoredAnswer(r.value, r.number, r.approximate) for r in rows}
 
-    def replacement_pending(self, openid: str, unit_id: int) -> bool:
-        """Whether ``openid`` already asked to take over the unit and staff have not decided."""
-        row = self.conn.execute(sa.select(_REPLACEMENT.c.id).where(
-            _REPLACEMENT.c.openid == openid, _REPLACEMENT.c.unit_id == unit_id,
-            _REPLACEMENT.c.status == "pending")).first()
-        return row is not None
+    def requests(self, *, request_id: int | None = None, openid: str | None = None,
+                 pending: bool = True) -> list[LiaisonRequest]:
+        """Liaison requests, oldest first: pending ones, or one by id, or those of one requester."""
+        holder = sa.alias(_PERSON)
+        query = (sa.select(_REPLACEMENT, _UNIT.c.name.label("unit_name"), _PERSON.c.name.label("person_name"),
+                           holder.c.name.label("holder_name"))
+                 .join(_UNIT, _UNIT.c.id == _REPLACEMENT.c.unit_id)
+                 .outerjoin(_PERSON, _PERSON.c.openid == _REPLACEMENT.c.openid)
+                 .outerjoin(holder, holder.c.openid == _REPLACEMENT.c.holder_openid)
+                 .order_by(_REPLACEMENT.c.id))
+        if pending:
+            query = query.where(_REPLACEMENT.c.status == "pending")
+        if request_id is not None:
+            query = query.where(_REPLACEMENT.c.id == request_id)
+        if openid is not None:
+            query = query.where(_REPLACEMENT.c.openid == openid)
+        return [LiaisonRequest(r.id, r.kind, r.unit_id, r.unit_name, r.openid, r.name or r.person_name or "",
+                               r.holder_openid, r.holder_name or "", r.reminders, dict(r.answers or {}), r.status,
+                               r.requested_at) for r in self.conn.execute(query)]
+
+    def campaign_ids(self) -> list[int]:
+        """Every loaded campaign's id."""
+        return list(self.conn.execute(sa.select(_CAMPAIGN.c.id).order_by(_CAMPAIGN.c.id)).scalars())
+
+    def staff_role(self, code: str) -> str | None:
+        """The role a loaded campaign's [staff] code gives (staff, coordinator), if ``code`` is one."""
+        code = code.strip().upper()
+        for campaign_id in self.campaign_ids():
+            definition = self.definition(campaign_id)
+            if code and code == definition.coordinator_code:
+                return Role.COORDINATOR.value
+            if code and code == definition.staff_code:
+                return Role.STAFF.value
+        return None
+
+    def open_units(self, fragment: str = "") -> list[UnitFacts]:
+        """Units of campaigns with open registration whose name contains ``fragment``, by name."""
+        open_ids = [c for c in self.campaign_ids() if self.definition(c).open_registration]
+        if not open_ids:
+            return []
+        query = sa.select(_UNIT.c.id, _UNIT.c.campaign_id, _UNIT.c.name).where(_UNIT.c.campaign_id.in_(open_ids))
+        if fragment:
+            query = query.where(_UNIT.c.name.contains(fragment, autoescape=True))
+        return [UnitFacts(r.id, r.campaign_id, r.name) for r in self.conn.execute(query.order_by(_UNIT.c.name, _UNIT.c.id))]
 
 
 Writer = Callable[[sa.Connection, Incoming, Any, datetime], None]
@@ -214,7 +272,7 @@ def write_answers(conn: sa.Connection, incoming: Incoming, change: SaveAnswers, 
     status = conn.execute(sa.select(_SUBMISSION.c.status).where(_SUBMISSION.c.id == submission_id)).scalar_one()
     late = status == "submitted" and now > change.due_at
     for value in change.values:
-        _save_value(conn, submission_id, value, incoming.openid, now, late)
+        _save_value(conn, submission_id, value, change.on_behalf_of or incoming.openid, now, late)
     update = sa.update(_SUBMISSION).where(_SUBMISSION.c.id == submission_id).values(updated_at=now)
     conn.execute(update.values(late=True) if late else update)
 
@@ -224,7 +282,8 @@ def write_submit(conn: sa.Connection, incoming: Incoming, change: SubmitForm, no
     submission_id = _submission_id(conn, change.unit_id, change.deadline_id, change.period, now)
     late = _SUBMISSION.c.late | sa.literal(now > change.due_at)
     conn.execute(sa.update(_SUBMISSION).where(_SUBMISSION.c.id == submission_id).values(
-        status="submitted", submitted_at=now, submitted_by=incoming.openid, late=late, updated_at=now))
+        status="submitted", submitted_at=now, submitted_by=change.on_behalf_of or incoming.openid, late=late,
+        updated_at=now))
 
 
 def write_claim(conn: sa.Connection, incoming: Incoming, change: ClaimUnit, now: datetime) -> None:
@@ -246,16 +305,49 @@ def write_rename(conn: sa.Connection, incoming: Incoming, change: RenamePerson, 
     conn.execute(sa.update(_PERSON).where(_PERSON.c.openid == incoming.openid).values(name=change.name))
 
 
-def write_replacement(conn: sa.Connection, incoming: Incoming, change: RequestReplacement, now: datetime) -> None:
-    """Record the request for staff, once while it is pending."""
-    if not StoredFacts(conn).replacement_pending(incoming.openid, change.unit_id):
-        conn.execute(sa.insert(_REPLACEMENT).values(unit_id=change.unit_id, openid=incoming.openid,
-                                                    holder_openid=change.holder_openid, status="pending",
-                                                    requested_at=now))
+def write_request(conn: sa.Connection, incoming: Incoming, change: RequestLiaison, now: datetime) -> None:
+    """Record the request for staff, once while it is pending (a new one replaces the answers)."""
+    values = dict(holder_openid=change.holder_openid, kind=change.kind, name=change.name, reminders=change.reminders,
+                  answers={v.field_key: [v.text, v.number, v.approximate] for v in change.answers})
+    pending = sa.and_(_REPLACEMENT.c.openid == incoming.openid, _REPLACEMENT.c.unit_id == change.unit_id,
+                      _REPLACEMENT.c.status == "pending")
+    if not conn.execute(sa.update(_REPLACEMENT).where(pending).values(**values)).rowcount:
+        conn.execute(sa.insert(_REPLACEMENT).values(unit_id=change.unit_id, openid=incoming.openid, status="pending",
+                                                    requested_at=now, **values))
+
+
+def write_decision(conn: sa.Connection, incoming: Incoming, change: DecideRequest, now: datetime) -> None:
+    """Approve or refuse a pending request, unless another staff member decided it first."""
+    decided = conn.execute(sa.update(_REPLACEMENT).where(
+        _REPLACEMENT.c.id == change.request_id, _REPLACEMENT.c.status == "pending").values(
+        status="approved" if change.approved else "refused", decided_at=now, decided_by=incoming.openid))
+    if decided.rowcount != 1:
+        raise StaleDecision(f"request {change.request_id} was decided meanwhile")
+
+
+def write_appointment(conn: sa.Connection, incoming: Incoming, change: AppointLiaison, now: datetime) -> None:
+    """The unit's liaison is now ``change.openid``; the one it had keeps the account, not the unit."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, :unit_id)"),
+                     {"namespace": _UNIT_LOCK_NAMESPACE, "unit_id": change.unit_id})
+    conn.execute(sa.update(_PERSON).where(_PERSON.c.unit_id == change.unit_id, _PERSON.c.role == Role.LIAISON,
+                                          _PERSON.c.openid != change.openid).values(unit_id=None))
+    values = dict(unit_id=change.unit_id, name=change.name, role=Role.LIAISON,
+                  reminder_opt_in_at=now if change.reminders else None)
+    conn.execute(_insert(conn, _PERSON).values(openid=change.openid, created_at=now, following=True, **values)
+                 .on_conflict_do_update(index_elements=["openid"], set_=values))
+
+
+def write_staff(conn: sa.Connection, incoming: Incoming, change: BecomeStaff, now: datetime) -> None:
+    """The sender is staff (or a coordinator) from now on, with no unit."""
+    values = dict(role=Role(change.role), unit_id=None)
+    conn.execute(_insert(conn, _PERSON).values(openid=incoming.openid, created_at=now, following=True, **values)
+                 .on_conflict_do_update(index_elements=["openid"], set_=values))
 
 
 WRITERS.update({SaveAnswers: write_answers, SubmitForm: write_submit, ClaimUnit: write_claim,
-                RenamePerson: write_rename, RequestReplacement: write_replacement})
+                RenamePerson: write_rename, RequestLiaison: write_request, DecideRequest: write_decision,
+                AppointLiaison: write_appointment, BecomeStaff: write_staff})
 WRITERS.update(REPORT_WRITERS)
 WRITERS.update(NOTE_WRITERS)
 

@@ -8,7 +8,7 @@ message reaches it; words that open another dialogue (登记, 填报, …) are l
 from __future__ import annotations
 
 from handlers import (
-    dialogue, fallback, greeting, help, records, registration, statistics, template_job, weekly_report,
+    dialogue, fallback, greeting, help, records, registration, staff, statistics, template_job, weekly_report,
 )
 from handlers.base import Context, DialogueState, Incoming, Outcome, Route
 
@@ -25,6 +25,7 @@ ROUTES: list[Route] = [
     Route("fill", statistics.is_fill, statistics.open_table),
     Route("report", weekly_report.is_report_opener, weekly_report.open_report),
     Route("records", records.is_records, records.open_records),
+    Route("staff", staff.is_staff_command, staff.handle),
     Route("help", help.is_help, help.show_help),
     Route("unused_kind", fallback.is_unused_kind, fallback.explain_unused_kind),
     Route("not_understood", fallback.anything, fallback.not_understood),
@@ -34,7 +35,7 @@ ROUTES: list[Route] = [
 TEMPLATES = (
     ("greeting", "unsupported_kind", "not_understood", "handler_failed")
     + help.TEMPLATES + registration.TEMPLATES + statistics.TEMPLATES + weekly_report.TEMPLATES
-    + records.TEMPLATES + dialogue.ask_templates()
+    + records.TEMPLATES + staff.TEMPLATES + dialogue.ask_templates()
 )
 
 

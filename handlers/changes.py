@@ -34,6 +34,8 @@ class SaveAnswers:
     period: str
     due_at: datetime
     values: tuple[Value, ...]
+    # Whose answers these are when not the sender's (staff approving a liaison's table).
+    on_behalf_of: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class SubmitForm:
     deadline_id: int
     period: str
     due_at: datetime
+    on_behalf_of: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,42 @@ class RenamePerson:
 
 
 @dataclass(frozen=True)
-class RequestReplacement:
-    """The sender asks to take over a unit that ``holder_openid`` holds; staff decide."""
+class RequestLiaison:
+    """The sender asks to become the unit's liaison and staff decide: ``kind`` "replacement" to
+    take over from ``holder_openid``, "registration" for a unit picked from an open campaign's list
+    (``holder_openid`` ""). The liaison-table answers wait with the request."""
 
     unit_id: int
     holder_openid: str
+    kind: str
+    name: str
+    reminders: bool
+    answers: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class DecideRequest:
+    """Staff approve or refuse a pending liaison request; stale when someone decided it first."""
+
+    request_id: int
+    approved: bool
+
+
+@dataclass(frozen=True)
+class AppointLiaison:
+    """Make ``openid`` the unit's liaison (staff approved); whoever held the unit loses it."""
+
+    unit_id: int
+    openid: str
+    name: str
+    reminders: bool
+
+
+@dataclass(frozen=True)
+class BecomeStaff:
+    """The sender gave a campaign's staff code: they become ``role`` (staff or coordinator)."""
+
+    role: str
 
 
 @dataclass(frozen=True)

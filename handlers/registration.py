@@ -3,6 +3,12 @@ opt-in), and ``修改资料``: changing those details later.
 
 The answers stay in the dialogue state until 确认, so nothing half-typed reaches the office; the
 opt-in to deadline reminders is asked explicitly and stored with its time (wechat-rules R5).
+
+Without a join code, a person may pick the unit from a numbered list of the campaigns with open
+registration (``[registration] open``), narrowed by a part of its name; the table then waits as
+a request until staff approve it (``handlers/staff.py``). Someone taking over a unit that has a
+liaison fills the table the same way and waits for staff too. A campaign's ``[staff]`` code,
+sent instead of a join code, makes the sender staff or a coordinator.
 """
 
 from __future__ import annotations
@@ -11,10 +17,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind
+from bot.campaign_format import FieldType, FormDefinition
 from handlers.answers import normalise, yes_or_no
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
-from handlers.changes import ClaimUnit, RenamePerson, RequestReplacement, SaveAnswers, SubmitForm, Value
+from handlers.changes import (
+    BecomeStaff, ClaimUnit, RenamePerson, RequestLiaison, SaveAnswers, StaffNote, SubmitForm, Value,
+)
 from handlers.dialogue import (
     REVIEW, Move, Walk, command_of, is_opening_word, question, react, state_values, stored_values, summary,
 )
@@ -30,9 +38,16 @@ MENU_KEY = "REGISTER"
 DETAILS_MENU_KEY = "DETAILS"
 CODE, REPLACE, OPT_IN = "code", "replace", "opt_in"
 REPLACE_WORDS = {"申请", "申请更换", "是"}
+# How a registration ends: the unit claimed at once (a join code), or a request staff decide
+# (a unit picked from an open campaign's list, or one that has a liaison already).
+JOIN, PICK, REPLACE_MODE = "join", "pick", "replace"
+# At most this many units are listed to pick from; more ask for a part of the name first.
+LIST_LIMIT = 10
 TEMPLATES = ("register_ask_code", "register_already", "invalid_join_code", "unit_taken", "replace_waiting",
              "replacement_requested", "register_start", "register_review", "register_opt_in", "invalid_opt_in",
-             "registered", "register_cancelled", "details_review", "details_saved", "details_cancelled")
+             "registered", "register_cancelled", "details_review", "details_saved", "details_cancelled",
+             "register_pending", "register_units", "register_no_unit", "register_too_many", "staff_registered",
+             "staff_note_request")
 
 
 
@@ -49,12 +64,6 @@ def is_details(incoming: Incoming, state: DialogueState) -> bool:
 def is_registering(incoming: Incoming, state: DialogueState) -> bool:
     """A text while registration or 修改资料 is open (other dialogues' opening words excepted)."""
     return state.flow in (FLOW, DETAILS_FLOW) and incoming.kind == "text" and not is_opening_word(incoming.text)
-
-
-def liaison_form(definition: CampaignDefinition) -> FormDefinition | None:
-    """The campaign's liaison table: its record form asking for a mobile number (附件1 联络员表)."""
-    return next((f for f in definition.forms if f.kind is FormKind.RECORD
-                 and any(field.type is FieldType.MOBILE for field in f.fields)), None)
 
 
 @dataclass(frozen=True)
@@ -81,25 +90,28 @@ class Liaison:
         return next((values[f.answer_key].text or "" for f in fields
                      if f.type is FieldType.PERSON_NAME and f.answer_key in values), "")
 
-    def store(self, values: dict[str, Value]) -> tuple[Any, ...]:
-        """The changes that file the liaison table as the unit's submission."""
+    def store(self, values: dict[str, Value], on_behalf_of: str = "") -> tuple[Any, ...]:
+        """The changes that file the liaison table as the unit's submission (``on_behalf_of`` the
+        liaison when staff approve it)."""
         if self.deadline is None:
             return ()
         d = self.deadline
-        return (SaveAnswers(self.unit_id, d.deadline_id, d.period, d.due_at, tuple(values.values())),
-                SubmitForm(self.unit_id, d.deadline_id, d.period, d.due_at))
+        return (SaveAnswers(self.unit_id, d.deadline_id, d.period, d.due_at, tuple(values.values()), on_behalf_of),
+                SubmitForm(self.unit_id, d.deadline_id, d.period, d.due_at, on_behalf_of))
 
 
-def _liaison(ctx: Context, unit_id: int) -> Liaison:
+def liaison_of(ctx: Context, unit_id: int) -> Liaison:
+    """The registration context of the unit ``unit_id``."""
     unit = ctx.stored.unit(unit_id)
     definition = ctx.stored.definition(unit.campaign_id)
-    form = liaison_form(definition)
+    form = definition.liaison_form()
     deadline = next((p for p in ctx.stored.periods(unit.campaign_id) if form and p.collects == form.key), None)
     return Liaison(unit.id, unit.name, form, deadline, ctx.now.astimezone(definition.timezone).date())
 
 
-def _state(flow: str, step: str, unit_id: int, values: dict[str, Value], pending: tuple[Value, ...] = ()) -> DialogueState:
-    data: dict[str, Any] = {"unit_id": unit_id, "answers": state_values(values)}
+def _state(flow: str, step: str, unit_id: int, values: dict[str, Value], pending: tuple[Value, ...] = (),
+           mode: str = JOIN) -> DialogueState:
+    data: dict[str, Any] = {"unit_id": unit_id, "answers": state_values(values), "mode": mode}
     if pending:
         data["pending"] = [[v.field_key, v.text, v.number, v.approximate] for v in pending]
     return DialogueState(flow, step, data)
@@ -111,11 +123,19 @@ def _join(*texts: str) -> str:
 
 
 def start_registration(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
-    """Ask for the unit's join code, unless the person is registered already."""
+    """Ask for the unit's join code (or, where registration is open, list the units to pick from),
+    unless the person is registered already or waits for staff."""
     if ctx.facts.get("unit_id") is not None:
         unit = ctx.stored.unit(ctx.facts["unit_id"])
         return Outcome(replies=(ctx.texts.render("register_already", unit=unit.name),), state=DialogueState())
-    return Outcome(replies=(ctx.texts.render("register_ask_code"),), state=DialogueState(FLOW, CODE, {}))
+    waiting = ctx.stored.requests(openid=incoming.openid)
+    if waiting:
+        return Outcome(replies=(ctx.texts.render("register_pending", unit=waiting[-1].unit_name),),
+                       state=DialogueState())
+    units = ctx.stored.open_units()
+    shown = units if len(units) <= LIST_LIMIT else []
+    reply = ctx.texts.render("register_ask_code", open=bool(units), units=[u.name for u in shown])
+    return Outcome(replies=(reply,), state=DialogueState(FLOW, CODE, {"choices": [u.id for u in shown]}))
 
 
 def continue_registration(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
@@ -126,97 +146,144 @@ def continue_registration(incoming: Incoming, state: DialogueState, ctx: Context
     if command is not None and command.name == "cancel":
         return Outcome(replies=(ctx.texts.render("register_cancelled"),), state=DialogueState())
     if state.step == CODE:
-        return _join_code(incoming.text, ctx)
-    liaison = _liaison(ctx, state.data["unit_id"])
-    if state.step == REPLACE:
-        return _replacement(incoming.text, liaison, ctx)
+        return _join_code(incoming, state, ctx)
+    liaison = liaison_of(ctx, state.data["unit_id"])
     values = stored_values(state.data.get("answers", {}))
+    mode = state.data.get("mode", JOIN)
+    if state.step == REPLACE:
+        return _replacement(incoming.text, liaison, values, mode, ctx)
     if state.step == OPT_IN:
-        return _opt_in(incoming.text, liaison, values, ctx)
+        return _opt_in(incoming, liaison, values, mode, ctx)
     walk = liaison.walk(values)
     assert walk is not None
     pending = tuple(Value(*entry) for entry in state.data.get("pending", ()))
     move = react(walk, state.step, incoming.text, pending, ctx, liaison.today)
-    return _walked(FLOW, liaison, walk, state.step, move, ctx)
+    return _walked(FLOW, liaison, walk, state.step, move, ctx, mode)
 
 
-def _join_code(text: str, ctx: Context) -> Outcome:
+def _join_code(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
+    """A join code, a staff code, or (where registration is open) a list number or part of a name."""
+    text = incoming.text
+    role = ctx.stored.staff_role(normalise(text))
+    if role is not None:
+        return Outcome(replies=(ctx.texts.render("staff_registered", role=role),), state=DialogueState(),
+                       changes=(BecomeStaff(role),))
     unit = ctx.stored.unit_by_join_code(normalise(text))
-    if unit is None:
+    if unit is not None:
+        return _chosen(unit.id, JOIN, ctx)
+    word = normalise(text)
+    choices = state.data.get("choices", [])
+    if word.isdigit() and 1 <= int(word) <= len(choices):
+        return _chosen(choices[int(word) - 1], PICK, ctx)
+    units = ctx.stored.open_units(word) if ctx.stored.open_units() else None
+    if units is None or (not units and _looks_like_code(word)):
         return Outcome(replies=(ctx.texts.render("invalid_join_code", given=text.strip()),))
-    holder = ctx.stored.holder(unit.id)
+    if not units:
+        return Outcome(replies=(ctx.texts.render("register_no_unit", given=text.strip()),))
+    if len(units) > LIST_LIMIT:
+        return Outcome(replies=(ctx.texts.render("register_too_many", given=text.strip(), count=len(units)),))
+    return Outcome(replies=(ctx.texts.render("register_units", units=[u.name for u in units]),),
+                   state=DialogueState(FLOW, CODE, {"choices": [u.id for u in units]}))
+
+
+def _looks_like_code(word: str) -> bool:
+    # Join codes are Latin letters and digits; unit names are Chinese, so a mistyped code is told so.
+    return word.isascii() and word.isalnum() and len(word) >= 6
+
+
+def _chosen(unit_id: int, mode: str, ctx: Context) -> Outcome:
+    """The unit is known: its liaison table, or who holds it."""
+    liaison = liaison_of(ctx, unit_id)
+    holder = ctx.stored.holder(unit_id)
     if holder is not None:
-        return _taken(unit.id, unit.name, holder.name, ctx)
-    liaison = _liaison(ctx, unit.id)
+        return _taken(liaison, holder.name, liaison.prefilled(), ctx)
     title = liaison.form.title if liaison.form else ""
-    return _begin(liaison, ctx, ctx.texts.render("register_start", unit=unit.name, form=title))
+    intro = ctx.texts.render("register_start", unit=liaison.unit_name, form=title, picked=mode == PICK)
+    return _begin(liaison, ctx, mode, liaison.prefilled(), intro)
 
 
-def _taken(unit_id: int, unit: str, holder: str, ctx: Context) -> Outcome:
-    return Outcome(replies=(ctx.texts.render("unit_taken", unit=unit, holder=holder),),
-                   state=DialogueState(FLOW, REPLACE, {"unit_id": unit_id}))
+def _taken(liaison: Liaison, holder: str, values: dict[str, Value], ctx: Context) -> Outcome:
+    return Outcome(replies=(ctx.texts.render("unit_taken", unit=liaison.unit_name, holder=holder),),
+                   state=_state(FLOW, REPLACE, liaison.unit_id, values, mode=REPLACE_MODE))
 
 
-def _replacement(text: str, liaison: Liaison, ctx: Context) -> Outcome:
-    holder = ctx.stored.holder(liaison.unit_id)
+def _replacement(text: str, liaison: Liaison, values: dict[str, Value], mode: str, ctx: Context) -> Outcome:
+    """申请: fill (or keep) the liaison table, then the request goes to staff."""
     if normalise(text) not in REPLACE_WORDS:
         return Outcome(replies=(ctx.texts.render("replace_waiting"),))
-    if holder is None:  # the unit became free meanwhile: register as usual
-        return _begin(liaison, ctx)
-    return Outcome(replies=(ctx.texts.render("replacement_requested", unit=liaison.unit_name),),
-                   state=DialogueState(), changes=(RequestReplacement(liaison.unit_id, holder.openid),))
+    return _begin(liaison, ctx, mode, values or liaison.prefilled())
 
 
-def _begin(liaison: Liaison, ctx: Context, *intro: str) -> Outcome:
-    """The first question of the liaison table (the unit name is known from the join code)."""
-    values = liaison.prefilled()
+def _begin(liaison: Liaison, ctx: Context, mode: str, values: dict[str, Value], *intro: str) -> Outcome:
+    """The first unanswered question of the liaison table (the unit name is known already)."""
     walk = liaison.walk(values)
     first = walk.next_open() if walk else None
     if walk is None or first is None:
         return Outcome(replies=(_join(*intro, ctx.texts.render("register_opt_in")),),
-                       state=_state(FLOW, OPT_IN, liaison.unit_id, values))
-    return Outcome(replies=(_join(*intro, question(walk, first, ctx)),), state=_state(FLOW, first, liaison.unit_id, values))
+                       state=_state(FLOW, OPT_IN, liaison.unit_id, values, mode=mode))
+    return Outcome(replies=(_join(*intro, question(walk, first, ctx)),),
+                   state=_state(FLOW, first, liaison.unit_id, values, mode=mode))
 
 
-def _walked(flow: str, liaison: Liaison, walk: Walk, step: str, move: Move, ctx: Context) -> Outcome:
+def _walked(flow: str, liaison: Liaison, walk: Walk, step: str, move: Move, ctx: Context,
+            mode: str = JOIN) -> Outcome:
     """Turn the engine's move into the reply and the next state; answers stay in the state."""
     done = "details_cancelled" if flow == DETAILS_FLOW else "register_cancelled"
     if move.cancelled:
         return Outcome(replies=(ctx.texts.render(done),), state=DialogueState())
     values = dict(walk.with_values(move.values).answers)
     if move.retry is not None:
-        return Outcome(replies=(move.retry,), state=_state(flow, step, liaison.unit_id, values, move.pending))
+        return Outcome(replies=(move.retry,), state=_state(flow, step, liaison.unit_id, values, move.pending, mode))
     if move.confirmed:
         if flow == DETAILS_FLOW:
             return _save_details(liaison, values, ctx)
-        return Outcome(replies=(ctx.texts.render("register_opt_in"),), state=_state(flow, OPT_IN, liaison.unit_id, values))
+        return Outcome(replies=(ctx.texts.render("register_opt_in"),),
+                       state=_state(flow, OPT_IN, liaison.unit_id, values, mode=mode))
     walk = walk.with_values(move.values)
     if move.review or move.ask is None:
         review = ctx.texts.render("details_review" if flow == DETAILS_FLOW else "register_review",
                                   summary=summary(walk, ctx), unit=liaison.unit_name)
-        return Outcome(replies=(_join(*move.notes, review),), state=_state(flow, REVIEW, liaison.unit_id, values))
+        return Outcome(replies=(_join(*move.notes, review),),
+                       state=_state(flow, REVIEW, liaison.unit_id, values, mode=mode))
     return Outcome(replies=(_join(*move.notes, question(walk, move.ask, ctx)),),
-                   state=_state(flow, move.ask, liaison.unit_id, values))
+                   state=_state(flow, move.ask, liaison.unit_id, values, mode=mode))
 
 
-def _opt_in(text: str, liaison: Liaison, values: dict[str, Value], ctx: Context) -> Outcome:
-    """The last step: reminders yes or no, then the unit is claimed and the table filed."""
+def _opt_in(incoming: Incoming, liaison: Liaison, values: dict[str, Value], mode: str, ctx: Context) -> Outcome:
+    """The last step: reminders yes or no, then the unit is claimed and the table filed, or the
+    request goes to staff."""
     holder = ctx.stored.holder(liaison.unit_id)
-    if holder is not None:  # someone registered for the unit while this person was typing
-        return _taken(liaison.unit_id, liaison.unit_name, holder.name, ctx)
-    agreed = yes_or_no(text)
+    if mode == JOIN and holder is not None:  # someone registered for the unit while this person was typing
+        return _taken(liaison, holder.name, values, ctx)
+    agreed = yes_or_no(incoming.text)
     if agreed is None:
         return Outcome(replies=(ctx.texts.render("invalid_opt_in"),))
+    if mode != JOIN:
+        return _request(incoming, liaison, values, agreed, holder, ctx)
     claim = ClaimUnit(liaison.unit_id, liaison.name_in(values), agreed)
     reply = ctx.texts.render("registered", unit=liaison.unit_name, reminders=agreed)
     return Outcome(replies=(reply,), state=DialogueState(), changes=(claim,) + liaison.store(values))
+
+
+def _request(incoming: Incoming, liaison: Liaison, values: dict[str, Value], reminders: bool,
+             holder: Any, ctx: Context) -> Outcome:
+    """The table waits with a request for staff, who are told at once."""
+    kind = "replacement" if holder is not None else "registration"
+    name = liaison.name_in(values)
+    request = RequestLiaison(liaison.unit_id, holder.openid if holder else "", kind, name, reminders,
+                             tuple(values.values()))
+    note = StaffNote(f"request:{liaison.unit_id}:{incoming.openid}:{int(incoming.created_at.timestamp())}",
+                     ctx.texts.render("staff_note_request", kind=kind, unit=liaison.unit_name, person=name,
+                                      holder=holder.name if holder else ""))
+    reply = ctx.texts.render("replacement_requested", unit=liaison.unit_name, kind=kind)
+    return Outcome(replies=(reply,), state=DialogueState(), changes=(request, note))
 
 
 def start_details(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """Show the liaison's stored details, numbered, for 修改 N."""
     if ctx.facts.get("unit_id") is None:
         return Outcome(replies=(ctx.texts.render("fill_needs_registration"),))
-    liaison = _liaison(ctx, ctx.facts["unit_id"])
+    liaison = liaison_of(ctx, ctx.facts["unit_id"])
     values = _stored_details(liaison, ctx)
     walk = liaison.walk(values)
     if walk is None:
@@ -233,7 +300,7 @@ def _stored_details(liaison: Liaison, ctx: Context) -> dict[str, Value]:
 
 
 def _continue_details(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
-    liaison = _liaison(ctx, state.data["unit_id"])
+    liaison = liaison_of(ctx, state.data["unit_id"])
     walk = liaison.walk(stored_values(state.data.get("answers", {})))
     assert walk is not None
     pending = tuple(Value(*entry) for entry in state.data.get("pending", ()))

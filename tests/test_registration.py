@@ -51,7 +51,7 @@ def test_a_liaison_registers_with_the_join_code_every_field_checked_and_opts_in(
 
 
 def test_the_menu_button_starts_the_same_registration_and_no_means_no_reminders(jincheng: Campaign) -> None:
-    assert jincheng.click(ME, "REGISTER") == TEXTS.render("register_ask_code")
+    assert jincheng.click(ME, "REGISTER") == TEXTS.render("register_ask_code", open=False, units=[])
     jincheng.say(ME, jincheng.codes["泽州县商务局"])
     for text in ("王小明", "2056819", "13812345678", "跳过", "跳过", "wang@163.com", "泽州路1号", "确认"):
         jincheng.say(ME, text)
@@ -70,17 +70,27 @@ def test_a_registered_liaison_is_told_so_and_cancelling_registration_stores_noth
     assert jincheng.say(ME, "登记") == TEXTS.render("register_already", unit="泽州县商务局")
 
 
-def test_a_second_person_for_a_held_unit_is_told_who_holds_it_and_may_ask_staff(jincheng: Campaign) -> None:
+def test_a_second_person_for_a_held_unit_is_told_who_holds_it_fills_the_table_and_asks_staff(jincheng: Campaign) -> None:
     jincheng.register(ME, "泽州县商务局", name="王小明")
     jincheng.say("oNewcomer", "登记")
     taken = jincheng.say("oNewcomer", jincheng.codes["泽州县商务局"])
     assert taken == TEXTS.render("unit_taken", unit="泽州县商务局", holder="王小明")
-    assert jincheng.say("oNewcomer", "申请") == TEXTS.render("replacement_requested", unit="泽州县商务局")
+    assert jincheng.say("oNewcomer", "好吧") == TEXTS.render("replace_waiting")
+    assert "（1/7）姓名" in jincheng.say("oNewcomer", "申请")
+    for text in ("李华", "2056819", "13900001111", "跳过", "跳过", "li@163.com", "泽州路2号", "确认"):
+        jincheng.say("oNewcomer", text)
+    assert jincheng.say("oNewcomer", "是") == TEXTS.render("replacement_requested", unit="泽州县商务局",
+                                                           kind="replacement")
     with session(jincheng.engine) as db:
         [request] = db.exec(select(LiaisonReplacement)).all()
-    assert (request.openid, request.holder_openid, request.status) == ("oNewcomer", ME, "pending")
+    assert (request.openid, request.holder_openid, request.status, request.kind, request.name, request.reminders) == (
+        "oNewcomer", ME, "pending", "replacement", "李华", True)
+    assert request.answers["mobile"] == ["13900001111", None, False]
     newcomer = jincheng.bot.person("oNewcomer")
     assert newcomer is not None and newcomer.unit_id is None
+    # Until staff decide, 登记 says the request waits; the unit's table is still the holder's.
+    assert jincheng.say("oNewcomer", "登记") == TEXTS.render("register_pending", unit="泽州县商务局")
+    assert jincheng.answers("泽州县商务局", "liaison")["name"].value == "王小明"
 
 
 def test_two_people_finishing_registration_for_one_unit_leave_one_liaison(jincheng: Campaign) -> None:
