@@ -10,9 +10,12 @@ WeChat lets an account reach a person in two ways (wechat-rules A1, A2, R2-R5):
 
 Every send is a :class:`~bot.models.Delivery` row, unique by its key. The row is inserted as
 ``claimed`` in the transaction that decides the send, turns ``sending`` in a transaction of its
-own just before the request leaves (re-checking that the unit still owes), and gets WeChat's answer
-afterwards. A crash between ``sending`` and the answer leaves the row in doubt: it is never sent
-again blindly (see docs/reminders.md).
+own just before the request leaves (re-checking that the unit still owes; ``sent_at`` then holds
+when the request left), and gets WeChat's answer afterwards. A crash between ``sending`` and the
+answer leaves the row in doubt. WeChat settles the doubt for template messages: it pushes
+``TEMPLATESENDJOBFINISH`` for every one it accepted, so a template row still ``sending`` without
+that event long after its request left was never accepted and is sent again under the same row
+(:func:`take_in_doubt`). A customer-service row in doubt is never sent again (docs/reminders.md).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any, Mapping, Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.models import Delivery, Person, UTCDateTime
+from bot.models import Delivery, Person, UTCDateTime, utcnow
 from bot.wechat_client import WeChatAPIError
 
 log = logging.getLogger(__name__)
@@ -280,10 +283,19 @@ def payload_of(notice: Notice) -> dict[str, Any]:
 
 # Built once: a fan-out runs these for every message, and composing them each time cost more
 # than executing them.
+_STILL_OWED = ("NOT EXISTS (SELECT 1 FROM submission s WHERE s.unit_id = delivery.unit_id "
+               "AND s.deadline_id = delivery.deadline_id AND s.period = delivery.period AND s.status = 'submitted')")
 _START_SENDING = sa.text(
-    "UPDATE delivery SET status = 'sending', attempts = attempts + 1 WHERE id = :id AND status = 'claimed' "
-    "AND NOT EXISTS (SELECT 1 FROM submission s WHERE s.unit_id = delivery.unit_id "
-    "AND s.deadline_id = delivery.deadline_id AND s.period = delivery.period AND s.status = 'submitted')")
+    "UPDATE delivery SET status = 'sending', attempts = attempts + 1, sent_at = :left_at "
+    f"WHERE id = :id AND status = 'claimed' AND {_STILL_OWED}").bindparams(sa.bindparam("left_at", type_=UTCDateTime()))
+# WeChat never confirmed it: a template row still sending, with neither the msgid of an answer nor
+# a job event, whose request left before the cutoff. ``attempts`` makes two takers one.
+_UNCONFIRMED = ("status = 'sending' AND channel = 'template' AND wechat_msg_id IS NULL AND job_status IS NULL "
+                "AND sent_at < :cutoff")
+_TAKE_IN_DOUBT = sa.text(
+    "UPDATE delivery SET attempts = attempts + 1, sent_at = :left_at "
+    f"WHERE id = :id AND attempts = :attempts AND {_UNCONFIRMED} AND {_STILL_OWED}").bindparams(
+    sa.bindparam("left_at", type_=UTCDateTime()), sa.bindparam("cutoff", type_=UTCDateTime()))
 _SKIP_SUBMITTED = sa.text(
     "UPDATE delivery SET status = 'skipped', errmsg = 'submitted before the send' WHERE id = :id AND status = 'claimed'")
 _RECORD = sa.text(
@@ -291,13 +303,35 @@ _RECORD = sa.text(
     "wechat_msg_id = :msgid, sent_at = :sent_at WHERE id = :id").bindparams(sa.bindparam("sent_at", type_=UTCDateTime()))
 
 
-def start_sending(conn: sa.Connection, delivery_id: int) -> bool:
-    """Turn a claimed row ``sending``, unless its unit has meanwhile submitted what it owed (then
-    the row is skipped); True when the request may go now."""
-    if conn.execute(_START_SENDING, {"id": delivery_id}).rowcount:
+def start_sending(conn: sa.Connection, delivery_id: int, left_at: datetime | None = None) -> bool:
+    """Turn a claimed row ``sending`` (the request leaves at ``left_at``, by the real clock: default
+    now), unless its unit has meanwhile submitted what it owed (then the row is skipped); True
+    when the request may go now."""
+    if conn.execute(_START_SENDING, {"id": delivery_id, "left_at": left_at or utcnow()}).rowcount:
         return True
     conn.execute(_SKIP_SUBMITTED, {"id": delivery_id})
     return False
+
+
+def unconfirmed_filter(cutoff: datetime) -> sa.ColumnElement[bool]:
+    """Delivery rows WeChat never confirmed: template messages left ``sending`` with no answer
+    and no TEMPLATESENDJOBFINISH, whose request left before ``cutoff`` (real clock)."""
+    return sa.text(_UNCONFIRMED).bindparams(sa.bindparam("cutoff", cutoff, type_=UTCDateTime()))
+
+
+def take_in_doubt(conn: sa.Connection, delivery_id: int, attempts: int, left_at: datetime, cutoff: datetime) -> bool:
+    """Take a template row WeChat never confirmed, to send it again under the same row: True for
+    the one caller whose conditional UPDATE matched (``attempts`` as read), while the row is
+    still unconfirmed since before ``cutoff`` and its unit still owes.
+
+    WeChat pushes TEMPLATESENDJOBFINISH for every template message it accepted (wechat-rules A2),
+    and :func:`record_template_job_on` settles a ``sending`` row on it even before the send's own
+    answer is written. So a row with neither, well after its request left, was never accepted:
+    the process died before the request reached WeChat. ``cutoff`` must leave room for a live
+    sender still waiting for its answer and for the event's tries (docs/reminders.md).
+    """
+    values = {"id": delivery_id, "attempts": attempts, "left_at": left_at, "cutoff": cutoff}
+    return bool(conn.execute(_TAKE_IN_DOUBT, values).rowcount)
 
 
 # --- sending ----------------------------------------------------------------------------------

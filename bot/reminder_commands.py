@@ -11,7 +11,7 @@ import logging
 import signal
 import sys
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 import httpx
@@ -51,8 +51,10 @@ def _reminders(settings: Settings, engine: sa.Engine, quiet: QuietHours, clock: 
     texts = Texts()
     texts.check(template_names())
     api = WeChatAPI(settings, build_token_store(settings, engine), clock=clock)
+    # The wait for WeChat's job event is real time even when --now replays another moment.
     return Reminders(engine, api, texts, template_messages=settings.features.template_messages, quiet=quiet,
-                     progress=progress)
+                     progress=progress, resend_after=timedelta(seconds=settings.template_event_wait_seconds),
+                     real_clock=utcnow)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -6,6 +6,12 @@ several processes at once: every notice is a ledger row unique by its key, so a 
 the work already claimed. For each deadline and period only the latest reminder whose time has
 come is sent, and only while it is still useful (before the deadline; an overdue follow-up for a
 day), so reminders missed during downtime go once and obsolete ones not at all.
+
+A template reminder left ``sending`` by a crash and never confirmed by WeChat's
+``TEMPLATESENDJOBFINISH`` within ``resend_after`` is sent again under its row by the next run
+(:meth:`Reminders.run_due`, or :meth:`Reminders.send_leftovers`, which the scheduler calls every
+minute), while it is still useful. That wait is measured on the real clock, never on the ``now``
+a replay passes in.
 """
 
 from __future__ import annotations
@@ -36,10 +42,12 @@ from bot.delivery import (
     record_many,
     send,
     start_sending,
+    take_in_doubt,
     template_data,
     template_or_reason,
+    unconfirmed_filter,
 )
-from bot.models import Campaign, Deadline, DeadlinePeriod, Delivery, Person, Role, Submission, Unit
+from bot.models import Campaign, Deadline, DeadlinePeriod, Delivery, Person, Role, Submission, Unit, utcnow
 from bot.texts import Texts
 from scheduler.plan import PlannedReminder, QuietHours, Stage, plan
 
@@ -50,6 +58,9 @@ DUE_GRACE = timedelta(minutes=15)
 OVERDUE_USEFUL_FOR = timedelta(days=1)
 DIGEST_USEFUL_FOR = timedelta(days=1)
 CLAIM_CHUNK = 200
+# How long a template message in doubt waits for WeChat's TEMPLATESENDJOBFINISH before it is sent
+# again (TEMPLATE_EVENT_WAIT_SECONDS; why 5 minutes: docs/reminders.md).
+RESEND_AFTER = timedelta(minutes=5)
 RECORD_BATCH = 50
 REMINDER, COORDINATOR_NOTE, DIGEST = "reminder", "coordinator_note", "digest"
 
@@ -91,6 +102,7 @@ class Tally:
     skipped: int = 0
     failed: int = 0
     defects: int = 0
+    resent: int = 0  # template messages WeChat never confirmed, sent again under their row
     stopped: str | None = None
 
     def add(self, other: "Tally") -> None:
@@ -98,6 +110,7 @@ class Tally:
         self.sent.update(other.sent)
         self.held.update(other.held)
         self.skipped += other.skipped
+        self.resent += other.resent
         self.failed += other.failed
         self.defects += other.defects
         self.stopped = self.stopped or other.stopped
@@ -141,12 +154,16 @@ class Reminders:
 
     ``template_messages`` says whether the account kind has template messages at all;
     ``page_url`` gives the web page of a deadline's period when the bot has one (the template's link).
+    ``resend_after`` is how long a template message in doubt waits for WeChat's job event before
+    it is sent again, measured on ``real_clock`` (the real time in the product; a replay's ``now``
+    cannot stand in for it, as every run of a replay may pass the same ``now``).
     """
 
     def __init__(self, engine: sa.Engine, api: Outbound, texts: Texts, *, template_messages: bool,
                  quiet: QuietHours = QuietHours(), concurrency: int = 32,
                  page_url: Callable[[PlannedReminder], str | None] = lambda item: None,
-                 progress: Callable[[int, int], None] | None = None):
+                 progress: Callable[[int, int], None] | None = None,
+                 resend_after: timedelta = RESEND_AFTER, real_clock: Callable[[], datetime] = utcnow):
         self.engine = engine
         self.api = api
         self.texts = texts
@@ -155,6 +172,8 @@ class Reminders:
         self.concurrency = concurrency
         self.page_url = page_url
         self.progress = progress
+        self.resend_after = resend_after
+        self.real_clock = real_clock
 
     def run_due(self, now: datetime, campaign_slug: str | None = None) -> Tally:
         """Send everything due at ``now`` that has not been sent; stop early on a quota error."""
@@ -179,9 +198,32 @@ class Reminders:
                 tally.add(self._claim_all(notices, now, ready))
         return tally
 
-    def _notices(self, item: PlannedReminder) -> tuple[list[Notice], Owed, bool]:
+    def send_leftovers(self, now: datetime, campaign_slug: str | None = None) -> Tally:
+        """Send, for the moments due at ``now`` that are still useful, what earlier runs left:
+        rows a crash left ``claimed``, and template messages WeChat never confirmed within
+        ``resend_after``. Cheap when there are none (one query), so the scheduler runs it often."""
+        table = Delivery.__table__
+        with self.engine.connect() as conn:
+            waiting = conn.execute(sa.select(table.c.id).where(
+                table.c.kind == REMINDER, sa.or_(table.c.status == Status.CLAIMED.value,
+                                                 unconfirmed_filter(self.real_clock() - self.resend_after)))
+                .limit(1)).first()
+        tally = Tally()
+        if waiting is None:
+            return tally
+        for item in due_now(plan(self.engine, self.quiet, campaign_slug), now):
+            if item.stage is not Stage.DIGEST:
+                tally.add(self._send_claimed(REMINDER, item, now, self._ready(self._template_of(item)[1])))
+            if tally.stopped:
+                break
+        return tally
+
+    def _template_of(self, item: PlannedReminder) -> tuple[CampaignDefinition, MessageTemplate | None]:
         campaign = definition_of(self._campaign(item.campaign_id))
-        template = campaign.message_templates.get(item.reminder_kind) if item.reminder_kind else None
+        return campaign, campaign.message_templates.get(item.reminder_kind) if item.reminder_kind else None
+
+    def _notices(self, item: PlannedReminder) -> tuple[list[Notice], Owed, bool]:
+        campaign, template = self._template_of(item)
         with self.engine.connect() as conn:
             who = owed(conn, item.campaign_id, item.deadline_id, item.period)
         notices = [self._reminder(item, campaign, template, person_id, openid, unit_id, unit)
@@ -245,22 +287,27 @@ class Reminders:
         return tally
 
     def _claimed(self, kind: str, item: PlannedReminder) -> list[dict[str, Any]]:
+        """This moment's rows to send: claimed ones, and template messages WeChat never confirmed."""
         table = Delivery.__table__
+        cutoff = self.real_clock() - self.resend_after
         with self.engine.connect() as conn:
             people = Person.__table__
             rows = conn.execute(sa.select(table.c.id, table.c.openid, table.c.channel, table.c.payload,
-                                          people.c.id.label("person_id"))
+                                          table.c.status, table.c.attempts, people.c.id.label("person_id"))
                                 .join(people, people.c.openid == table.c.openid).where(
                 table.c.kind == kind, table.c.deadline_id == item.deadline_id, table.c.period == item.period,
-                table.c.stage == item.label, table.c.status == Status.CLAIMED.value).order_by(table.c.id))
+                table.c.stage == item.label,
+                sa.or_(table.c.status == Status.CLAIMED.value, unconfirmed_filter(cutoff))).order_by(table.c.id))
             return [dict(r._mapping) for r in rows]
 
     def _send_claimed(self, kind: str, item: PlannedReminder, now: datetime, template_ready: bool) -> Tally:
-        """Send every claimed row of this moment (this run's and any a crash left), concurrently.
+        """Send every claimed row of this moment (this run's and any a crash left), and every
+        template row WeChat never confirmed, concurrently.
 
-        Each row turns ``sending`` in its own transaction just before its request; the answers are
-        written in batches. A crash before a batch is written leaves those rows ``sending`` (in
-        doubt), which is never resent: the cost of batching is a longer in-doubt list, not a repeat.
+        Each row turns ``sending`` in its own transaction immediately before its own request; the
+        answers are written in batches. A crash before a batch is written leaves those rows
+        ``sending`` (in doubt): a template row is settled by WeChat's job event or, without one,
+        sent again after ``resend_after``; a customer-service row stays in doubt, never resent.
         """
         rows = self._claimed(kind, item)
         tally, lock, stop = Tally(), threading.Lock(), threading.Event()
@@ -272,10 +319,10 @@ class Reminders:
                 return
             result = self._send_row(row, template_ready)
             with lock:
-                self._count(tally, result)
-                if result is not None:
+                self._count(tally, result, resent=row["status"] == Status.SENDING.value)
+                if isinstance(result, Result):
                     answers.append((row["id"], row["openid"], result))
-                if result is not None and result.verdict is Verdict.QUOTA:
+                if isinstance(result, Result) and result.verdict is Verdict.QUOTA:
                     stop.set()
                     tally.stopped = f"WeChat quota: {result.errcode} {result.errmsg}"
                 done[0] += 1
@@ -300,21 +347,35 @@ class Reminders:
             if result.verdict is not Verdict.SENT:
                 log.warning("reminder to %s: %s %s", openid, result.errcode, result.errmsg)
 
-    def _send_row(self, row: dict[str, Any], template_ready: bool) -> Result | None:
+    def _send_row(self, row: dict[str, Any], template_ready: bool) -> Result | Status:
+        """Mark the row and send it: WeChat's answer, or SKIPPED (the unit submitted meanwhile) or
+        SENDING (another sender took this unconfirmed row first, or its job event came)."""
         channel = Channel(row["channel"])
         with self.engine.begin() as conn:
-            if not start_sending(conn, row["id"]):
-                return None
-            # Only a customer-service send may fall back to a template (45015/45047).
+            # Only a customer-service send may fall back to a template (45015/45047); decided before
+            # the row is marked, so nothing but the request itself follows the mark.
             fallback = channel is Channel.CUSTOMER_SERVICE and template_or_reason(
                 reach_of(conn, row["person_id"]), template_ready) is Channel.TEMPLATE
+            left_at = self.real_clock()
+            if row["status"] == Status.SENDING.value:
+                if not take_in_doubt(conn, row["id"], row["attempts"], left_at, left_at - self.resend_after):
+                    return Status.SENDING
+                log.warning("template reminder %s to %s never confirmed by WeChat: sending it again",
+                            row["id"], row["openid"])
+            elif not start_sending(conn, row["id"], left_at):
+                return Status.SKIPPED
         return send(self.api, row["payload"], row["openid"], channel, fallback)
 
     @staticmethod
-    def _count(tally: Tally, result: Result | None) -> None:
-        if result is None:
+    def _count(tally: Tally, result: Result | Status, resent: bool) -> None:
+        if result is Status.SENDING:
+            return
+        if result is Status.SKIPPED:
             tally.skipped += 1
-        elif result.verdict is Verdict.SENT:
+            return
+        if resent:
+            tally.resent += 1
+        if result.verdict is Verdict.SENT:
             assert result.channel is not None
             tally.sent[result.channel.value] += 1
         elif result.verdict is Verdict.DEFECT:

@@ -6,6 +6,10 @@ restart loses nothing and a job rebuilt from ``campaigns/`` is the same job. A j
 process was down runs once when it comes back (``coalesce``, no misfire limit); whether each
 reminder is still worth sending is decided by :func:`scheduler.run.due_now`, not by APScheduler.
 
+Besides the planned moments, one interval job (:func:`leftovers_job`, every minute) sends what
+a crash left behind while it is still useful: rows left ``claimed``, and template messages WeChat
+never confirmed (see :meth:`scheduler.run.Reminders.send_leftovers`).
+
 Several web workers may start a scheduler; a lease row in the database lets exactly one of them
 run it, the others stand by and take over when the holder stops renewing.
 """
@@ -34,6 +38,8 @@ log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 60
 RENEW_SECONDS = 20
+LEFTOVERS_SECONDS = 60
+LEFTOVERS_JOB = "leftovers"
 
 # The process's sender, set by :meth:`ReminderScheduler.start`; jobs are plain functions and find it here.
 _running: "ReminderScheduler | None" = None
@@ -49,11 +55,23 @@ def run_due_job(planned_for: str) -> None:
     log.info("reminders planned for %s: %s", planned_for, describe(tally))
 
 
+def leftovers_job() -> None:
+    """The interval job: send what a crash left behind (claimed rows, unconfirmed templates)."""
+    service = _running
+    if service is None:
+        return
+    tally = service.reminders.send_leftovers(service.clock())
+    if tally.sent or tally.failed or tally.defects or tally.stopped:
+        log.info("reminders left behind by a crash: %s", describe(tally))
+
+
 def describe(tally: Tally) -> str:
     """A run's counts in one line (for logs and the command's closing line)."""
     sent = ", ".join(f"{channel} {n}" for channel, n in sorted(tally.sent.items())) or "0"
     held = sum(tally.held.values())
     line = f"sent {sent}; held {held}; skipped {tally.skipped}; failed {tally.failed}; defects {tally.defects}"
+    if tally.resent:
+        line += f"; {tally.resent} unconfirmed by WeChat and sent again"
     return line + (f"; STOPPED: {tally.stopped}" if tally.stopped else "")
 
 
@@ -143,6 +161,8 @@ class ReminderScheduler:
         scheduler.start(paused=True)
         self._scheduler = scheduler
         self.sync_jobs()
+        # Added once per start: adding it again on every sync would push its next run back each time.
+        scheduler.add_job(leftovers_job, "interval", seconds=LEFTOVERS_SECONDS, id=LEFTOVERS_JOB, replace_existing=True)
         threading.Thread(target=self._renew, name="scheduler-lease", daemon=True).start()
         if not paused:
             scheduler.resume()
