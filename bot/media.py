@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from bot.db import read_engine
-from bot.models import MediaFile
+from bot.models import Campaign, MediaFile, ReportItem, Submission, Unit
+from bot.outbox import note_staff
+from bot.texts import Texts
 
 log = logging.getLogger("safetybot.media")
 
@@ -66,8 +69,10 @@ class MediaFetcher:
     ``wechat`` is the outbound client (:class:`bot.wechat_client.WeChatAPI`); ``clock`` gives aware now.
     """
 
-    def __init__(self, engine: sa.Engine, wechat: Any, media_dir: Path, clock: Callable[[], datetime]):
+    def __init__(self, engine: sa.Engine, wechat: Any, media_dir: Path, clock: Callable[[], datetime],
+                 texts: Texts | None = None):
         self.engine = engine
+        self.texts = texts or Texts()
         self.wechat = wechat
         self.media_dir = media_dir
         self.clock = clock
@@ -137,6 +142,24 @@ class MediaFetcher:
             conn.execute(sa.update(_MEDIA).where(_MEDIA.c.id == taken.id, _MEDIA.c.attempts == taken.attempts).values(
                 status="failed" if gone else "pending", last_error=error[:500],
                 next_attempt_at=None if gone else now + backoff(taken.attempts)))
+            if gone:
+                self._note_lost(conn, taken, now)
+
+    def _note_lost(self, conn: sa.Connection, taken: Taken, now: datetime) -> None:
+        """Staff learn which unit's report lost a file, in the transaction that gives it up."""
+        items, submissions, units = ReportItem.__table__, Submission.__table__, Unit.__table__
+        campaigns = Campaign.__table__
+        row = conn.execute(sa.select(units.c.name, items.c.kind, items.c.featured, items.c.created_at,
+                                     campaigns.c.timezone)
+                           .join(campaigns, campaigns.c.id == units.c.campaign_id)
+                           .join(submissions, submissions.c.unit_id == units.c.id)
+                           .join(items, items.c.submission_id == submissions.c.id)
+                           .where(items.c.media_file_id == taken.id).order_by(items.c.id)).first()
+        if row is None:
+            return
+        text = self.texts.render("staff_note_media_lost", unit=row.name, kind=row.kind, featured=row.featured,
+                                 received=row.created_at.astimezone(ZoneInfo(row.timezone)))
+        note_staff(conn, f"media_lost:{taken.id}", text, now)
 
     def run(self, stop: threading.Event, poll_seconds: float = POLL_SECONDS) -> None:
         """Fetch due rows until ``stop`` is set; a database hiccup is logged and the loop goes on."""

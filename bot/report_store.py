@@ -47,10 +47,12 @@ def report_items(conn: sa.Connection, submission_id: int) -> list[ItemFacts]:
     return [ItemFacts(r.kind, r.featured, r.status) for r in rows]
 
 
-def report_texts(conn: sa.Connection, submission_id: int) -> list[str]:
-    """The texts of a submission's items (link titles included), in the order they came."""
-    rows = conn.execute(sa.select(_ITEM.c.text).where(_ITEM.c.submission_id == submission_id,
-                                                      _ITEM.c.kind == "text").order_by(_ITEM.c.id))
+def report_texts(conn: sa.Connection, submission_id: int, featured_only: bool = False) -> list[str]:
+    """The texts of a submission's items (only the 要情 ones with ``featured_only``), in the order they came."""
+    query = sa.select(_ITEM.c.text).where(_ITEM.c.submission_id == submission_id, _ITEM.c.kind == "text")
+    if featured_only:
+        query = query.where(_ITEM.c.featured.is_(True))
+    rows = conn.execute(query.order_by(_ITEM.c.id))
     return [r.text for r in rows if r.text]
 
 

@@ -24,7 +24,7 @@ from bot.campaign_format import CampaignDefinition, DeadlineKind, FieldType
 from bot import report_store
 from handlers.answers import normalise
 from handlers.base import Context, DialogueState, Incoming, Outcome
-from handlers.changes import SaveAnswers, SubmitForm, Value
+from handlers.changes import SaveAnswers, StaffNote, SubmitForm, Value
 from handlers.dialogue import Walk, is_opening_word, question, react
 from handlers.report_changes import AddReportItem
 
@@ -42,7 +42,7 @@ TAKEN_KINDS = frozenset({"text", "link", *MEDIA_KINDS})
 KIND_ORDER = ("text", "image", "voice", "video", "link")
 TEMPLATES = ("report_needs_registration", "report_no_week", "report_start", "report_received", "report_done",
              "report_empty", "report_cancelled", "report_show", "report_help", "report_kind_not_taken",
-             "report_numbers_start", "report_numbers_saved")
+             "report_numbers_start", "report_numbers_saved", "staff_note_featured")
 
 
 def is_report_opener(incoming: Incoming, state: DialogueState) -> bool:
@@ -218,7 +218,7 @@ def _finish(week: Week, featured: bool, ctx: Context) -> Outcome:
         fetching=sum(1 for i in mine if i.media_status in ("pending", "fetching")),
         late=not featured and ctx.now > week.due_at, again=_status(ctx, week) == "submitted", numbers=numbers)
     if featured:
-        return Outcome(replies=(reply,), state=DialogueState())
+        return Outcome(replies=(reply,), state=DialogueState(), changes=(_featured_note(week, mine, ctx),))
     changes: tuple[Any, ...] = (SubmitForm(week.unit_id, week.deadline_id, week.period, week.due_at),)
     text_field = next((f for f in week.definition.form(week.collects).fields
                        if f.type in (FieldType.LONG_TEXT, FieldType.TEXT)), None)
@@ -230,6 +230,16 @@ def _finish(week: Week, featured: bool, ctx: Context) -> Outcome:
                            (Value(text_field.answer_key, "\n\n".join(texts)),))
         changes = (save,) + changes
     return Outcome(replies=(reply,), state=DialogueState(), changes=changes)
+
+
+def _featured_note(week: Week, items: list[report_store.ItemFacts], ctx: Context) -> StaffNote:
+    """Staff hear of a 要情 when the liaison finishes it: the unit, what came, and its latest text."""
+    unit = ctx.stored.unit(week.unit_id)
+    submission = ctx.stored.submission(week.unit_id, week.deadline_id, week.period)
+    texts = report_store.report_texts(ctx.stored.conn, submission.id, featured_only=True) if submission else []
+    text = ctx.texts.render("staff_note_featured", unit=unit.name, counts=_counts(items),
+                            latest=texts[-1] if texts else "", at=_local(week, ctx.now))
+    return StaffNote(f"featured:{week.unit_id}:{week.period}:{len(items)}:{int(ctx.now.timestamp())}", text)
 
 
 def _items(ctx: Context, week: Week) -> list[report_store.ItemFacts]:

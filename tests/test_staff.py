@@ -13,6 +13,7 @@ from bot.db import session
 from bot.models import Delivery, LiaisonReplacement, Role
 from bot.texts import Texts
 from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
+from tests.test_weekly_report import eventually
 
 TEXTS = Texts()
 HOLDER, NEWCOMER, STAFF = "oLiaisonZezhou", "oNewcomer", "oStaffWang"
@@ -139,3 +140,30 @@ def _requests(office: Campaign, pending: bool = True) -> list[LiaisonReplacement
         if pending:
             query = query.where(LiaisonReplacement.status == "pending")
         return list(db.exec(query))
+
+
+def test_staff_hear_of_a_featured_report_when_the_liaison_finishes_it(office: Campaign) -> None:
+    office.register(HOLDER, "泽州县商务局")
+    office.say(HOLDER, "要情")
+    office.say(HOLDER, "今天上午泽州县开展危化品泄漏应急演练，300人参加。")
+    office.bot.side.link(HOLDER, "泽州县应急演练", "晋城日报", "https://example.org/drill")
+    assert office.bot.fake.pushes(STAFF) == []  # nothing before 完成
+    office.say(HOLDER, "完成")
+    [note] = office.bot.pushed_texts(STAFF, 1)
+    assert "【要情】“泽州县商务局”6月20日报送要情：文字 1 条、链接 1 个" in note
+    assert "危化品泄漏应急演练" in note
+
+
+def test_media_wechat_no_longer_has_is_noted_to_staff_once(office: Campaign) -> None:
+    office.register(HOLDER, "泽州县商务局")
+    office.say(HOLDER, "周报")
+    office.bot.side.image(HOLDER, "media-id-wechat-never-had")
+    office.clock.advance(days=3)  # WeChat has deleted it; the staff member's window has closed too
+    lost = eventually(lambda: [n for n in notes(office) if n.key.startswith("note:media_lost:")])
+    assert [(n.status, n.openid) for n in lost] == [("held", STAFF)]
+    assert "“泽州县商务局”周报中的一个图片（6月20日发送）未能从微信取回" in lost[0].payload["text"]
+    office.clock.advance(minutes=5)
+    office.say(STAFF, "帮助")
+    office.bot.fake.user_wrote(STAFF)
+    [note] = office.bot.pushed_texts(STAFF, 1)
+    assert "【文件未取回】" in note
