@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import threading
 import time
+import weakref
+from collections import namedtuple
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -48,6 +51,7 @@ class WriterQueue:
         self._path = database + "-writer.lock"
         self._threads = threading.Lock()
         self._file: BinaryIO | None = None
+        self._pid = 0
 
     def acquire(self) -> None:
         """Wait for this process's turn, then for the database's; give up after ``WAIT_SECONDS``
@@ -56,8 +60,15 @@ class WriterQueue:
         if not self._threads.acquire(timeout=WAIT_SECONDS):
             raise WriterTimeout(f"no turn to write {self._path} within {WAIT_SECONDS:.0f} s")
         try:
-            # Opened per turn: flock belongs to the open file, which a forked worker must not share.
-            self._file = open(self._path, "ab")
+            if self._pid != os.getpid():
+                # flock belongs to the open file, which a forked worker must not share: each
+                # process opens its own, once (the thread lock above keeps its threads in turn).
+                if self._file is not None:
+                    self._file.close()
+                self._file = open(self._path, "ab")
+                self._pid = os.getpid()
+                weakref.finalize(self, self._file.close)
+            assert self._file is not None
             pause = 0.0002
             while True:
                 try:
@@ -69,19 +80,14 @@ class WriterQueue:
                     time.sleep(pause)
                     pause = min(pause * 2, 0.002)
         except BaseException:
-            self._close()
             self._threads.release()
             raise
 
     def release(self) -> None:
-        """Let the next writer go (closing the file drops the flock)."""
-        self._close()
+        """Let the next writer go: other processes first, then this process's threads."""
+        assert self._file is not None
+        fcntl.flock(self._file, fcntl.LOCK_UN)
         self._threads.release()
-
-    def _close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
 
 def _queue_writers(engine: sa.Engine, queue: WriterQueue) -> None:
@@ -91,8 +97,9 @@ def _queue_writers(engine: sa.Engine, queue: WriterQueue) -> None:
             queue.acquire()
             conn.info["writer"] = True
         # BEGIN IMMEDIATE takes SQLite's write lock up front, so two transactions that both read
-        # and then write never deadlock on the upgrade from a shared to a write lock.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # and then write never deadlock on the upgrade from a shared to a write lock. Sent on the
+        # DBAPI connection: through SQLAlchemy it costs more than the transaction's own work.
+        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
 
     def done(_dbapi_connection: Any, record: Any, *_: Any) -> None:
         # The pool gets the connection back after its commit or rollback: only then is SQLite's
@@ -116,7 +123,7 @@ def make_engine(database_url: str) -> sa.Engine:
         if url.database and url.database != ":memory:":
             _queue_writers(engine, WriterQueue(url.database))
         else:
-            sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+            sa.event.listen(engine, "begin", lambda conn: conn.connection.driver_connection.execute("BEGIN IMMEDIATE"))
         return engine
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
@@ -131,6 +138,63 @@ def read_engine(engine: sa.Engine) -> sa.Engine:
     reader = sa.create_engine(engine.url, connect_args={"check_same_thread": False, "timeout": 10})
     sa.event.listen(reader, "connect", _sqlite_pragmas)
     return reader
+
+
+class Prepared:
+    """A Core statement compiled once for one dialect and run on the DBAPI cursor of a connection.
+
+    For a few statements run on every message: SQLAlchemy's execute costs tens of microseconds of
+    Python (cache key, execution context, result set-up), more than SQLite takes to run them.
+    Values still pass through the column types' own bind and result processors, so what is written
+    and read is what Core would write and read. Rows come back as named tuples.
+    """
+
+    def __init__(self, statement: Any, dialect: sa.Dialect):
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        binds = compiled.binds
+        # Values fixed in the statement (``deliveries=1``) are bound like the caller's.
+        self._order = list(compiled.positiontup) if dialect.positional and compiled.positiontup else None
+        self._fixed = {compiled.bind_names[b]: b.value for b in binds.values() if not b.required}
+        self._bind_processors = {
+            compiled.bind_names[b]: processor for b in binds.values()
+            if (processor := b.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+        columns = list(getattr(statement, "exported_columns", ()))
+        self._result_processors = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+        self._row = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
+
+    def execute(self, conn: sa.Connection, params: Mapping[str, Any] | None = None) -> Any:
+        """Run on ``conn``'s DBAPI connection, inside its transaction; returns the DBAPI cursor."""
+        values = {**self._fixed, **(params or {})}
+        for name, processor in self._bind_processors.items():
+            values[name] = processor(values[name])
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(self.sql, [values[name] for name in self._order] if self._order is not None else values)
+        return cursor
+
+    def rows(self, conn: sa.Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Run and return every row, each value converted by its column's type."""
+        cursor = self.execute(conn, params)
+        processors = self._result_processors
+        rows = [self._row(*(value if process is None else process(value) for process, value in zip(processors, raw)))
+                for raw in cursor.fetchall()]
+        cursor.close()
+        return rows
+
+    def one(self, conn: sa.Connection, params: Mapping[str, Any] | None = None) -> Any:
+        """Run and return the one row the statement must yield."""
+        rows = self.rows(conn, params)
+        if len(rows) != 1:
+            raise sa.exc.NoResultFound(f"expected one row, got {len(rows)}: {self.sql}")
+        return rows[0]
+
+    def count(self, conn: sa.Connection, params: Mapping[str, Any] | None = None) -> int:
+        """Run and return how many rows it changed."""
+        cursor = self.execute(conn, params)
+        changed = int(cursor.rowcount)
+        cursor.close()
+        return changed
 
 
 def is_postgres(engine: sa.Engine) -> bool:

@@ -33,7 +33,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import WeChatSigner
 
 from bot.config import Settings
-from bot.db import is_postgres, read_engine
+from bot.db import Prepared, is_postgres, read_engine
 from bot.models import Conversation, InboundMessage, InboundStatus, Person, Role, utcnow
 from bot.storage import StaleDecision, StoredFacts, apply_changes
 from bot.texts import Texts
@@ -329,7 +329,7 @@ def _facts(role: Role, unit_id: int | None, name: str, following: bool) -> dict[
 
 def _look_up(conn: sa.Connection, sql: "_Statements", openid: str) -> _Snapshot:
     """The person's dialogue state and facts, in one query (either may not exist yet)."""
-    row = conn.execute(sql.look_up, {"openid": openid}).one()
+    row = sql.look_up.one(conn, {"openid": openid})
     state = DialogueState(row.flow, row.step, dict(row.data)) if row.updated_at is not None else DialogueState()
     facts = (_facts(row.role, row.unit_id, row.name, row.following) if row.role is not None
              else _facts(Role.LIAISON, None, "", True))
@@ -340,63 +340,69 @@ Dispatch = Callable[[Incoming, DialogueState, Context], Outcome]
 
 
 class _Statements:
-    """The hot path's SQL, built once per dialect with bind parameters.
+    """The hot path's SQL, compiled once per dialect and run on the DBAPI cursor (:class:`Prepared`).
 
-    Building a SQLAlchemy statement (and its cache key) per request costs more than running it.
+    Building a SQLAlchemy statement (and its cache key) per request, or even running a built one
+    through Core, costs more than SQLite takes to run it.
     """
 
-    def __init__(self, dialect_name: str):
-        insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    def __init__(self, dialect: sa.Dialect):
+        self._dialect = dialect
+        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
         inbound, people, conversations = InboundMessage.__table__, Person.__table__, Conversation.__table__
         claim = insert(inbound).values(
             **{name: sa.bindparam(name) for name in ("openid", "dedupe_key", "msg_type", "event", "raw", "received_at")},
             deliveries=1, status=InboundStatus.CLAIMED,
         )
-        self.claim = claim.on_conflict_do_update(
+        self.claim = Prepared(claim.on_conflict_do_update(
             index_elements=["openid", "dedupe_key"], set_={"deliveries": inbound.c.deliveries + 1}
-        ).returning(inbound.c.id, inbound.c.deliveries, inbound.c.status, inbound.c.reply, inbound.c.received_at)
+        ).returning(inbound.c.id, inbound.c.deliveries, inbound.c.status, inbound.c.reply, inbound.c.received_at), dialect)
         key = sa.select(sa.cast(sa.bindparam("openid"), sa.String).label("openid")).subquery()
-        self.look_up = sa.select(
+        self.look_up = Prepared(sa.select(
             conversations.c.flow, conversations.c.step, conversations.c.data, conversations.c.updated_at,
             people.c.role, people.c.unit_id, people.c.name, people.c.following,
         ).select_from(key.outerjoin(conversations, conversations.c.openid == key.c.openid)
-                      .outerjoin(people, people.c.openid == key.c.openid))
-        self.count_delivery = (
+                      .outerjoin(people, people.c.openid == key.c.openid)), dialect)
+        self.count_delivery = Prepared(
             sa.update(inbound)
             .where(inbound.c.openid == sa.bindparam("key_openid"), inbound.c.dedupe_key == sa.bindparam("key_dedupe"))
-            .values(deliveries=inbound.c.deliveries + 1)
+            .values(deliveries=inbound.c.deliveries + 1), dialect
         )
-        self.settle = (
+        self.settle = Prepared(
             sa.update(inbound)
             .where(inbound.c.id == sa.bindparam("inbound_id"), inbound.c.status == InboundStatus.CLAIMED)
-            .values(status=sa.bindparam("status"), reply=sa.bindparam("reply"), answered_at=sa.bindparam("answered_at"))
+            .values(status=sa.bindparam("status"), reply=sa.bindparam("reply"), answered_at=sa.bindparam("answered_at")),
+            dialect,
         )
-        self.pushed = (
+        self.pushed = Prepared(
             sa.update(inbound).where(inbound.c.id == sa.bindparam("inbound_id"))
-            .values(status=InboundStatus.ANSWERED, answered_at=sa.bindparam("answered_at"))
+            .values(status=InboundStatus.ANSWERED, answered_at=sa.bindparam("answered_at")), dialect
         )
-        self.stored = sa.select(inbound.c.status, inbound.c.reply).where(inbound.c.id == sa.bindparam("inbound_id"))
+        self.stored = Prepared(
+            sa.select(inbound.c.status, inbound.c.reply).where(inbound.c.id == sa.bindparam("inbound_id")), dialect
+        )
         save = insert(conversations).values(
             {name: sa.bindparam(name) for name in ("openid", "flow", "step", "data", "updated_at")}
         )
-        self.save_state = save.on_conflict_do_update(
+        self.save_state = Prepared(save.on_conflict_do_update(
             index_elements=["openid"], set_={name: save.excluded[name] for name in ("flow", "step", "data", "updated_at")}
-        )
+        ), dialect)
         self._touch = insert(people).values(
             **{name: sa.bindparam(name) for name in ("openid", "following", "created_at", "last_message_at",
                                                      "last_interaction_at")},
             name="", role=Role.LIAISON, unreachable_reason=None,
         )
-        self._touches: dict[tuple[str, ...], Any] = {}
+        self._touches: dict[tuple[str, ...], Prepared] = {}
 
-    def touch_person(self, changed: tuple[str, ...]) -> Any:
+    def touch_person(self, changed: tuple[str, ...]) -> Prepared:
         """The person upsert that, for an existing person, updates only the ``changed`` columns."""
         statement = self._touches.get(changed)
         if statement is None:
             excluded = self._touch.excluded
-            statement = (self._touch.on_conflict_do_update(index_elements=["openid"],
-                                                           set_={name: excluded[name] for name in changed})
-                         if changed else self._touch.on_conflict_do_nothing(index_elements=["openid"]))
+            statement = Prepared(self._touch.on_conflict_do_update(index_elements=["openid"],
+                                                                   set_={name: excluded[name] for name in changed})
+                                 if changed else self._touch.on_conflict_do_nothing(index_elements=["openid"]),
+                                 self._dialect)
             self._touches[changed] = statement
         return statement
 
@@ -419,7 +425,7 @@ class Gateway:
         self._crypto: WeChatCrypto | None = None
         if settings.safe_mode:
             self._crypto = WeChatCrypto(settings.wechat_token, settings.wechat_encoding_aes_key, settings.wechat_app_id)
-        self._sql = _Statements(engine.dialect.name)
+        self._sql = _Statements(engine.dialect)
         # Handlers read through this one; on SQLite its transactions do not take the write lock.
         self._reads = read_engine(engine)
         self._turns = _Turns()
@@ -602,18 +608,17 @@ class Gateway:
         """
         incoming = message.incoming
         with self.engine.begin() as conn:
-            row = conn.execute(self._sql.claim, {
+            row = self._sql.claim.one(conn, {
                 "openid": incoming.openid, "dedupe_key": message.dedupe_key, "msg_type": incoming.kind,
                 "event": incoming.event, "raw": message.raw, "received_at": self.clock(),
-            }).one()
+            })
             snapshot = _look_up(conn, self._sql, incoming.openid)
         claim = _Claim(id=row.id, deliveries=row.deliveries, status=row.status, reply=row.reply, received_at=row.received_at)
         return claim, snapshot
 
     def _count_delivery(self, message: Message) -> None:
         with self.engine.begin() as conn:
-            conn.execute(self._sql.count_delivery,
-                         {"key_openid": message.incoming.openid, "key_dedupe": message.dedupe_key})
+            self._sql.count_delivery.count(conn, {"key_openid": message.incoming.openid, "key_dedupe": message.dedupe_key})
 
     def _handle(self, inbound_id: int, message: Message, handoff: _Handoff, snapshot: _Snapshot) -> Handled:
         """Decide on ``snapshot`` outside any write lock, then, in one transaction under the
@@ -635,7 +640,7 @@ class Gateway:
                 self._lock_person(conn, incoming.openid)
                 # Every handling of this person's messages holds this lock, so the status read here
                 # stays true until commit: a take-over never writes changes twice.
-                status, reply = conn.execute(self._sql.stored, {"inbound_id": inbound_id}).one()
+                status, reply = self._sql.stored.one(conn, {"inbound_id": inbound_id})
                 if status is not InboundStatus.CLAIMED:
                     return _stored(status, reply)
                 if message.known:
@@ -650,8 +655,8 @@ class Gateway:
                     _touch_person(conn, self._sql, incoming, self.clock())
                 if outcome.state is not None:
                     state = outcome.state
-                    conn.execute(self._sql.save_state, {"openid": incoming.openid, "flow": state.flow, "step": state.step,
-                                                        "data": dict(state.data), "updated_at": self.clock()})
+                    self._sql.save_state.count(conn, {"openid": incoming.openid, "flow": state.flow, "step": state.step,
+                                                      "data": dict(state.data), "updated_at": self.clock()})
                 return handled
         except _DispatchFailed:
             return self._record_failure(inbound_id, message, handoff)
@@ -698,7 +703,7 @@ class Gateway:
             apology = self.texts.render("handler_failed")
             handled = self._settle(conn, inbound_id, message, (apology,), InboundStatus.FAILED, handoff)
             if handled is None:
-                return _stored(*conn.execute(self._sql.stored, {"inbound_id": inbound_id}).one())
+                return _stored(*self._sql.stored.one(conn, {"inbound_id": inbound_id}))
             _touch_person(conn, self._sql, message.incoming, self.clock())
             return handled
 
@@ -714,15 +719,15 @@ class Gateway:
                      if replies else None)
             values = {"status": status, "reply": reply, "answered_at": now}
             handled = Handled(reply_xml=reply, followups=replies[1:])
-        result = conn.execute(self._sql.settle, {"inbound_id": inbound_id, **values})
-        return handled if result.rowcount == 1 else None
+        settled = self._sql.settle.count(conn, {"inbound_id": inbound_id, **values})
+        return handled if settled == 1 else None
 
     def _push_deferred(self, inbound_id: int, openid: str, texts: tuple[str, ...]) -> None:
         """Push a reply the request could not wait for; the row goes from deferred to answered."""
         if not self._push(openid, texts):
             return
         with self.engine.begin() as conn:
-            conn.execute(self._sql.pushed, {"inbound_id": inbound_id, "answered_at": self.clock()})
+            self._sql.pushed.count(conn, {"inbound_id": inbound_id, "answered_at": self.clock()})
 
 
 def _stored(status: InboundStatus, reply: str | None) -> Handled:
@@ -745,7 +750,7 @@ def _touch_person(conn: sa.Connection, sql: _Statements, incoming: Incoming, now
         changed += ("following", "unreachable_reason")
     elif incoming.event == "unsubscribe":
         changed += ("following",)
-    conn.execute(sql.touch_person(changed), values)
+    sql.touch_person(changed).count(conn, values)
 
 
 def _sign(*parts: str) -> str:
