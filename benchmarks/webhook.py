@@ -1,13 +1,18 @@
 """Webhook throughput and latency: safetybot against a bare WeRoBot echo bot, same load, same run.
 
-Posts signed WeChat text messages with unique MsgIds from a pool of users over keep-alive HTTP/1.1
-connections (16 and 64 at once, after a warm-up) and prints requests/s, p50 and p99 for each server,
-and safetybot's throughput as a ratio of WeRoBot's. safetybot runs as ``safetybot serve`` on a fresh
-SQLite database: every message is logged raw, claimed against retries, handled and answered.
+Posts signed WeChat text messages ("帮助") with unique MsgIds from a pool of users over keep-alive
+HTTP/1.1 connections (16 and 64 at once, after a warm-up) and prints requests/s, p50 and p99 for
+each server, and safetybot's throughput as a ratio of WeRoBot's. safetybot runs as
+``safetybot serve`` on a fresh SQLite database: every message is logged raw, claimed against
+retries, handled and answered.
 
     .venv/bin/python benchmarks/webhook.py [--requests 4000] [--levels 16,64] [--mode plain|aes]
+                                           [--client wrk|python] [--workers 1,2]
 
-The load generator is plain asyncio streams so that it costs the two cores as little as possible.
+The load comes from wrk (``apt-get install wrk``) driven by ``benchmarks/webhook.lua`` when it is
+installed and the mode is plain: a C load generator leaves the two cores to the servers. Without
+wrk, or in safe mode (every body encrypted and signed on its own), it is plain asyncio streams,
+which cost about as much CPU per request as the server under test.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import argparse
 import asyncio
 import hashlib
 import os
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -183,13 +190,41 @@ async def load(port: int, requests: list[bytes], connections: int) -> Figures:
     return Figures(connections, len(latencies), seconds, cuts[49] * 1000, cuts[98] * 1000, len(errors))
 
 
+def load_with_wrk(port: int, count: int, users: int, connections: int, first_id: int) -> Figures:
+    """``count`` signed text messages through wrk and benchmarks/webhook.lua (plaintext mode only)."""
+    timestamp, nonce = str(int(time.time())), "wrkbench"
+    query = urlencode({"signature": sha1(TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce})
+    command = ["wrk", "-t1", f"-c{connections}", "-d600s", "--timeout", "30s", "-s", str(ROOT / "benchmarks" / "webhook.lua"),
+               f"http://127.0.0.1:{port}", "--", query, str(users), str(first_id), str(count)]
+    wrk = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert wrk.stdout is not None
+    figures = None
+    for line in wrk.stdout:
+        if line == "done\n":
+            # wrk runs for its whole -d unless interrupted; SIGINT makes it report at once.
+            wrk.send_signal(signal.SIGINT)
+        elif line.startswith("figures "):
+            answered, micros, p50, p99, errors = (int(x) for x in line.split()[1:])
+            figures = Figures(connections, answered, micros / 1e6, p50 / 1000, p99 / 1000, errors)
+    if wrk.wait() != 0 or figures is None:
+        raise RuntimeError(f"wrk failed ({wrk.returncode})")
+    return figures
+
+
 def run_levels(name: str, port: int, args: argparse.Namespace, mode: str, id_base: int) -> dict[int, Figures]:
     results = {}
-    warm = build_requests(port, args.warmup, args.users, mode, id_base)
-    asyncio.run(load(port, warm, 8))
+    with_wrk = args.client == "wrk" and mode == "plain"
+    if with_wrk:
+        load_with_wrk(port, args.warmup, args.users, 8, id_base)
+    else:
+        asyncio.run(load(port, build_requests(port, args.warmup, args.users, mode, id_base), 8))
     for n, connections in enumerate(args.levels):
-        requests = build_requests(port, args.requests, args.users, mode, id_base + (n + 1) * 10_000_000)
-        figures = asyncio.run(load(port, requests, connections))
+        first_id = id_base + (n + 1) * 10_000_000
+        if with_wrk:
+            figures = load_with_wrk(port, args.requests, args.users, connections, first_id)
+        else:
+            requests = build_requests(port, args.requests, args.users, mode, first_id)
+            figures = asyncio.run(load(port, requests, connections))
         results[connections] = figures
         print(f"{name:<28} {connections:>3} conns  {figures.rps:8.0f} req/s  p50 {figures.p50_ms:6.1f} ms  "
               f"p99 {figures.p99_ms:6.1f} ms  errors {figures.errors}", flush=True)
@@ -243,12 +278,15 @@ def main() -> None:
     # multi-threaded server bottle recommends for production, so the baseline is not a straw man.
     parser.add_argument("--werobot-servers", type=lambda s: s.split(","), default=["waitress"],
                         help="bottle servers to run WeRoBot under (waitress, wsgiref)")
+    parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python",
+                        help="load generator: wrk (plain mode) or asyncio streams")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        client = "wrk" if args.client == "wrk" and args.mode == "plain" else "asyncio streams"
         print(f"{args.requests} signed text messages per level, {args.users} users, after {args.warmup} warm-up; "
-              f"{os.cpu_count()} cores", flush=True)
+              f"{os.cpu_count()} cores; load from {client}", flush=True)
         ours: dict[int, dict[int, Figures]] = {}
         for workers in args.workers:
             bot, bot_port = start_safetybot(workdir, args.mode, workers)
