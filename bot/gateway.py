@@ -13,6 +13,7 @@ retries, ``success``) and .../Message_encryption_and_decryption_instructions.htm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import re
@@ -634,8 +635,9 @@ class Gateway:
         try:
             outcome = Outcome()
             if message.known:
-                with self._reads.connect() as reader:
-                    outcome = self._decide(incoming, snapshot, StoredFacts(reader))
+                with contextlib.ExitStack() as opened:
+                    reader = StoredFacts(lambda: opened.enter_context(self._reads.connect()))
+                    outcome = self._decide(incoming, snapshot, reader)
             with self.engine.begin() as conn:
                 self._lock_person(conn, incoming.openid)
                 # Every handling of this person's messages holds this lock, so the status read here

@@ -119,10 +119,23 @@ _DEFINITIONS: dict[tuple[int, datetime], CampaignDefinition] = {}
 
 
 class StoredFacts:
-    """Read-only queries handlers may make while deciding, on the handling transaction's connection."""
+    """Read-only queries handlers may make while deciding, on the handling transaction's connection.
 
-    def __init__(self, conn: sa.Connection):
-        self.conn = conn
+    Given a function instead of a connection, it opens the connection at the first query: many
+    decisions (help for a newcomer, a walk's next question) read nothing stored.
+    """
+
+    def __init__(self, conn: sa.Connection | Callable[[], sa.Connection]):
+        self._conn = conn if isinstance(conn, sa.Connection) else None
+        self._connect = conn
+
+    @property
+    def conn(self) -> sa.Connection:
+        """The connection queries run on, opened now if it was not yet."""
+        if self._conn is None:
+            assert callable(self._connect)
+            self._conn = self._connect()
+        return self._conn
 
     def unit(self, unit_id: int) -> UnitFacts | None:
         """The unit with this id."""
