@@ -22,6 +22,7 @@ from bot.campaign_format import (
     FormDefinition,
     FormKind,
     KeyDate,
+    LatePolicy,
     MessageTemplate,
     Occurrence,
     Problem,
@@ -50,7 +51,7 @@ from bot.campaign_store import (
 __all__ = [
     "SCHEMA_VERSION", "CampaignDefinition", "CampaignSummary", "Contact", "Covers", "DeadlineDefinition",
     "DeadlineKind", "DefinitionError", "Field", "FieldType", "FormDefinition", "FormKind", "KeyDate",
-    "LoadRefused", "LoadResult", "Loss", "MessageTemplate", "Occurrence", "Problem", "Reminder", "ReminderKind",
+    "LatePolicy", "LoadRefused", "LoadResult", "Loss", "MessageTemplate", "Occurrence", "Problem", "Reminder", "ReminderKind",
     "ReminderSchedule", "Slogans", "StatItem", "TableRow", "UnitEntry", "check_file", "definition_of",
     "find_campaign", "list_campaigns", "load_definition", "load_into_db", "parse_definition",
 ]

@@ -16,11 +16,12 @@ from typing import Callable
 
 import cn2an
 
-from bot.campaign_format import Field, FieldType
+from bot.campaign_format import DEFAULT_IMPLAUSIBLE_ABOVE, Field, FieldType
 
 # Above this a count is probably a typo (an extra zero, a phone number in the wrong field): the
-# person is asked to confirm it rather than refused.
-IMPLAUSIBLE_ABOVE = 100_000
+# person is asked to confirm it rather than refused. A campaign may set its own
+# ([answers] implausible_above); this is the default.
+IMPLAUSIBLE_ABOVE = DEFAULT_IMPLAUSIBLE_ABOVE
 
 # Measure words people add after a number ("三场", "120人次") though the question names the unit.
 MEASURE_WORDS = ("场/次", "人次", "条次", "场", "次", "篇", "个", "部", "人", "条", "项", "家", "处", "期", "份", "名", "起")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind, TableRow
+from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind, LatePolicy, TableRow
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import SaveAnswers, SubmitForm, Value
 from handlers.dialogue import REVIEW, Command, Line, Move, Walk, command_of, continues, describe, label_of, question, react
@@ -22,7 +22,7 @@ FLOW = "records"
 KEYWORDS = {"典型案例", "活动记录", "报送典型案例", "活动情况"}
 MENU_KEY = "RECORDS"
 TEMPLATES = ("records_needs_registration", "records_no_table", "records_start", "records_row", "records_summary",
-             "records_review", "records_submitted", "records_cancelled")
+             "records_review", "records_submitted", "records_cancelled", "table_locked")
 
 
 def is_records(incoming: Incoming, state: DialogueState) -> bool:
@@ -58,6 +58,10 @@ class Sheet:
 
     def save(self, values: tuple[Value, ...]) -> SaveAnswers:
         return SaveAnswers(self.unit_id, self.deadline_id, self.period, self.due_at, values)
+
+    def locked(self, now: datetime) -> bool:
+        """Submitted, past its due time, and the campaign takes no late changes."""
+        return self.definition.late is LatePolicy.LOCK and self.status == "submitted" and now > self.due_at
 
     def with_walk(self, walk: Walk) -> "Sheet":
         return Sheet(self.unit_id, self.deadline_id, self.period, self.due_at, self.status, self.today,
@@ -105,6 +109,8 @@ def open_records(incoming: Incoming, state: DialogueState, ctx: Context) -> Outc
     sheet = _sheet(ctx)
     if sheet is None:
         return Outcome(replies=(ctx.texts.render("records_no_table"),))
+    if sheet.locked(ctx.now):
+        return _locked(sheet, ctx)
     prefilled = _prefill(sheet, ctx)
     sheet = sheet.with_walk(sheet.walk.with_values(prefilled))
     step = sheet.walk.next_open() or REVIEW
@@ -121,12 +127,20 @@ def continue_records(incoming: Incoming, state: DialogueState, ctx: Context) -> 
     sheet = _sheet(ctx, state.data.get("deadline_id"), state.data.get("period")) if ctx.facts.get("unit_id") else None
     if sheet is None:
         return Outcome(replies=(ctx.texts.render("records_no_table"),), state=DialogueState())
+    if sheet.locked(ctx.now):
+        return _locked(sheet, ctx)
     if command_of(incoming.text) == Command("show"):
         # The engine's summary groups by statistics item; a table reads better row by row.
         return Outcome(replies=(_join(_summary(sheet, ctx), _next(sheet, state.step, ctx)),), state=sheet.state(state.step))
     pending = tuple(Value(*entry) for entry in state.data.get("pending", ()))
-    move = react(sheet.walk, state.step, incoming.text, pending, ctx, sheet.today)
+    move = react(sheet.walk, state.step, incoming.text, pending, ctx, sheet.today, sheet.definition.implausible_above)
     return _outcome(sheet, state.step, move, ctx)
+
+
+def _locked(sheet: Sheet, ctx: Context) -> Outcome:
+    """The submitted table as it stands, with why it can no longer change."""
+    return Outcome(replies=(ctx.texts.render("table_locked", title=sheet.walk.form.title, table=_summary(sheet, ctx)),),
+                   state=DialogueState())
 
 
 def _outcome(sheet: Sheet, step: str, move: Move, ctx: Context) -> Outcome:

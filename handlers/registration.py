@@ -75,6 +75,7 @@ class Liaison:
     form: FormDefinition | None
     deadline: "DuePeriod | None"  # the deadline collecting the form, if one does
     today: date
+    limit: int  # the campaign's implausible number
 
     def walk(self, values: dict[str, Value]) -> Walk | None:
         return None if self.form is None else Walk.of(self.form, values, leave_out=(FieldType.UNIT_NAME,))
@@ -106,7 +107,8 @@ def liaison_of(ctx: Context, unit_id: int) -> Liaison:
     definition = ctx.stored.definition(unit.campaign_id)
     form = definition.liaison_form()
     deadline = next((p for p in ctx.stored.periods(unit.campaign_id) if form and p.collects == form.key), None)
-    return Liaison(unit.id, unit.name, form, deadline, ctx.now.astimezone(definition.timezone).date())
+    return Liaison(unit.id, unit.name, form, deadline, ctx.now.astimezone(definition.timezone).date(),
+                   definition.implausible_above)
 
 
 def _state(flow: str, step: str, unit_id: int, values: dict[str, Value], pending: tuple[Value, ...] = (),
@@ -157,7 +159,7 @@ def continue_registration(incoming: Incoming, state: DialogueState, ctx: Context
     walk = liaison.walk(values)
     assert walk is not None
     pending = tuple(Value(*entry) for entry in state.data.get("pending", ()))
-    move = react(walk, state.step, incoming.text, pending, ctx, liaison.today)
+    move = react(walk, state.step, incoming.text, pending, ctx, liaison.today, liaison.limit)
     return _walked(FLOW, liaison, walk, state.step, move, ctx, mode)
 
 
@@ -304,7 +306,7 @@ def _continue_details(incoming: Incoming, state: DialogueState, ctx: Context) ->
     walk = liaison.walk(stored_values(state.data.get("answers", {})))
     assert walk is not None
     pending = tuple(Value(*entry) for entry in state.data.get("pending", ()))
-    move = react(walk, state.step, incoming.text, pending, ctx, liaison.today)
+    move = react(walk, state.step, incoming.text, pending, ctx, liaison.today, liaison.limit)
     return _walked(DETAILS_FLOW, liaison, walk, state.step, move, ctx)
 
 

@@ -3,17 +3,17 @@
 Every answer is stored as it is given (a draft until 提交 + 确认), so nothing is lost when the
 person stops, the bot restarts or WeChat re-delivers a message. Coming back resumes at the first
 unanswered field. After submission, changes are kept as revisions; after the due time they are
-accepted and marked late.
+accepted and marked late, or refused when the campaign locks late changes ([answers] late = "lock").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
 from bot import report_store  # the module: it imports handlers' change types
-from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind
+from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind, LatePolicy
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import SaveAnswers, SubmitForm, Value
 from handlers.dialogue import REVIEW, Move, Walk, continues, question, react, summary
@@ -23,7 +23,7 @@ KEYWORDS = {"填报", "填表", "统计表", "填报统计表"}
 MENU_KEY = "FILL"
 PHONE_TYPES = (FieldType.PHONE, FieldType.MOBILE, FieldType.OFFICE_PHONE)
 TEMPLATES = ("fill_needs_registration", "fill_no_table", "fill_start", "fill_review", "fill_submitted",
-             "fill_cancelled")
+             "fill_cancelled", "table_locked")
 
 
 def is_fill(incoming: Incoming, state: DialogueState) -> bool:
@@ -47,6 +47,8 @@ class Table:
     status: str
     today: date
     walk: Walk
+    limit: int  # the campaign's implausible number
+    locked: bool  # submitted, past its due time, and the campaign takes no late changes
 
     def state(self, step: str, pending: tuple[Value, ...] = ()) -> DialogueState:
         data: dict[str, Any] = {"deadline_id": self.deadline_id, "period": self.period}
@@ -82,8 +84,10 @@ def _table(ctx: Context, deadline_id: int | None = None, period: str | None = No
     answers = ctx.stored.answers(submission.id) if submission else {}
     values = {key: Value(key, a.text, a.number, a.approximate) for key, a in answers.items()}
     today = ctx.now.astimezone(definition.timezone).date()
-    return Table(unit.id, due.deadline_id, due.period, due.due_at, submission.status if submission else "draft",
-                 today, Walk.of(form, values))
+    status = submission.status if submission else "draft"
+    locked = definition.late is LatePolicy.LOCK and status == "submitted" and ctx.now > due.due_at
+    return Table(unit.id, due.deadline_id, due.period, due.due_at, status, today, Walk.of(form, values),
+                 definition.implausible_above, locked)
 
 
 def _prefill(table: Table, ctx: Context) -> tuple[Value, ...]:
@@ -123,9 +127,11 @@ def open_table(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcom
     table = _table(ctx)
     if table is None:
         return Outcome(replies=(ctx.texts.render("fill_no_table"),))
+    if table.locked:
+        return _locked(table, ctx)
     prefilled = _prefill(table, ctx)
     walk = table.walk.with_values(prefilled)
-    table = Table(table.unit_id, table.deadline_id, table.period, table.due_at, table.status, table.today, walk)
+    table = replace(table, walk=walk)
     step = walk.next_open() or REVIEW
     intro = ctx.texts.render("fill_start", title=walk.form.title, due_at=table.due_at.astimezone(
         ctx.stored.definition(ctx.stored.unit(table.unit_id).campaign_id).timezone), submitted=table.status == "submitted",
@@ -139,9 +145,17 @@ def continue_table(incoming: Incoming, state: DialogueState, ctx: Context) -> Ou
     table = _table(ctx, state.data.get("deadline_id"), state.data.get("period")) if ctx.facts.get("unit_id") else None
     if table is None:
         return Outcome(replies=(ctx.texts.render("fill_no_table"),), state=DialogueState())
+    if table.locked:
+        return _locked(table, ctx)
     pending = tuple(Value(*entry) for entry in state.data.get("pending", ()))
-    move = react(table.walk, state.step, incoming.text, pending, ctx, table.today)
+    move = react(table.walk, state.step, incoming.text, pending, ctx, table.today, table.limit)
     return _outcome(table, state.step, move, ctx)
+
+
+def _locked(table: Table, ctx: Context) -> Outcome:
+    """The submitted table as it stands, with why it can no longer change."""
+    return Outcome(replies=(ctx.texts.render("table_locked", title=table.walk.form.title, table=summary(table.walk, ctx)),),
+                   state=DialogueState())
 
 
 def _outcome(table: Table, step: str, move: Move, ctx: Context) -> Outcome:
