@@ -4,6 +4,10 @@ Like a Rasa form, the next question is the first field still unanswered; the eng
 one message does to a walk (a :class:`Move`) and never stores anything: the registration and
 statistics handlers turn a move into changes and the next :class:`~handlers.base.DialogueState`.
 Commands work anywhere in a walk: 跳过, 上一题, 修改 N, 查看, 取消, 提交 (then 确认), 帮助.
+
+跳过 may leave any field blank while walking, but 提交 and 确认 are refused while a required field
+is blank: the reply names the blank fields and asks the first. In a table of pre-printed rows a row
+left wholly blank is an activity that did not take place, so only partly filled rows must be whole.
 """
 
 from __future__ import annotations
@@ -129,10 +133,12 @@ def _stay(step: str, *notes: str) -> Move:
 
 
 def react(walk: Walk, step: str, text: str, pending: tuple[Value, ...], ctx: Context, today: date,
-          limit: int = IMPLAUSIBLE_ABOVE) -> Move:
+          limit: int = IMPLAUSIBLE_ABOVE, require: bool = True) -> Move:
     """What ``text`` does to ``walk`` when the person is at ``step`` (an answer key, or REVIEW).
 
-    ``today`` is the campaign's local date, for answers such as 今天 and 6月16日."""
+    ``today`` is the campaign's local date, for answers such as 今天 and 6月16日; ``limit`` the
+    number above which a count is confirmed first; ``require`` False lets 提交 pass with required
+    fields blank (numbers given along with a weekly report, where any may be left out)."""
     if pending:
         agreed = yes_or_no(text)
         if agreed:
@@ -141,16 +147,20 @@ def react(walk: Walk, step: str, text: str, pending: tuple[Value, ...], ctx: Con
             return Move(ask=step, notes=(ctx.texts.render("number_not_confirmed"),))
     command = command_of(text)
     if command is not None:
-        return _command(walk, step, command, ctx)
+        return _command(walk, step, command, ctx, require)
     if step == REVIEW:
         return _stay(step, ctx.texts.render("review_waiting"))
     return _answer(walk, walk.field(step), text, ctx, today, limit)
 
 
-def _command(walk: Walk, step: str, command: Command, ctx: Context) -> Move:
+def _command(walk: Walk, step: str, command: Command, ctx: Context, require: bool) -> Move:
     if command.name == "cancel":
         return Move(cancelled=True)
     if command.name in ("submit", "confirm"):
+        missing = blanks(walk) if require else []
+        if missing:
+            shown = [Line(walk.number(f.answer_key), label_of(f), None) for f in missing]
+            return Move(ask=missing[0].answer_key, notes=(ctx.texts.render("required_blank", fields=shown),))
         return Move(review=True, confirmed=command.name == "confirm" and step == REVIEW)
     if command.name == "show":
         return _stay(step, summary(walk, ctx))
@@ -196,6 +206,24 @@ def _answer(walk: Walk, first: Field, text: str, ctx: Context, today: date, limi
         shown = [describe(walk.field(v.field_key), v) for v in values]
         return Move(retry=ctx.texts.render("confirm_large_number", answers=shown, limit=limit), pending=tuple(values))
     return _after(walk, tuple(values))
+
+
+def blanks(walk: Walk) -> list[Field]:
+    """The required fields still blank (unanswered or skipped); in a table of pre-printed rows only
+    those of rows partly filled."""
+    def blank(f: Field) -> bool:
+        value = walk.answers.get(f.answer_key)
+        return value is None or value.text is None
+
+    found = []
+    for f in walk.fields:
+        if not f.required or not blank(f):
+            continue
+        row = walk.form.row_of(f.answer_key)
+        if row is not None and all(blank(g) for g in walk.fields if walk.form.row_of(g.answer_key) == row):
+            continue
+        found.append(f)
+    return found
 
 
 def describe(f: Field, value: Value | None) -> str:
@@ -265,7 +293,8 @@ def ask_templates() -> tuple[str, ...]:
     """Every template the engine may render, for the start-up check."""
     per_type = tuple(f"{kind}_{t.value}" for t in ASKABLE for kind in ("ask", "invalid"))
     return per_type + ("invalid_negative", "invalid_item_line", "confirm_large_number", "number_not_confirmed",
-                       "review_waiting", "walk_help", "invalid_field_number", "walk_at_start", "form_summary")
+                       "review_waiting", "walk_help", "invalid_field_number", "walk_at_start", "form_summary",
+                       "required_blank")
 
 
 def stored_values(data: Mapping[str, Any]) -> dict[str, Value]:

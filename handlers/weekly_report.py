@@ -175,7 +175,8 @@ def _number(week: Week, state: DialogueState, text: str, ctx: Context) -> Outcom
     """An answer or a walk command while the week's numbers are asked; the form engine decides."""
     walk = _numbers(ctx, week)
     pending = tuple(Value(*entry) for entry in state.data.get("pending", ()))
-    move = react(walk, state.step, text, pending, ctx, ctx.now.astimezone(week.definition.timezone).date())
+    move = react(walk, state.step, text, pending, ctx, ctx.now.astimezone(week.definition.timezone).date(),
+                 week.definition.implausible_above, require=False)
     if move.retry is not None:
         return Outcome(replies=(move.retry,), state=week.state(WEEKLY, state.step, move.pending))
     changes = (week.save(move.values),) if move.values else ()

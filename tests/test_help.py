@@ -8,6 +8,7 @@ from bot.db import session
 from bot.models import Person, Role
 from bot.texts import Texts
 from tests.fixtures_forms import Campaign, jincheng  # noqa: F401  (fixture)
+from tests.test_statistics import fill_and_submit
 
 TEXTS = Texts()
 ME = "oLiaisonZezhou"
@@ -29,9 +30,7 @@ def test_a_liaison_sees_the_open_deadlines_and_what_is_filed(jincheng: Campaign)
     assert "报送安全生产月统计表：7月1日 23:59前" in shown
     assert "填报 —— " in shown and "周报 —— " in shown and "修改资料 —— " in shown
 
-    jincheng.say(ME, "填报")
-    jincheng.say(ME, "提交")
-    jincheng.say(ME, "确认")
+    fill_and_submit(jincheng, ME)
     assert "报送安全生产月统计表：7月1日 23:59前（已报）" in jincheng.say(ME, "帮助")
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from bot.campaigns import Field, load_definition
+from pathlib import Path
+
+from bot.campaigns import Field, load_definition, load_into_db
 from bot.texts import Texts
+from handlers.dialogue import Line
 from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
 
 TEXTS = Texts()
@@ -56,6 +59,11 @@ def test_a_liaison_walks_the_whole_table_with_every_answer_form_and_command(jinc
     assert "（39/40）" in jincheng.say(ZEZHOU, "安全知识进社区")     # 38 活动名称 is text
     review = jincheng.say(ZEZHOU, "2场/次 30人次")
     assert "回复“确认”提交" in review and "38)安全知识进社区 39)2场/次 40)30人次" in review
+    # 14 was skipped: a required field, so the table is not taken until it is filled (无 is 0).
+    refused = jincheng.say(ZEZHOU, "确认")
+    assert refused.startswith(TEXTS.render("required_blank", fields=[Line(14, "参与", None)]))
+    assert "（14/40）参与（ ）人次" in refused
+    assert "回复“确认”提交" in jincheng.say(ZEZHOU, "无")
     assert "已提交" in jincheng.say(ZEZHOU, "确认")
 
     stored = numbers(jincheng, "泽州县商务局")
@@ -64,7 +72,7 @@ def test_a_liaison_walks_the_whole_table_with_every_answer_form_and_command(jinc
     assert (stored["study.talks"], stored["study.talks_people"]) == ((3, False), (120, False))
     assert stored["outreach.quiz_people"] == (120, False) and stored["outreach.quiz_answers"] == (1200, False)
     assert stored["outreach.camp_videos"] == (50, True)
-    assert stored["leaders.pledges"] == (200000, False) and stored["leaders.pledges_people"] == (None, False)
+    assert stored["leaders.pledges"] == (200000, False) and stored["leaders.pledges_people"] == (0, False)
     assert stored["leaders.five_lead_reports"] == (3, False)
     assert (stored["other.times"], stored["other.people"]) == ((2, False), (30, False))
     header = {k: a.value for k, a in jincheng.answers("泽州县商务局", "statistics").items() if "." not in k}
@@ -111,12 +119,28 @@ def test_two_liaisons_of_different_units_interleaving_never_mix_answers(jincheng
         "study.lectures": (10, False), "study.lectures_people": (20, False), "study.articles": (30, False)}
 
 
-def test_changes_after_submission_are_versions_and_after_the_deadline_are_marked_late(jincheng: Campaign) -> None:
+def fill_and_submit(jincheng: Campaign, openid: str, first: str = "3") -> None:
+    """Open the table, answer its first open field ``first`` and every other 1, and submit."""
+    jincheng.say(openid, "填报")
+    reply = jincheng.say(openid, first)
+    while "回复“确认”提交" not in reply:
+        reply = jincheng.say(openid, "1")
+    assert "已提交" in jincheng.say(openid, "确认")
+
+
+def test_submitting_with_a_required_field_blank_names_the_blank_fields(jincheng: Campaign) -> None:
     jincheng.register(ZEZHOU, "泽州县商务局")
     jincheng.say(ZEZHOU, "填报")
     jincheng.say(ZEZHOU, "3")
-    jincheng.say(ZEZHOU, "提交")
-    assert "已提交" in jincheng.say(ZEZHOU, "确认")
+    refused = jincheng.say(ZEZHOU, "提交")
+    assert "还不能提交" in refused and "6) 参与" in refused and "…共 35 项" in refused
+    assert "（6/40）参与（ ）人次" in refused
+    assert sorted(s.status for s in jincheng.submissions("泽州县商务局") if s.period == "") == ["draft", "submitted"]
+
+
+def test_changes_after_submission_are_versions_and_after_the_deadline_are_marked_late(jincheng: Campaign) -> None:
+    jincheng.register(ZEZHOU, "泽州县商务局")
+    fill_and_submit(jincheng, ZEZHOU)
 
     reopened = jincheng.say(ZEZHOU, "填报")
     assert "本表已提交" in reopened
@@ -138,3 +162,35 @@ def test_changes_after_submission_are_versions_and_after_the_deadline_are_marked
 def test_filling_needs_a_registration_first(jincheng: Campaign) -> None:
     assert jincheng.say("oStranger", "填报") == TEXTS.render("fill_needs_registration")
     assert jincheng.click("oStranger", "FILL") == TEXTS.render("fill_needs_registration")
+
+
+def with_answers_rules(jincheng: Campaign, tmp_path: Path, rules: str) -> None:
+    """Load 晋城 again with an [answers] section, as an office would write it into the file."""
+    edited = tmp_path / "jincheng-commerce-2023.toml"
+    edited.write_text(CAMPAIGN.read_text(encoding="utf-8") + f"\n[answers]\n{rules}\n", encoding="utf-8")
+    load_into_db(jincheng.engine, load_definition(edited))
+
+
+def test_a_campaign_that_locks_late_changes_shows_the_submitted_table_after_the_deadline(
+        jincheng: Campaign, tmp_path: Path) -> None:
+    with_answers_rules(jincheng, tmp_path, 'late = "lock"')
+    jincheng.register(ZEZHOU, "泽州县商务局")
+    fill_and_submit(jincheng, ZEZHOU)
+    jincheng.say(ZEZHOU, "填报")
+    assert "（5/40）" in jincheng.say(ZEZHOU, "修改 5")  # before the deadline changes are still taken
+    jincheng.clock.now = datetime(2023, 7, 3, 2, 0, tzinfo=timezone.utc)  # after 7-1 23:59
+    locked = jincheng.say(ZEZHOU, "4")
+    assert locked.startswith("《晋城市“安全生产月”活动进展情况统计表》已提交，报送时间已过") and "5)3场" in locked
+    assert "不再接受修改" in jincheng.say(ZEZHOU, "填报")
+    assert numbers(jincheng, "泽州县商务局")["study.lectures"] == (3, False)
+    assert not [r for r in jincheng.revisions() if r.late]
+
+
+def test_a_campaign_sets_its_own_implausible_number(jincheng: Campaign, tmp_path: Path) -> None:
+    with_answers_rules(jincheng, tmp_path, "implausible_above = 500")
+    jincheng.register(ZEZHOU, "泽州县商务局")
+    jincheng.say(ZEZHOU, "填报")
+    assert "（6/40）" in jincheng.say(ZEZHOU, "500")
+    confirm = jincheng.say(ZEZHOU, "600")
+    assert "600人次" in confirm and "确认无误" in confirm
+    assert "（7/40）" in jincheng.say(ZEZHOU, "是")
