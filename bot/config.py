@@ -73,6 +73,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     web_workers: int = 1
+    handler_threads: int = 4
     reply_budget_seconds: float = 4.0
     max_body_bytes: int = 65536
     timestamp_tolerance_seconds: int = 300
@@ -196,6 +197,7 @@ def settings_from_mapping(values: Mapping[str, str]) -> Settings:
         host=_optional(values, "HOST") or "127.0.0.1",
         port=_int(values, "PORT", 8080, 1, 65535),
         web_workers=_int(values, "WEB_WORKERS", 1, 1, 64),
+        handler_threads=_int(values, "HANDLER_THREADS", 4, 2, 64),
         reply_budget_seconds=_float(values, "REPLY_BUDGET_SECONDS", 4.0, 0.1, 4.5),
         max_body_bytes=_int(values, "MAX_BODY_BYTES", 65536, 1024, 10 * 1024 * 1024),
         timestamp_tolerance_seconds=_int(values, "TIMESTAMP_TOLERANCE_SECONDS", 300, 10, 86400),
