@@ -130,6 +130,9 @@ def start_registration(incoming: Incoming, state: DialogueState, ctx: Context) -
     if ctx.facts.get("unit_id") is not None:
         unit = ctx.stored.unit(ctx.facts["unit_id"])
         return Outcome(replies=(ctx.texts.render("register_already", unit=unit.name),), state=DialogueState())
+    if ctx.facts.get("role") in ("staff", "coordinator"):
+        # Staff stay staff: a unit's join code must not turn them into a liaison.
+        return Outcome(replies=(ctx.texts.render("staff_registered", role=ctx.facts["role"]),), state=DialogueState())
     waiting = ctx.stored.requests(openid=incoming.openid)
     if waiting:
         return Outcome(replies=(ctx.texts.render("register_pending", unit=waiting[-1].unit_name),),

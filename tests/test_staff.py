@@ -57,6 +57,12 @@ def test_the_staff_code_makes_staff_and_the_coordinator_code_a_coordinator(offic
     assert office.say("oCoordinator", COORDINATOR_CODE) == TEXTS.render("staff_registered", role="coordinator")
     coordinator = office.bot.person("oCoordinator")
     assert coordinator is not None and coordinator.role is Role.COORDINATOR
+    # Registering again cannot turn staff into a unit's liaison.
+    assert office.say(STAFF, "登记") == TEXTS.render("staff_registered", role="staff")
+    code = office.codes["泽州县商务局"]
+    assert office.say(STAFF, code) == TEXTS.render("not_understood", text=code)
+    staff = office.bot.person(STAFF)
+    assert staff is not None and (staff.role, staff.unit_id) == (Role.STAFF, None)
 
 
 def test_staff_are_told_of_a_takeover_request_and_approving_it_moves_the_unit(office: Campaign) -> None:
