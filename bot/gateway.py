@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 import re
 import secrets
 import threading
 import xml.etree.ElementTree as ElementTree
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable, Mapping
@@ -430,11 +432,17 @@ class Gateway:
         # Handlers read through this one; on SQLite its transactions do not take the write lock.
         self._reads = read_engine(engine)
         self._turns = _Turns()
+        # Claiming and handling run on a few threads of their own: SQLite takes one writer at a time
+        # anyway, and every extra thread costs each of them more waiting for Python's lock (the
+        # sqlite3 module lets it go around every call). Pushes to WeChat use Starlette's pool.
+        self._handlers = ThreadPoolExecutor(settings.handler_threads, thread_name_prefix="safetybot-handler")
         # Deliveries being handled in this process, so a retry can wait for the first answer.
         self._inflight: dict[tuple[str, str], asyncio.Task[Handled]] = {}
 
     def close(self) -> None:
-        """Release the read-only engine the gateway made for itself (the main engine is the caller's)."""
+        """Stop the handler threads and release the read-only engine the gateway made for itself
+        (the main engine is the caller's)."""
+        self._handlers.shutdown()
         if self._reads is not self.engine:
             self._reads.dispose()
 
@@ -572,7 +580,8 @@ class Gateway:
         turn = self._turns.take(message.incoming.openid)
         try:
             await turn.wait()
-            return await run_in_threadpool(self._claim_and_handle, message, handoff)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._handlers, functools.partial(self._claim_and_handle, message, handoff))
         except Exception:
             log.exception("handling %s %s failed outside the handler", message.incoming.openid, message.dedupe_key)
             return Handled(unavailable=True)
