@@ -105,14 +105,19 @@ def openid(n: int) -> str:
     return f"o_bench_{n:06d}"
 
 
-def sender(engine: sa.Engine, base_url: str, database_url: str, concurrency: int) -> Reminders:
+def bot_settings(base_url: str, database_url: str, **more: str) -> dict[str, str]:
+    """The benchmark bot's settings, by their names in config.example.env."""
+    return {"WECHAT_TOKEN": "benchtoken", "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": APP_SECRET,
+            "ADMIN_TOKEN": "bench-admin-token-0123456789", "WECHAT_API_BASE_URL": base_url,
+            "DATABASE_URL": database_url, **more}
+
+
+def sender(engine: sa.Engine, base_url: str, database_url: str, concurrency: int, **more: str) -> Reminders:
     """The bot's sender as ``safetybot reminders run-due`` builds it, clock at the due moment."""
-    settings = settings_from_mapping({
-        "WECHAT_TOKEN": "benchtoken", "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": APP_SECRET,
-        "ADMIN_TOKEN": "bench-admin-token-0123456789", "WECHAT_API_BASE_URL": base_url, "DATABASE_URL": database_url,
-    })
+    settings = settings_from_mapping(bot_settings(base_url, database_url, **more))
     api = WeChatAPI(settings, build_token_store(settings, engine), clock=lambda: DUE)
-    return Reminders(engine, api, Texts(), template_messages=True, concurrency=concurrency)
+    return Reminders(engine, api, Texts(), template_messages=True, concurrency=concurrency,
+                     resend_after=timedelta(seconds=settings.template_event_wait_seconds))
 
 
 def delivered(base_url: str) -> Counter[str]:

@@ -8,10 +8,11 @@ come is sent, and only while it is still useful (before the deadline; an overdue
 day), so reminders missed during downtime go once and obsolete ones not at all.
 
 A template reminder left ``sending`` by a crash and never confirmed by WeChat's
-``TEMPLATESENDJOBFINISH`` within ``resend_after`` is sent again under its row by the next run
-(:meth:`Reminders.run_due`, or :meth:`Reminders.send_leftovers`, which the scheduler calls every
-minute), while it is still useful. That wait is measured on the real clock, never on the ``now``
-a replay passes in.
+``TEMPLATESENDJOBFINISH`` is sent again under its row by the next run (:meth:`Reminders.run_due`,
+or :meth:`Reminders.send_leftovers`, which the scheduler calls every minute) while it is still
+useful, once ``resend_after`` has passed since its request left *and* since the bot last heard
+such an event: after a fan-out the events come as a stream, and one still flowing may yet hold
+this row's. Both waits are measured on the real clock, never on the ``now`` a replay passes in.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from bot.delivery import (
     template_or_reason,
     unconfirmed_filter,
 )
-from bot.models import Campaign, Deadline, DeadlinePeriod, Delivery, Person, Role, Submission, Unit, utcnow
+from bot.models import Campaign, Deadline, DeadlinePeriod, Delivery, InboundMessage, Person, Role, Submission, Unit, utcnow
 from bot.texts import Texts
 from scheduler.plan import PlannedReminder, QuietHours, Stage, plan
 
@@ -61,6 +62,7 @@ CLAIM_CHUNK = 200
 # How long a template message in doubt waits for WeChat's TEMPLATESENDJOBFINISH before it is sent
 # again (TEMPLATE_EVENT_WAIT_SECONDS; why 5 minutes: docs/reminders.md).
 RESEND_AFTER = timedelta(minutes=5)
+TEMPLATE_JOB_EVENT = "TEMPLATESENDJOBFINISH"
 RECORD_BATCH = 50
 REMINDER, COORDINATOR_NOTE, DIGEST = "reminder", "coordinator_note", "digest"
 
@@ -205,11 +207,9 @@ class Reminders:
         table = Delivery.__table__
         with self.engine.connect() as conn:
             waiting = conn.execute(sa.select(table.c.id).where(
-                table.c.kind == REMINDER, sa.or_(table.c.status == Status.CLAIMED.value,
-                                                 unconfirmed_filter(self.real_clock() - self.resend_after)))
-                .limit(1)).first()
+                table.c.kind == REMINDER, table.c.status == Status.CLAIMED.value).limit(1)).first()
         tally = Tally()
-        if waiting is None:
+        if waiting is None and self._resend_cutoff() is None:
             return tally
         for item in due_now(plan(self.engine, self.quiet, campaign_slug), now):
             if item.stage is not Stage.DIGEST:
@@ -286,19 +286,35 @@ class Reminders:
                         tally.held[choice.value] += 1
         return tally
 
+    def _resend_cutoff(self) -> datetime | None:
+        """Template rows in doubt whose request left before the returned time may be sent again;
+        None when there are none, or while WeChat's job events still flow (one heard within
+        ``resend_after``: a backlog of events may yet hold theirs)."""
+        cutoff = self.real_clock() - self.resend_after
+        table, inbound = Delivery.__table__, InboundMessage.__table__
+        with self.engine.connect() as conn:
+            if conn.execute(sa.select(table.c.id).where(unconfirmed_filter(cutoff)).limit(1)).first() is None:
+                return None
+            # The newest first, by primary key: no index on the event is needed to find a recent one.
+            last_heard = conn.execute(sa.select(inbound.c.received_at).where(inbound.c.event == TEMPLATE_JOB_EVENT)
+                                      .order_by(inbound.c.id.desc()).limit(1)).scalar()
+        return None if last_heard is not None and last_heard >= cutoff else cutoff
+
     def _claimed(self, kind: str, item: PlannedReminder) -> list[dict[str, Any]]:
         """This moment's rows to send: claimed ones, and template messages WeChat never confirmed."""
         table = Delivery.__table__
-        cutoff = self.real_clock() - self.resend_after
+        cutoff = self._resend_cutoff()
+        to_send = table.c.status == Status.CLAIMED.value
+        if cutoff is not None:
+            to_send = sa.or_(to_send, unconfirmed_filter(cutoff))
         with self.engine.connect() as conn:
             people = Person.__table__
             rows = conn.execute(sa.select(table.c.id, table.c.openid, table.c.channel, table.c.payload,
                                           table.c.status, table.c.attempts, people.c.id.label("person_id"))
                                 .join(people, people.c.openid == table.c.openid).where(
                 table.c.kind == kind, table.c.deadline_id == item.deadline_id, table.c.period == item.period,
-                table.c.stage == item.label,
-                sa.or_(table.c.status == Status.CLAIMED.value, unconfirmed_filter(cutoff))).order_by(table.c.id))
-            return [dict(r._mapping) for r in rows]
+                table.c.stage == item.label, to_send).order_by(table.c.id))
+            return [(dict(r._mapping) | {"cutoff": cutoff}) for r in rows]
 
     def _send_claimed(self, kind: str, item: PlannedReminder, now: datetime, template_ready: bool) -> Tally:
         """Send every claimed row of this moment (this run's and any a crash left), and every
@@ -358,7 +374,7 @@ class Reminders:
                 reach_of(conn, row["person_id"]), template_ready) is Channel.TEMPLATE
             left_at = self.real_clock()
             if row["status"] == Status.SENDING.value:
-                if not take_in_doubt(conn, row["id"], row["attempts"], left_at, left_at - self.resend_after):
+                if not take_in_doubt(conn, row["id"], row["attempts"], left_at, row["cutoff"]):
                     return Status.SENDING
                 log.warning("template reminder %s to %s never confirmed by WeChat: sending it again",
                             row["id"], row["openid"])
