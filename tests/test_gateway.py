@@ -186,9 +186,13 @@ XXE = """<?xml version="1.0"?>
         (b"<xml><FromUserName>oA</FromUserName><MsgType>text</MsgType></xml>", 400),
         (BILLION_LAUGHS.encode(), 400),
         (XXE.encode(), 400),
+        (b"<!DOCTYPE xml SYSTEM 'http://127.0.0.1:9/x.dtd'><xml><FromUserName>oA</FromUserName></xml>", 400),
+        (b"<xml><FromUserName>oA</FromUserName><Content>&undeclared;</Content></xml>", 400),
+        (b"<?xml version='1.0' encoding='gbk'?><xml><FromUserName>oA</FromUserName></xml>", 400),
         (b"<xml><Content>" + b"x" * 70_000 + b"</Content></xml>", 413),
     ],
-    ids=["truncated", "not-xml", "empty", "wrong-root", "no-createtime", "billion-laughs", "xxe", "oversize"],
+    ids=["truncated", "not-xml", "empty", "wrong-root", "no-createtime", "billion-laughs", "xxe", "external-dtd",
+         "undeclared-entity", "multibyte-encoding", "oversize"],
 )
 def test_bad_bodies_are_refused_with_a_short_plain_answer_and_nothing_stored(start_bot: StartBot, body: bytes, status: int) -> None:
     bot = start_bot()
