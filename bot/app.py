@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 import handlers
 from bot.config import Settings
-from bot.db import make_engine, ping
+from bot.db import Checkpointer, make_engine, ping
 from bot.gateway import Answer, Dispatch, Gateway
 from bot.media import MediaFetcher
 from bot.outbox import Outbox
@@ -113,7 +113,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log.info("safetybot listening; %s mode", "safe (AES)" if settings.safe_mode else "plaintext")
-        with fetcher.running(), outbox.running():
+        with Checkpointer(engine).running(), fetcher.running(), outbox.running():
             yield
         gateway.close()
         if own_engine:

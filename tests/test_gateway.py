@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from defusedxml.ElementTree import fromstring
+from sqlalchemy.engine import make_url
 
 from bot.gateway import text_reply_xml
 from bot.models import InboundStatus
@@ -239,3 +243,21 @@ def test_health_reports_the_database(start_bot: StartBot) -> None:
     bot = start_bot()
     response = bot.side.client.get("/healthz")
     assert (response.status_code, response.json()) == (200, {"database": "ok"})
+
+
+def test_a_served_bot_copies_the_write_ahead_log_into_the_database_file(start_bot: StartBot, database_url: str) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's write-ahead log")
+    bot = start_bot()
+    for n in range(5):
+        assert bot.side.text(f"o{n}", "帮助").content == TEXTS.render("help")
+    # Opened immutable, SQLite reads the file alone, not the log: what a checkpoint has copied.
+    file_only = f"file:{make_url(database_url).database}?immutable=1"
+    deadline = time.monotonic() + 5
+    while True:
+        with contextlib.closing(sqlite3.connect(file_only, uri=True)) as database_file:
+            copied = database_file.execute("SELECT count(*) FROM inbound_message").fetchone()[0]
+        if copied == 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert copied == 5
