@@ -246,6 +246,7 @@ class FakeWeChat:
         self.callback_tries = callback_tries
         self._callback = callback
         self._pushers: ThreadPoolExecutor | None = None
+        self._pusher_http: httpx.Client | None = None
         self._events: list[EventPush] = []
         self._closed = False
         self.template_job_status: dict[str, str] = {}
@@ -427,8 +428,11 @@ class FakeWeChat:
         with self._lock:
             self._closed = True
             pushers, self._pushers = self._pushers, None
+            http, self._pusher_http = self._pusher_http, None
         if pushers is not None:
             pushers.shutdown(wait=False, cancel_futures=True)
+        if http is not None:
+            http.close()
 
     def _queue_template_event(self, push: Push) -> None:
         """Under the lock: the TEMPLATESENDJOBFINISH of an accepted template message, to be pushed."""
@@ -436,36 +440,38 @@ class FakeWeChat:
             return
         event = EventPush(len(self._events), push.openid, "TEMPLATESENDJOBFINISH", push.msgid, push.job_status)
         self._events.append(event)
-        if self._pushers is None:
+        if self._pushers is None or self._pusher_http is None:
             self._pushers = ThreadPoolExecutor(CALLBACK_PUSHERS, thread_name_prefix="fake-wechat-callback")
-        self._pushers.submit(self._push_event, event.index, self._callback)
+            # One client for all pushes: making one costs more than a push (its TLS context).
+            self._pusher_http = httpx.Client()
+        self._pushers.submit(self._push_event, event.index, self._callback, self._pusher_http)
 
-    def _push_event(self, index: int, callback: Callback) -> None:
+    def _push_event(self, index: int, callback: Callback, client: httpx.Client) -> None:
         with self._lock:
             event = self._events[index]
-        with httpx.Client(timeout=self.callback_timeout) as client:
-            side = WeChatSide(client, token=callback.token, app_id=self.app_id, aes_key=callback.aes_key,
-                              path=callback.url, account=self.original_id)
-            # One XML for every try, signed (and encrypted) afresh each time, as WeChat does.
-            plain_xml = side.event_xml(event.openid, event.event, MsgID=event.msgid, Status=event.status)
-            for attempt in range(1, self.callback_tries + 1):
-                started = time.monotonic()
-                body, params = side.delivery(plain_xml)
-                try:
-                    answer = client.post(callback.url, content=body.encode("utf-8"), params=params,
-                                         headers={"Content-Type": "text/xml"})
-                    outcome, answered = str(answer.status_code), True
-                except httpx.HTTPError as error:
-                    outcome, answered = type(error).__name__, False
-                last = answered or attempt == self.callback_tries
-                with self._lock:
-                    event = replace(event, tries=event.tries + (outcome,), answered=answered if last else None)
-                    self._events[index] = event
-                    closed = self._closed
-                if last or closed:
-                    return
-                # A refused connection fails at once; WeChat's next try still comes after its timeout.
-                time.sleep(max(0.0, self.callback_timeout - (time.monotonic() - started)))
+        side = WeChatSide(client, token=callback.token, app_id=self.app_id, aes_key=callback.aes_key,
+                          path=callback.url, account=self.original_id)
+        # One XML for every try, signed (and encrypted) afresh each time, as WeChat does.
+        plain_xml = side.event_xml(event.openid, event.event, MsgID=event.msgid, Status=event.status)
+        for attempt in range(1, self.callback_tries + 1):
+            started = time.monotonic()
+            body, params = side.delivery(plain_xml)
+            try:
+                answer = client.post(callback.url, content=body.encode("utf-8"), params=params,
+                                     headers={"Content-Type": "text/xml"}, timeout=self.callback_timeout)
+                outcome, answered = str(answer.status_code), True
+            except (httpx.HTTPError, RuntimeError) as error:
+                # RuntimeError: the client was closed by close() while this push waited.
+                outcome, answered = type(error).__name__, False
+            last = answered or attempt == self.callback_tries
+            with self._lock:
+                event = replace(event, tries=event.tries + (outcome,), answered=answered if last else None)
+                self._events[index] = event
+                closed = self._closed
+            if last or closed:
+                return
+            # A refused connection fails at once; WeChat's next try still comes after its timeout.
+            time.sleep(max(0.0, self.callback_timeout - (time.monotonic() - started)))
 
     # -- access tokens (A6) ---------------------------------------------------------------------
 

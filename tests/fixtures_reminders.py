@@ -1,28 +1,33 @@
 """The ``reminder_world`` fixture: the 晋城 2023 campaign loaded with a few units, their people, and a
-fake WeChat whose clock starts in May 2023, served over HTTP, with the bot's reminder sender."""
+fake WeChat whose clock starts in May 2023, served over HTTP, with the bot's reminder sender.
+
+``serve_callback(world)`` also serves the bot's ``/wechat`` (safe mode) on the same database and
+points the fake WeChat's event pushes at it, as a real account's server configuration does."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from bot.app import create_app
 from bot.campaigns import load_definition, load_into_db
 from bot.db import make_engine, session
-from bot.fake_wechat import FakeWeChat, create_fake_app
-from bot.models import Campaign, Deadline, Person, Role, Submission, Unit
+from bot.fake_wechat import BackgroundServer, Callback, FakeWeChat, create_fake_app
+from bot.models import Campaign, Deadline, Person, Role, Submission, Unit, utcnow
 from bot.texts import Texts
 from bot.token_store import build_token_store
 from bot.wechat_client import WeChatAPI
 from scheduler.plan import QuietHours
-from scheduler.run import Reminders, Tally
-from tests.conftest import make_settings
+from scheduler.run import RESEND_AFTER, Reminders, Tally
+from tests.conftest import free_port, make_settings
 from tests.fixtures_fake import APP_ID, APP_SECRET
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -117,13 +122,55 @@ class ReminderWorld:
 
 
 def build_sender(engine: sa.Engine, fake: FakeWeChat, base_url: str, tmp_path: Path, *,
-                 template_messages: bool = True, concurrency: int = 8) -> Reminders:
-    """The bot's sender against the served fake, its clock the fake's."""
+                 template_messages: bool = True, concurrency: int = 8,
+                 real_clock: Callable[[], datetime] = utcnow) -> Reminders:
+    """The bot's sender against the served fake, its clock the fake's; ``real_clock`` stands for
+    the real time that the wait for WeChat's job events is measured on."""
     settings = make_settings(tmp_path, WECHAT_API_BASE_URL=base_url, DATABASE_URL=str(engine.url))
     # No real waiting between retries of a busy WeChat: the fake answers at once.
     api = WeChatAPI(settings, build_token_store(settings, engine), sleep=lambda seconds: None, clock=fake.now)
     return Reminders(engine, api, Texts(), template_messages=template_messages, quiet=QuietHours(),
-                     concurrency=concurrency)
+                     concurrency=concurrency, real_clock=real_clock)
+
+
+class LaterClock:
+    """The real time, moved on by :meth:`wait` instead of sleeping through the wait for job events."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.ahead
+
+    def wait(self, span: timedelta = RESEND_AFTER + timedelta(seconds=1)) -> None:
+        """As if ``span`` (default: the whole wait for job events) had passed."""
+        self.ahead += span
+
+
+CALLBACK_TOKEN = "callbacktoken01"
+CALLBACK_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+
+@pytest.fixture
+def serve_callback(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """``serve_callback(world, start=True)``: the bot's /wechat on the world's database, in safe
+    mode, as the fake WeChat's callback; returns its URL. With ``start=False`` the URL is
+    configured but nothing listens yet; call it again with ``start=True`` to serve."""
+    with contextlib.ExitStack() as stack:
+        ports: dict[int, int] = {}
+
+        def serve(world: ReminderWorld, start: bool = True) -> str:
+            port = ports.setdefault(id(world), free_port())
+            url = f"http://127.0.0.1:{port}/wechat"
+            world.fake.set_callback(Callback(url, CALLBACK_TOKEN, CALLBACK_AES_KEY))
+            if start:
+                settings = make_settings(tmp_path, WECHAT_TOKEN=CALLBACK_TOKEN, WECHAT_ENCODING_AES_KEY=CALLBACK_AES_KEY,
+                                         WECHAT_API_BASE_URL=world.base_url, DATABASE_URL=str(world.engine.url))
+                app = create_app(settings, engine=world.engine, wechat=world.reminders.api)
+                stack.enter_context(BackgroundServer(app, port))
+            return url
+
+        yield serve
 
 
 @pytest.fixture
