@@ -123,14 +123,14 @@ class ReminderWorld:
 
 def build_sender(engine: sa.Engine, fake: FakeWeChat, base_url: str, tmp_path: Path, *,
                  template_messages: bool = True, concurrency: int = 8,
-                 real_clock: Callable[[], datetime] = utcnow) -> Reminders:
+                 real_clock: Callable[[], datetime] = utcnow, resend_after: timedelta = RESEND_AFTER) -> Reminders:
     """The bot's sender against the served fake, its clock the fake's; ``real_clock`` stands for
     the real time that the wait for WeChat's job events is measured on."""
     settings = make_settings(tmp_path, WECHAT_API_BASE_URL=base_url, DATABASE_URL=str(engine.url))
     # No real waiting between retries of a busy WeChat: the fake answers at once.
     api = WeChatAPI(settings, build_token_store(settings, engine), sleep=lambda seconds: None, clock=fake.now)
     return Reminders(engine, api, Texts(), template_messages=template_messages, quiet=QuietHours(),
-                     concurrency=concurrency, real_clock=real_clock)
+                     concurrency=concurrency, real_clock=real_clock, resend_after=resend_after)
 
 
 class LaterClock:
@@ -153,20 +153,20 @@ CALLBACK_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
 @pytest.fixture
 def serve_callback(tmp_path: Path) -> Iterator[Callable[..., str]]:
-    """``serve_callback(world, start=True)``: the bot's /wechat on the world's database, in safe
-    mode, as the fake WeChat's callback; returns its URL. With ``start=False`` the URL is
-    configured but nothing listens yet; call it again with ``start=True`` to serve."""
+    """``serve_callback(world, start=True, clock=utcnow)``: the bot's /wechat on the world's
+    database, in safe mode, as the fake WeChat's callback; returns its URL. With ``start=False``
+    the URL is configured but nothing listens yet; call it again with ``start=True`` to serve."""
     with contextlib.ExitStack() as stack:
         ports: dict[int, int] = {}
 
-        def serve(world: ReminderWorld, start: bool = True) -> str:
+        def serve(world: ReminderWorld, start: bool = True, clock: Callable[[], datetime] = utcnow) -> str:
             port = ports.setdefault(id(world), free_port())
             url = f"http://127.0.0.1:{port}/wechat"
             world.fake.set_callback(Callback(url, CALLBACK_TOKEN, CALLBACK_AES_KEY))
             if start:
                 settings = make_settings(tmp_path, WECHAT_TOKEN=CALLBACK_TOKEN, WECHAT_ENCODING_AES_KEY=CALLBACK_AES_KEY,
                                          WECHAT_API_BASE_URL=world.base_url, DATABASE_URL=str(world.engine.url))
-                app = create_app(settings, engine=world.engine, wechat=world.reminders.api)
+                app = create_app(settings, engine=world.engine, wechat=world.reminders.api, clock=clock)
                 stack.enter_context(BackgroundServer(app, port))
             return url
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -18,7 +19,7 @@ from sqlmodel import select
 from bot.db import make_engine, session
 from bot.models import Delivery
 from scheduler.run import Reminders
-from tests.fixtures_reminders import LaterClock, ReminderWorld, beijing, build_sender
+from tests.fixtures_reminders import TEMPLATE_ID, LaterClock, ReminderWorld, beijing, build_sender
 
 TUESDAY = beijing("2023-06-06 18:00")
 UNITS = [f"第{n}单位" for n in range(6)]
@@ -199,3 +200,35 @@ def test_a_customer_service_reminder_in_doubt_is_never_sent_again(
     assert sorted(len(world.fake.pushes(f"o_unit{n}")) for n in range(2)) == [0, 1]
     assert {p.channel for p in world.fake.pushes()} == {"custom"}
     assert [status for status, _n, _job in _ledger(world)] == ["sending", "sending"]
+
+
+def test_while_wechats_job_events_still_flow_a_reminder_in_doubt_waits_for_its_own(
+        reminder_world: ReminderWorld, serve_callback: Callable[..., str], tmp_path: Path) -> None:
+    world = reminder_world
+    real_time = LaterClock()
+    serve_callback(world, clock=real_time)  # the bot's clock: when it heard each event
+    world.person("o_unit0", unit=UNITS[0])
+    world.person("o_other")  # follows the account, owes nothing
+    world.at(TUESDAY)
+    doomed = Reminders(world.engine, DiesMidFanOut(world.reminders.api, 0), world.reminders.texts,
+                       template_messages=True, concurrency=1, real_clock=real_time)
+    try:
+        doomed.run_due(TUESDAY)
+    except Killed:
+        pass
+    wait = timedelta(minutes=1)
+    restarted = build_sender(world.engine, world.fake, world.base_url, tmp_path, real_clock=real_time,
+                             resend_after=wait)
+
+    # A minute later an event still arrives (a backlog after a fan-out looks like this).
+    real_time.wait(wait + timedelta(seconds=1))
+    world.reminders.api.send_template("o_other", TEMPLATE_ID, {"thing1": "另一项报送", "time2": "18:00",  # type: ignore[attr-defined]
+                                                               "thing3": "待报送"})
+    assert world.fake.wait_for_events()
+    restarted.run_due(beijing("2023-06-06 18:10"))
+    assert len(world.fake.pushes("o_unit0")) == 0
+
+    # Quiet for the whole wait: no event of it will come any more.
+    real_time.wait(wait + timedelta(seconds=1))
+    restarted.run_due(beijing("2023-06-06 18:20"))
+    assert len(world.fake.pushes("o_unit0")) == 1
