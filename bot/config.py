@@ -79,6 +79,7 @@ class Settings:
     timestamp_tolerance_seconds: int = 300
     log_level: str = "INFO"
     template_event_wait_seconds: int = 300
+    quiet_hours: str = "22:00-08:00"
 
     @property
     def safe_mode(self) -> bool:
@@ -160,6 +161,16 @@ def _float(values: Mapping[str, str], name: str, default: float, low: float, hig
     return number
 
 
+def _quiet_hours(value: str | None) -> str:
+    # Checked here; scheduler.plan.QuietHours.parse reads it.
+    text = (value or "22:00-08:00").strip()
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})", text)
+    if text.lower() != "off" and not (match and int(match[1]) < 24 and int(match[3]) < 24
+                                      and int(match[2]) < 60 and int(match[4]) < 60):
+        raise ConfigError("QUIET_HOURS", f"must look like 22:00-08:00 (local time) or be off, not {text!r}")
+    return text
+
+
 def settings_from_mapping(values: Mapping[str, str]) -> Settings:
     """Validate raw settings (names as in ``config.example.env``) into a :class:`Settings`."""
     kind_raw = _optional(values, "WECHAT_ACCOUNT_KIND") or AccountKind.SERVICE_VERIFIED.value
@@ -203,6 +214,7 @@ def settings_from_mapping(values: Mapping[str, str]) -> Settings:
         timestamp_tolerance_seconds=_int(values, "TIMESTAMP_TOLERANCE_SECONDS", 300, 10, 86400),
         log_level=log_level,
         template_event_wait_seconds=_int(values, "TEMPLATE_EVENT_WAIT_SECONDS", 300, 1, 86400),
+        quiet_hours=_quiet_hours(_optional(values, "QUIET_HOURS")),
     )
 
 
