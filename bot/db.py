@@ -144,10 +144,11 @@ class WriterQueue:
 
 def _queue_writers(engine: sa.Engine, queue: WriterQueue) -> None:
     def begin(conn: sa.Connection) -> None:
-        # conn.info lives as long as the DBAPI connection: the turn is held until check-in.
+        # conn.info lives as long as the DBAPI connection: the turn is held until check-in, or
+        # until a transaction on a kept connection (:func:`transaction`) ends.
         if not conn.info.get("writer"):
             queue.acquire()
-            conn.info["writer"] = True
+            conn.info["writer"] = queue
         # BEGIN IMMEDIATE takes SQLite's write lock up front, so two transactions that both read
         # and then write never deadlock on the upgrade from a shared to a write lock. Sent on the
         # DBAPI connection: through SQLAlchemy it costs more than the transaction's own work.
@@ -156,12 +157,29 @@ def _queue_writers(engine: sa.Engine, queue: WriterQueue) -> None:
     def done(_dbapi_connection: Any, record: Any, *_: Any) -> None:
         # The pool gets the connection back after its commit or rollback: only then is SQLite's
         # lock free, so the turn ends here and not in the commit event (which comes before).
-        if record is not None and record.info.pop("writer", False):
+        if record is not None and record.info.pop("writer", None):
             queue.release()
 
     sa.event.listen(engine, "begin", begin)
     sa.event.listen(engine, "checkin", done)
     sa.event.listen(engine, "invalidate", done)
+
+
+@contextlib.contextmanager
+def transaction(conn: sa.Connection) -> Iterator[sa.Connection]:
+    """A transaction on a connection the caller keeps open; a SQLite writer's turn ends with it.
+
+    ``engine.begin()`` checks a connection out of the pool and back in every time, which costs
+    more than a short transaction; the gateway keeps one connection per handler thread instead.
+    """
+    try:
+        with conn.begin():
+            yield conn
+    finally:
+        # After the commit or rollback has returned, so SQLite's lock is free (see _queue_writers).
+        queue = conn.info.pop("writer", None)
+        if queue is not None:
+            queue.release()
 
 
 def make_engine(database_url: str) -> sa.Engine:

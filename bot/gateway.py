@@ -35,7 +35,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import WeChatSigner
 
 from bot.config import Settings
-from bot.db import Prepared, is_postgres, read_engine
+from bot.db import Prepared, is_postgres, read_engine, transaction
 from bot.models import Conversation, InboundMessage, InboundStatus, Person, Role, utcnow
 from bot.storage import StaleDecision, StoredFacts, apply_changes
 from bot.texts import Texts
@@ -487,6 +487,9 @@ class Gateway:
         # anyway, and every extra thread costs each of them more waiting for Python's lock (the
         # sqlite3 module lets it go around every call). Pushes to WeChat use Starlette's pool.
         self._handlers = ThreadPoolExecutor(settings.handler_threads, thread_name_prefix="safetybot-handler")
+        # On SQLite each handler thread keeps its connection (see _writing); closed with the gateway.
+        self._kept = threading.local()
+        self._all_kept: list[sa.Connection] = []
         # Deliveries being handled in this process, so a retry can wait for the first answer.
         self._inflight: dict[tuple[str, str], asyncio.Task[Handled]] = {}
 
@@ -494,6 +497,8 @@ class Gateway:
         """Stop the handler threads and release the read-only engine the gateway made for itself
         (the main engine is the caller's)."""
         self._handlers.shutdown()
+        for conn in self._all_kept:
+            conn.close()
         if self._reads is not self.engine:
             self._reads.dispose()
 
@@ -668,7 +673,7 @@ class Gateway:
         handler never holds SQLite's single write lock.
         """
         incoming = message.incoming
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             row = self._sql.claim.one(conn, {
                 "openid": incoming.openid, "dedupe_key": message.dedupe_key, "msg_type": incoming.kind,
                 "event": incoming.event, "raw": message.raw, "received_at": self.clock(),
@@ -676,6 +681,21 @@ class Gateway:
             snapshot = _look_up(conn, self._sql, incoming.openid)
         claim = _Claim(id=row.id, deliveries=row.deliveries, status=row.status, reply=row.reply, received_at=row.received_at)
         return claim, snapshot
+
+    def _writing(self) -> contextlib.AbstractContextManager[sa.Connection]:
+        """The claim's and the handling's transaction.
+
+        On SQLite on a connection this handler thread keeps: checking one out of the pool and
+        back in costs more than these transactions' own work. PostgreSQL's are checked out each
+        time, so the pool's pre-ping still finds a connection the server dropped.
+        """
+        if self.engine.dialect.name != "sqlite":
+            return self.engine.begin()
+        conn: sa.Connection | None = getattr(self._kept, "conn", None)
+        if conn is None or conn.invalidated:
+            conn = self._kept.conn = self.engine.connect()
+            self._all_kept.append(conn)
+        return transaction(conn)
 
     def _count_delivery(self, message: Message) -> None:
         with self.engine.begin() as conn:
@@ -698,7 +718,7 @@ class Gateway:
                 with contextlib.ExitStack() as opened:
                     reader = StoredFacts(lambda: opened.enter_context(self._reads.connect()))
                     outcome = self._decide(incoming, snapshot, reader)
-            with self.engine.begin() as conn:
+            with self._writing() as conn:
                 self._lock_person(conn, incoming.openid)
                 # Every handling of this person's messages holds this lock, so the status read here
                 # stays true until commit: a take-over never writes changes twice.
