@@ -46,6 +46,11 @@ def _quiet(text: str) -> QuietHours:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _quiet_of(args: argparse.Namespace, settings: Settings) -> QuietHours:
+    """``--quiet-hours`` when given, else the QUIET_HOURS setting."""
+    return args.quiet_hours if args.quiet_hours is not None else QuietHours.parse(settings.quiet_hours)
+
+
 def _reminders(settings: Settings, engine: sa.Engine, quiet: QuietHours, clock: Callable[[], datetime],
                progress: Callable[[int, int], None] | None = None) -> Reminders:
     texts = Texts()
@@ -59,10 +64,11 @@ def _reminders(settings: Settings, engine: sa.Engine, quiet: QuietHours, clock: 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Print the upcoming reminders (from ``--now``, default now) as a table."""
-    engine = make_engine(load_settings(args.env_file).database_url)
+    settings = load_settings(args.env_file)
+    engine = make_engine(settings.database_url)
     now = args.now or utcnow()
     try:
-        rows = upcoming(plan(engine, args.quiet_hours, args.campaign), now)
+        rows = upcoming(plan(engine, _quiet_of(args, settings), args.campaign), now)
     finally:
         engine.dispose()
     print(f"{'when':<17} {'campaign':<28} {'deadline':<16} {'period':<11} {'stage':<11} due")
@@ -104,7 +110,7 @@ def cmd_run_due(args: argparse.Namespace) -> int:
     now = args.now or utcnow()
     if args.now:
         _move_fake_clock(settings, now)
-    reminders = _reminders(settings, engine, args.quiet_hours, lambda: now, ProgressBar())
+    reminders = _reminders(settings, engine, _quiet_of(args, settings), lambda: now, ProgressBar())
     try:
         tally = reminders.run_due(now, args.campaign)
     finally:
@@ -118,7 +124,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     settings = load_settings(args.env_file)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     engine = make_engine(settings.database_url)
-    service = ReminderScheduler(_reminders(settings, engine, args.quiet_hours, utcnow), engine, lease=Lease(engine))
+    service = ReminderScheduler(_reminders(settings, engine, _quiet_of(args, settings), utcnow), engine,
+                                lease=Lease(engine))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -139,7 +146,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add ``reminders plan|run-due`` and ``scheduler`` to the ``safetybot`` sub-commands."""
-    quiet = {"type": _quiet, "default": QuietHours(), "help": "no reminders in these local hours (default 22:00-08:00)"}
+    quiet = {"type": _quiet, "default": None,
+             "help": "no reminders in these local hours, e.g. 21:00-07:30 or off (default: the QUIET_HOURS setting)"}
     reminders = commands.add_parser("reminders", help="deadline reminders").add_subparsers(
         dest="reminders_command", required=True)
     planned = reminders.add_parser("plan", help="print the upcoming reminders as a table")

@@ -55,3 +55,23 @@ def test_run_due_sends_what_is_due_at_that_instant_and_moves_the_fake_clock(
     assert [at for at, _c, _w in world.received("o_chengqu")] == ["06-06 18:00"]
     assert out.out.strip() == "sent template 1; held 1; skipped 0; failed 0; defects 0"
     assert "1/1" in out.err  # the progress bar
+
+
+def _digest_of_the_liaison_deadline(out: str) -> str:
+    (line,) = [line for line in out.splitlines() if line.split()[2:6] == ["jincheng-commerce-2023", "liaison", "-", "digest"]]
+    return " ".join(line.split()[:2])
+
+
+def test_quiet_hours_come_from_the_setting_and_the_option_overrides_it(
+        env_file: str, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = ["reminders", "plan", "--campaign", "jincheng-commerce-2023", "--now", "2023-05-31T20:00+08:00"]
+    assert _safetybot(["--env-file", env_file, *plan]) == 0
+    assert _digest_of_the_liaison_deadline(capsys.readouterr().out) == "2023-06-01 08:00"  # default 22:00-08:00
+
+    with open(env_file, "a", encoding="utf-8") as settings:
+        settings.write("\nQUIET_HOURS=off\n")
+    assert _safetybot(["--env-file", env_file, *plan]) == 0
+    assert _digest_of_the_liaison_deadline(capsys.readouterr().out) == "2023-05-31 23:59"
+
+    assert _safetybot(["--env-file", env_file, *plan, "--quiet-hours", "21:00-07:30"]) == 0
+    assert _digest_of_the_liaison_deadline(capsys.readouterr().out) == "2023-06-01 07:30"
