@@ -48,7 +48,9 @@ from bot.delivery import (
     template_or_reason,
     unconfirmed_filter,
 )
-from bot.models import Campaign, Deadline, DeadlinePeriod, Delivery, InboundMessage, Person, Role, Submission, Unit, utcnow
+from bot.models import (
+    Campaign, Deadline, DeadlinePeriod, Delivery, InboundMessage, Person, Role, Submission, Unit, utcnow,
+)
 from bot.texts import Texts
 from scheduler.plan import PlannedReminder, QuietHours, Stage, plan
 
