@@ -101,7 +101,7 @@ class _DiesAfterSending:
         raise SystemExit("killed")
 
 
-def test_a_reminder_in_doubt_is_not_sent_again_and_wechats_job_event_settles_it(reminder_world: ReminderWorld) -> None:
+def test_a_reminder_in_doubt_waits_for_wechats_job_event_which_settles_it(reminder_world: ReminderWorld) -> None:
     world = reminder_world
     world.person("o_unit0", unit=UNITS[0])
     world.at(TUESDAY)
@@ -111,6 +111,7 @@ def test_a_reminder_in_doubt_is_not_sent_again_and_wechats_job_event_settles_it(
         doomed.run_due(TUESDAY)
     assert _statuses(world) == ["sending"]
 
+    # Ten minutes later on the replay's clock, but not on the real one: the event may still come.
     world.run_due(beijing("2023-06-06 18:10"))
     (push,) = world.fake.pushes("o_unit0")
     assert _statuses(world) == ["sending"]
