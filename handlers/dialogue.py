@@ -76,9 +76,15 @@ class Walk:
     answers: Mapping[str, Value]
 
     @classmethod
-    def of(cls, form: FormDefinition, answers: Mapping[str, Value], leave_out: tuple[FieldType, ...] = ()) -> "Walk":
-        """The walk over every field of ``form`` the chat can ask, less the types in ``leave_out``."""
+    def of(cls, form: FormDefinition, answers: Mapping[str, Value], leave_out: tuple[FieldType, ...] = (),
+           pictures: bool = False) -> "Walk":
+        """The walk over every field of ``form`` the chat can ask, less the types in ``leave_out``.
+
+        With ``pictures`` the form's picture fields are asked too, last: the pictures go with
+        the whole table (a handler that takes image messages in its walk asks for this)."""
         fields = tuple(f for f in form.answer_fields() if f.type in ASKABLE and f.type not in leave_out)
+        if pictures:
+            fields += tuple(f for f in form.answer_fields() if f.type is FieldType.PICTURES)
         return cls(form, fields, answers)
 
     def number(self, key: str) -> int:
@@ -121,7 +127,7 @@ class Move:
     pending: tuple[Value, ...] = ()
 
 
-def _after(walk: Walk, values: tuple[Value, ...]) -> Move:
+def advance(walk: Walk, values: tuple[Value, ...]) -> Move:
     """Store ``values`` and go on to the next unanswered field, or to the review when none is left."""
     walk = walk.with_values(values)
     following = walk.next_open(values[-1].field_key)
@@ -142,7 +148,7 @@ def react(walk: Walk, step: str, text: str, pending: tuple[Value, ...], ctx: Con
     if pending:
         agreed = yes_or_no(text)
         if agreed:
-            return _after(walk, pending)
+            return advance(walk, pending)
         if agreed is False:
             return Move(ask=step, notes=(ctx.texts.render("number_not_confirmed"),))
     command = command_of(text)
@@ -178,7 +184,7 @@ def _command(walk: Walk, step: str, command: Command, ctx: Context, require: boo
         return Move(ask=walk.fields[position - 2].answer_key)
     if step == REVIEW:  # 跳过 with nothing left to skip
         return _stay(step)
-    return _after(walk, (Value(step, None),))
+    return advance(walk, (Value(step, None),))
 
 
 def _answer(walk: Walk, first: Field, text: str, ctx: Context, today: date, limit: int) -> Move:
@@ -205,7 +211,7 @@ def _answer(walk: Walk, first: Field, text: str, ctx: Context, today: date, limi
     if implausible:
         shown = [describe(walk.field(v.field_key), v) for v in values]
         return Move(retry=ctx.texts.render("confirm_large_number", answers=shown, limit=limit), pending=tuple(values))
-    return _after(walk, tuple(values))
+    return advance(walk, tuple(values))
 
 
 def blanks(walk: Walk) -> list[Field]:
@@ -291,7 +297,7 @@ def question(walk: Walk, key: str, ctx: Context) -> str:
 
 def ask_templates() -> tuple[str, ...]:
     """Every template the engine may render, for the start-up check."""
-    per_type = tuple(f"{kind}_{t.value}" for t in ASKABLE for kind in ("ask", "invalid"))
+    per_type = tuple(f"{kind}_{t.value}" for t in ASKABLE + (FieldType.PICTURES,) for kind in ("ask", "invalid"))
     return per_type + ("invalid_negative", "invalid_item_line", "confirm_large_number", "number_not_confirmed",
                        "review_waiting", "walk_help", "invalid_field_number", "walk_at_start", "form_summary",
                        "required_blank")

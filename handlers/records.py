@@ -5,6 +5,11 @@ Any campaign deadline that collects a ``table`` form is filled this way; the mon
 period still to come (the last one once all have passed: late answers are still taken). Every
 cell is stored as it is answered, so a restart or a retry loses nothing, and coming back resumes
 at the first empty cell. The question names the pre-printed row it belongs to.
+
+A picture field (附件3's 相关活动的图片, "sent along with this table") is asked last: the liaison
+sends any number of pictures and replies 完成. Each picture is a report item of the table's
+submission, fetched from WeChat like a weekly report's, and the field holds how many came; a
+picture sent at another point of the walk is taken too, the question asked stays.
 """
 
 from __future__ import annotations
@@ -13,16 +18,24 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from bot import report_store
 from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind, LatePolicy, TableRow
+from handlers.answers import means_none, normalise
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import SaveAnswers, SubmitForm, Value
-from handlers.dialogue import REVIEW, Command, Line, Move, Walk, command_of, continues, describe, label_of, question, react
+from handlers.dialogue import (
+    REVIEW, Command, Line, Move, Walk, advance, command_of, continues, describe, label_of, question, react,
+)
+from handlers.report_changes import AddReportItem
 
 FLOW = "records"
 KEYWORDS = {"典型案例", "活动记录", "报送典型案例", "活动情况"}
 MENU_KEY = "RECORDS"
 TEMPLATES = ("records_needs_registration", "records_no_table", "records_start", "records_row", "records_summary",
-             "records_review", "records_submitted", "records_cancelled", "table_locked")
+             "records_review", "records_submitted", "records_cancelled", "table_locked", "records_picture_received",
+             "records_pictures_none_yet", "records_pictures_not_taken")
+# Words that end the pictures (the walk's own commands, 跳过 among them, work as everywhere).
+PICTURES_DONE = frozenset({"完成", "好了", "发完了", "发完", "就这些"})
 
 
 def is_records(incoming: Incoming, state: DialogueState) -> bool:
@@ -31,8 +44,8 @@ def is_records(incoming: Incoming, state: DialogueState) -> bool:
 
 
 def is_recording(incoming: Incoming, state: DialogueState) -> bool:
-    """A text while the table walk is open (other dialogues' opening words excepted)."""
-    return continues(incoming, state, FLOW)
+    """A text (other dialogues' opening words excepted) or a picture while the table walk is open."""
+    return continues(incoming, state, FLOW) or (state.flow == FLOW and incoming.kind == "image")
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,7 @@ class Sheet:
     covers_until: date | None
     definition: CampaignDefinition
     walk: Walk
+    pictures: int
 
     def state(self, step: str, pending: tuple[Value, ...] = ()) -> DialogueState:
         data: dict[str, Any] = {"deadline_id": self.deadline_id, "period": self.period}
@@ -65,7 +79,11 @@ class Sheet:
 
     def with_walk(self, walk: Walk) -> "Sheet":
         return Sheet(self.unit_id, self.deadline_id, self.period, self.due_at, self.status, self.today,
-                     self.covers_from, self.covers_until, self.definition, walk)
+                     self.covers_from, self.covers_until, self.definition, walk, self.pictures)
+
+    def picture_field(self) -> str | None:
+        """The answer key of the table's picture field, if it has one."""
+        return next((f.answer_key for f in self.walk.fields if f.type is FieldType.PICTURES), None)
 
 
 def table_form(definition: CampaignDefinition, key: str) -> FormDefinition | None:
@@ -89,9 +107,10 @@ def _sheet(ctx: Context, deadline_id: int | None = None, period: str | None = No
     submission = ctx.stored.submission(unit.id, due.deadline_id, due.period)
     answers = ctx.stored.answers(submission.id) if submission else {}
     values = {key: Value(key, a.text, a.number, a.approximate) for key, a in answers.items()}
+    items = report_store.report_items(ctx.stored.conn, submission.id) if submission else []
     return Sheet(unit.id, due.deadline_id, due.period, due.due_at, submission.status if submission else "draft",
                  ctx.now.astimezone(definition.timezone).date(), occurrence.covers_from, occurrence.covers_until,
-                 definition, Walk.of(form, values))
+                 definition, Walk.of(form, values, pictures=True), sum(1 for i in items if i.kind == "image"))
 
 
 def _prefill(sheet: Sheet, ctx: Context) -> tuple[Value, ...]:
@@ -129,12 +148,49 @@ def continue_records(incoming: Incoming, state: DialogueState, ctx: Context) -> 
         return Outcome(replies=(ctx.texts.render("records_no_table"),), state=DialogueState())
     if sheet.locked(ctx.now):
         return _locked(sheet, ctx)
+    if incoming.kind == "image":
+        return _picture(sheet, state.step, incoming, ctx)
+    if _asks_pictures(sheet, state.step) and command_of(incoming.text) is None:
+        return _outcome(sheet, state.step, _pictures_answer(sheet, state.step, incoming.text, ctx), ctx)
     if command_of(incoming.text) == Command("show"):
         # The engine's summary groups by statistics item; a table reads better row by row.
         return Outcome(replies=(_join(_summary(sheet, ctx), _next(sheet, state.step, ctx)),), state=sheet.state(state.step))
     pending = tuple(Value(*entry) for entry in state.data.get("pending", ()))
     move = react(sheet.walk, state.step, incoming.text, pending, ctx, sheet.today, sheet.definition.implausible_above)
     return _outcome(sheet, state.step, move, ctx)
+
+
+def _asks_pictures(sheet: Sheet, step: str) -> bool:
+    return step != REVIEW and sheet.walk.field(step).type is FieldType.PICTURES
+
+
+def _picture(sheet: Sheet, step: str, incoming: Incoming, ctx: Context) -> Outcome:
+    """A picture: kept with the table (its count answered at once, so a restart loses nothing),
+    then the question of ``step`` again; refused when the table has no picture field."""
+    key = sheet.picture_field()
+    if key is None:
+        return Outcome(replies=(_join(ctx.texts.render("records_pictures_not_taken"), _next(sheet, step, ctx)),),
+                       state=sheet.state(step))
+    count = sheet.pictures + 1
+    item = AddReportItem(sheet.unit_id, sheet.deadline_id, sheet.period, kind="image",
+                         media_id=incoming.fields.get("media_id"), media_kind="image")
+    values = (Value(key, f"{count}张", count),)
+    sheet = sheet.with_walk(sheet.walk.with_values(values))
+    received = ctx.texts.render("records_picture_received", number=count, asked=step == key)
+    # At the picture question the liaison goes on sending; elsewhere the walk goes on where it was.
+    reply = received if step == key else _join(received, _next(sheet, step, ctx))
+    return Outcome(replies=(reply,), state=sheet.state(step), changes=(item, sheet.save(values)))
+
+
+def _pictures_answer(sheet: Sheet, step: str, text: str, ctx: Context) -> Move:
+    """A text at the picture question: 完成 moves on once a picture came, 无 leaves it blank."""
+    if normalise(text) in PICTURES_DONE:
+        if not sheet.pictures:
+            return Move(retry=ctx.texts.render("records_pictures_none_yet"))
+        return advance(sheet.walk, (Value(step, f"{sheet.pictures}张", sheet.pictures),))
+    if means_none(text) and not sheet.walk.field(step).required:
+        return advance(sheet.walk, (Value(step, None),))
+    return Move(retry=ctx.texts.render("invalid_pictures", field=sheet.walk.field(step), given=text))
 
 
 def _locked(sheet: Sheet, ctx: Context) -> Outcome:

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from bot.campaigns import load_definition
+from bot.models import MediaFile, ReportItem
 from bot.texts import Texts
 from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
 
@@ -16,35 +19,35 @@ def test_a_liaison_fills_the_months_activity_records_row_by_row_and_submits(jinc
     opened = jincheng.say(ZEZHOU, "典型案例")
     # June's table reports May's activities (报送上月典型案例) and is due at the end of June.
     assert "5月1日—5月31日" in opened and "6月30日 23:59" in opened
-    assert "（3/24）电话" in opened  # 填报单位, 联系人 and 填报日期 are known already
+    assert "（3/25）电话" in opened  # 填报单位, 联系人 and 填报日期 are known already
     first_row = jincheng.say(ZEZHOU, "0356-2056819")
-    assert "活动内容 1：党委（党组）学习中心组" in first_row and "（5/24）时间" in first_row
-    assert "（6/24）刊登媒体" in jincheng.say(ZEZHOU, "5月20日")
-    assert "（7/24）媒体链接" in jincheng.say(ZEZHOU, "晋城日报")
+    assert "活动内容 1：党委（党组）学习中心组" in first_row and "（5/25）时间" in first_row
+    assert "（6/25）刊登媒体" in jincheng.say(ZEZHOU, "5月20日")
+    assert "（7/25）媒体链接" in jincheng.say(ZEZHOU, "晋城日报")
     link = load_definition(CAMPAIGN).form("activity_record").field("r1.link")
     assert jincheng.say(ZEZHOU, "见报纸") == TEXTS.render("invalid_url", field=link, given="见报纸")
-    assert "（8/24）备注" in jincheng.say(ZEZHOU, "https://example.org/jcrb/0520")
+    assert "（8/25）备注" in jincheng.say(ZEZHOU, "https://example.org/jcrb/0520")
     second_row = jincheng.say(ZEZHOU, "跳过")
-    assert "活动内容 2：开展习近平总书记关于安全生产重要论述宣讲活动" in second_row and "（9/24）时间" in second_row
+    assert "活动内容 2：开展习近平总书记关于安全生产重要论述宣讲活动" in second_row and "（9/25）时间" in second_row
     shown = jincheng.say(ZEZHOU, "查看")
     assert "5)2023-05-20 6)晋城日报 7)https://example.org/jcrb/0520 8)空" in shown and "9)未填" in shown
-    assert "1) 填报单位（盖章）：泽州县商务局" in shown and "（9/24）时间" in shown
-    assert "（6/24）" in jincheng.say(ZEZHOU, "修改 6")
-    assert "（9/24）" in jincheng.say(ZEZHOU, "山西日报")
+    assert "1) 填报单位（盖章）：泽州县商务局" in shown and "（9/25）时间" in shown
+    assert "（6/25）" in jincheng.say(ZEZHOU, "修改 6")
+    assert "（9/25）" in jincheng.say(ZEZHOU, "山西日报")
     assert jincheng.say(ZEZHOU, "取消") == TEXTS.render("records_cancelled", answered=8)
 
     jincheng.restart()
     resumed = jincheng.say(ZEZHOU, "典型案例")
-    assert "已填 8/24 项" in resumed and "（9/24）时间" in resumed
-    for _ in range(9, 24):
+    assert "已填 8/25 项" in resumed and "（9/25）时间" in resumed
+    for _ in range(9, 25):
         jincheng.say(ZEZHOU, "跳过")
     review = jincheng.say(ZEZHOU, "跳过")
-    assert "回复“确认”提交" in review and "24)空" in review
+    assert "回复“确认”提交" in review and "24)空" in review and "25) 相关活动的图片：（空）" in review
     assert "已提交" in jincheng.say(ZEZHOU, "确认")
 
     cells = {k: a.value for k, a in jincheng.answers("泽州县商务局", "typical_cases").items()}
     assert (cells["r1.time"], cells["r1.media"], cells["r1.link"]) == ("2023-05-20", "山西日报", "https://example.org/jcrb/0520")
-    assert cells["r1.remark"] is None and cells["r5.time"] is None
+    assert cells["r1.remark"] is None and cells["r5.time"] is None and cells["pictures"] is None
     [revision] = [r for r in jincheng.revisions() if r.new_value == "山西日报"]
     assert (revision.old_value, revision.changed_by, revision.late) == ("晋城日报", ZEZHOU, False)
     [june] = [s for s in jincheng.submissions("泽州县商务局") if s.period == "2023-06"]
@@ -55,13 +58,13 @@ def test_each_month_has_its_own_table_and_the_menu_opens_the_same_walk(jincheng:
     assert jincheng.click(ZEZHOU, "RECORDS") == TEXTS.render("records_needs_registration")
     jincheng.register(ZEZHOU, "泽州县商务局")
     jincheng.clock.advance(minutes=1)  # a click in the same second would be WeChat re-sending the first
-    assert "（3/24）电话" in jincheng.click(ZEZHOU, "RECORDS")
+    assert "（3/25）电话" in jincheng.click(ZEZHOU, "RECORDS")
     jincheng.say(ZEZHOU, "0356-2056819")
     jincheng.say(ZEZHOU, "6月1日")
     jincheng.say(ZEZHOU, "取消")
     jincheng.clock.advance(days=15)  # 7-05: July's table reports June
     july = jincheng.say(ZEZHOU, "典型案例")
-    assert "6月1日—6月30日" in july and "7月31日 23:59" in july and "（3/24）电话" in july
+    assert "6月1日—6月30日" in july and "7月31日 23:59" in july and "（3/25）电话" in july
     assert sorted(s.period for s in jincheng.submissions("泽州县商务局") if s.period.count("-") == 1) == [
         "2023-06", "2023-07"]
 
@@ -77,3 +80,51 @@ def test_after_the_last_month_late_cells_are_still_taken_for_december(jincheng: 
     jincheng.clock.advance(days=200)  # 2024-01: December's table was due 12-31
     opened = jincheng.say(ZEZHOU, "典型案例")
     assert "12月31日 23:59" in opened and "迟报" in opened
+
+
+def test_pictures_go_with_the_table_last_and_are_fetched_like_a_reports(jincheng: Campaign) -> None:
+    """附件3: "相关活动的图片和此表一同发送" — asked after the rows, any number, then 完成."""
+    fake, side = jincheng.bot.fake, jincheng.bot.side
+    jincheng.register(ZEZHOU, "泽州县商务局")
+    jincheng.say(ZEZHOU, "典型案例")
+    jincheng.say(ZEZHOU, "0356-2056819")
+    for _ in range(4, 24):
+        asked = jincheng.say(ZEZHOU, "跳过")
+    assert "（25/25）相关活动的图片" in asked and "发完回复“完成”" in asked
+    assert jincheng.say(ZEZHOU, "好几张") == TEXTS.render(
+        "invalid_pictures", field=load_definition(CAMPAIGN).form("activity_record").field("pictures"), given="好几张")
+    meeting = fake.add_user_media("image", b"\xff\xd8meeting-photo", "image/jpeg")
+    drill = fake.add_user_media("image", b"\xff\xd8drill-photo", "image/jpeg")
+    assert side.image(ZEZHOU, meeting).content == TEXTS.render("records_picture_received", number=1, asked=True)
+    first = side.image(ZEZHOU, drill, msg_id=99001)
+    assert first.content == TEXTS.render("records_picture_received", number=2, asked=True)
+    assert side.image(ZEZHOU, drill, msg_id=99001).content == first.content  # WeChat re-sends: counted once
+    review = jincheng.say(ZEZHOU, "完成")
+    assert "25) 相关活动的图片：2张" in review and "回复“确认”提交" in review
+    # One more at the review: taken, and the review shown again with the new count.
+    late = fake.add_user_media("image", b"\xff\xd8late-photo", "image/jpeg")
+    shown = side.image(ZEZHOU, late).content
+    assert shown.startswith(TEXTS.render("records_picture_received", number=3, asked=False))
+    assert "25) 相关活动的图片：3张" in shown
+    assert "已提交" in jincheng.say(ZEZHOU, "确认")
+
+    assert jincheng.answers("泽州县商务局", "typical_cases")["pictures"].value == "3张"
+    with jincheng.engine.connect() as conn:
+        kinds = conn.execute(sa.select(ReportItem.__table__.c.kind)).scalars().all()
+        media = conn.execute(sa.select(MediaFile.__table__.c.media_id)).scalars().all()
+    assert kinds == ["image"] * 3 and sorted(media) == sorted([meeting, drill, late])
+
+
+def test_the_picture_question_wants_a_picture_before_done_takes_none_and_pictures_sent_early(
+        jincheng: Campaign) -> None:
+    jincheng.register(ZEZHOU, "泽州县商务局")
+    jincheng.say(ZEZHOU, "典型案例")
+    jincheng.say(ZEZHOU, "修改 25")
+    assert jincheng.say(ZEZHOU, "完成") == TEXTS.render("records_pictures_none_yet")
+    assert "（3/25）电话" in jincheng.say(ZEZHOU, "无")  # left blank; back to the first empty cell
+    assert jincheng.answers("泽州县商务局", "typical_cases")["pictures"].value is None
+    # A picture sent before it is asked is kept, and the question asked stays.
+    early = jincheng.bot.fake.add_user_media("image", b"\xff\xd8early-photo", "image/jpeg")
+    reply = jincheng.bot.side.image(ZEZHOU, early).content
+    assert reply.startswith(TEXTS.render("records_picture_received", number=1, asked=False)) and "（3/25）电话" in reply
+    assert jincheng.answers("泽州县商务局", "typical_cases")["pictures"].value == "1张"
