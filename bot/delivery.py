@@ -296,6 +296,9 @@ _TAKE_IN_DOUBT = sa.text(
     "UPDATE delivery SET attempts = attempts + 1, sent_at = :left_at "
     f"WHERE id = :id AND attempts = :attempts AND {_UNCONFIRMED} AND {_STILL_OWED}").bindparams(
     sa.bindparam("left_at", type_=UTCDateTime()), sa.bindparam("cutoff", type_=UTCDateTime()))
+# Keeps sent_at (when the request left: the wait for the job event counts from it) and anything a
+# job event that came first has settled.
+_IN_DOUBT = sa.text("UPDATE delivery SET channel = :channel, errmsg = :errmsg WHERE id = :id AND status = 'sending'")
 _SKIP_SUBMITTED = sa.text(
     "UPDATE delivery SET status = 'skipped', errmsg = 'submitted before the send' WHERE id = :id AND status = 'claimed'")
 _RECORD = sa.text(
@@ -352,6 +355,7 @@ class Verdict(str, enum.Enum):
     UNREACHABLE = "unreachable"  # mark the person; coordinators are told
     DEFECT = "defect"  # our bug or configuration: alert, no retry
     QUOTA = "quota"  # stop the batch, alert; the row goes back to claimed for a later run
+    IN_DOUBT = "in_doubt"  # no answer, the request may have arrived: the row stays sending
     FAILED = "failed"
 
 
@@ -392,7 +396,8 @@ def send(api: Outbound, notice_payload: Mapping[str, Any], openid: str, channel:
     except WeChatAPIError as error:
         if channel is Channel.CUSTOMER_SERVICE and error.errcode in WINDOW_CLOSED and template_allowed:
             return send(api, notice_payload, openid, Channel.TEMPLATE, False)
-        return Result(verdict_of(error.errcode), channel, error.errcode, error.errmsg)
+        verdict = Verdict.IN_DOUBT if error.in_doubt else verdict_of(error.errcode)
+        return Result(verdict, channel, error.errcode, error.errmsg)
 
 
 def _answer(delivery_id: int, result: Result, now: datetime, channel: str) -> dict[str, Any]:
@@ -408,12 +413,19 @@ def _answer(delivery_id: int, result: Result, now: datetime, channel: str) -> di
 
 def record_many(conn: sa.Connection, answers: list[tuple[int, str, Result]], now: datetime) -> None:
     """Write WeChat's answers (delivery id, OpenID, result) on their rows, and mark the people
-    WeChat says cannot be reached."""
-    if not answers:
+    WeChat says cannot be reached. A send in doubt leaves its row ``sending``, as a crash would:
+    a template message is settled by its job event or sent again after the wait, a
+    customer-service message is not sent again (docs/reminders.md)."""
+    doubtful = [(delivery_id, result) for delivery_id, _openid, result in answers if result.verdict is Verdict.IN_DOUBT]
+    if doubtful:
+        conn.execute(_IN_DOUBT, [{"id": delivery_id, "channel": result.channel.value if result.channel else "",
+                                  "errmsg": result.errmsg[:500]} for delivery_id, result in doubtful])
+    answered = [answer for answer in answers if answer[2].verdict is not Verdict.IN_DOUBT]
+    if not answered:
         return
     conn.execute(_RECORD, [_answer(delivery_id, result, now, result.channel.value if result.channel else "")
-                           for delivery_id, _openid, result in answers])
-    for _delivery_id, openid, result in answers:
+                           for delivery_id, _openid, result in answered])
+    for _delivery_id, openid, result in answered:
         if result.verdict is Verdict.UNREACHABLE:
             mark_unreachable(conn, openid, f"{result.errcode} {result.errmsg}",
                              following=result.errcode not in NOT_FOLLOWING)

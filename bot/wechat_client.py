@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from wechatpy import WeChatClient
 from wechatpy.constants import WeChatErrorCode
@@ -57,6 +58,8 @@ API_BACKOFF = {WeChatErrorCode.SYSTEM_BUSY.value: 0.5, WeChatErrorCode.API_MINUT
 # The token is fetched while every other process waits on the lock: retry only a brief "busy".
 TOKEN_BACKOFF = {WeChatErrorCode.SYSTEM_BUSY.value: 0.5}
 MAX_RETRIES = 3
+# Calls under this path send a message to a person: never repeated blindly (see _retrying).
+MESSAGE_PATH = "/cgi-bin/message/"
 REQUEST_TIMEOUT_SECONDS = 15
 
 IP_NOT_WHITELISTED = 40164  # missing from wechatpy's WeChatErrorCode
@@ -99,11 +102,14 @@ class WeChatAPIError(Exception):
 
     setup_error = False
 
-    def __init__(self, errcode: int, errmsg: str, path: str = ""):
+    def __init__(self, errcode: int, errmsg: str, path: str = "", in_doubt: bool = False):
         super().__init__(f"{path}: WeChat error {errcode}: {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
         self.path = path
+        # No answer, but the request may have reached WeChat (a read timeout, a dropped
+        # connection, an HTTP error status): a message sent again could arrive twice.
+        self.in_doubt = in_doubt
 
 
 class WeChatSetupError(WeChatAPIError):
@@ -134,6 +140,15 @@ class DownloadedMedia:
     content: bytes
     content_type: str
     filename: str
+
+
+def _never_left(exc: requests.RequestException) -> bool:
+    """Whether the request surely never reached the server: no connection could be made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(
+        reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
 
 
 def _origin(url: str) -> str:
@@ -237,7 +252,8 @@ class BoundWeChatClient(WeChatClient):
         url = self.on_base(url_or_endpoint, kwargs.pop("api_base_url", None))
         params = dict(kwargs.pop("params", None) or {})
         return self._retrying(
-            lambda auth: self._send(method, url, params={**params, **auth}, **kwargs), authorized=True, backoff=API_BACKOFF
+            lambda auth: self._send(method, url, params={**params, **auth}, **kwargs), authorized=True,
+            backoff=API_BACKOFF, repeatable=MESSAGE_PATH not in url,
         )
 
     def fetch_video(self, video_url: str) -> requests.Response:
@@ -248,10 +264,12 @@ class BoundWeChatClient(WeChatClient):
             lambda _auth: self._send("get", video_url, http=self._video_http), authorized=False, backoff=API_BACKOFF
         )
 
-    def _retrying(self, send: Callable[[dict[str, str]], Any], *, authorized: bool, backoff: Mapping[int, float]) -> Any:
+    def _retrying(self, send: Callable[[dict[str, str]], Any], *, authorized: bool, backoff: Mapping[int, float],
+                  repeatable: bool = True) -> Any:
         """Call ``send`` with the token (when ``authorized``); on a rejected token use the one
         another process stored, or renew it once, and call again once; back off and retry on
-        the transient errors of ``backoff``."""
+        the transient errors of ``backoff``. A call that is not ``repeatable`` (it sends a
+        message) is not repeated when its request may have reached WeChat: the error says so."""
         token_renewed = False
         retries = 0
         while True:
@@ -263,7 +281,7 @@ class BoundWeChatClient(WeChatClient):
                     token_renewed = True
                     self.tokens.replace_rejected(token)
                     continue
-                if error.errcode not in backoff or retries >= MAX_RETRIES:
+                if error.errcode not in backoff or retries >= MAX_RETRIES or (error.in_doubt and not repeatable):
                     raise
                 delay = backoff[error.errcode] * 2**retries
                 retries += 1
@@ -290,7 +308,8 @@ class BoundWeChatClient(WeChatClient):
             raise wechat_error(errcode, str(exc.errmsg), path) from None
         except requests.RequestException as exc:
             errcode = TRANSPORT_ERROR
-            raise WeChatAPIError(errcode, redact(f"{type(exc).__name__}: {exc}"), path) from None
+            raise WeChatAPIError(errcode, redact(f"{type(exc).__name__}: {exc}"), path,
+                                 in_doubt=not _never_left(exc)) from None
         finally:
             elapsed_ms = (time.monotonic() - started) * 1000
             level = logging.INFO if errcode == 0 else logging.WARNING

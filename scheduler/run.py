@@ -107,6 +107,7 @@ class Tally:
     failed: int = 0
     defects: int = 0
     resent: int = 0  # template messages WeChat never confirmed, sent again under their row
+    in_doubt: int = 0  # no answer from WeChat, the request may have arrived: not sent again blindly
     stopped: str | None = None
 
     def add(self, other: "Tally") -> None:
@@ -115,6 +116,7 @@ class Tally:
         self.held.update(other.held)
         self.skipped += other.skipped
         self.resent += other.resent
+        self.in_doubt += other.in_doubt
         self.failed += other.failed
         self.defects += other.defects
         self.stopped = self.stopped or other.stopped
@@ -398,6 +400,8 @@ class Reminders:
             tally.sent[result.channel.value] += 1
         elif result.verdict is Verdict.DEFECT:
             tally.defects += 1
+        elif result.verdict is Verdict.IN_DOUBT:
+            tally.in_doubt += 1
         elif result.verdict is not Verdict.QUOTA:
             tally.failed += 1
 

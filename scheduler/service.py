@@ -61,7 +61,7 @@ def leftovers_job() -> None:
     if service is None:
         return
     tally = service.reminders.send_leftovers(service.clock())
-    if tally.sent or tally.failed or tally.defects or tally.stopped:
+    if tally.sent or tally.failed or tally.defects or tally.in_doubt or tally.stopped:
         log.info("reminders left behind by a crash: %s", describe(tally))
 
 
@@ -72,6 +72,8 @@ def describe(tally: Tally) -> str:
     line = f"sent {sent}; held {held}; skipped {tally.skipped}; failed {tally.failed}; defects {tally.defects}"
     if tally.resent:
         line += f"; {tally.resent} unconfirmed by WeChat and sent again"
+    if tally.in_doubt:
+        line += f"; {tally.in_doubt} unanswered by WeChat (in doubt, not sent again blindly)"
     return line + (f"; STOPPED: {tally.stopped}" if tally.stopped else "")
 
 

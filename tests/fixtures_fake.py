@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+import httpx
 import pytest
 from starlette.responses import PlainTextResponse
 
@@ -59,3 +63,38 @@ def fake_wechat(_fake_wechat_server: tuple[_CurrentFake, str]) -> Iterator[Serve
     yield ServedFake(fake, base_url)
     current.app = None
     fake.close()
+
+
+@contextlib.contextmanager
+def losing_message_answers(base_url: str) -> Iterator[str]:
+    """WeChat at ``base_url`` reached through a network that loses the answer to every message
+    send: the request arrives (the fake records it and acts on it), then the connection drops
+    before any answer comes back. Other calls (the token) pass through. Yields its URL."""
+
+    class Forward(http.server.BaseHTTPRequestHandler):
+        def _forward(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            answer = httpx.request(self.command, base_url + self.path, content=body,
+                                   headers={"Content-Type": self.headers.get("Content-Type", "")}, timeout=10)
+            if "/cgi-bin/message/" in self.path:
+                self.close_connection = True  # no status line, nothing: the answer is lost
+                return
+            self.send_response(answer.status_code)
+            self.send_header("Content-Type", answer.headers.get("content-type", "application/json"))
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        do_GET = do_POST = _forward
+
+        def log_message(self, *args: object) -> None:
+            pass  # the test's own assertions say what happened
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

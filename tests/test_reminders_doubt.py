@@ -19,6 +19,7 @@ from sqlmodel import select
 from bot.db import make_engine, session
 from bot.models import Delivery
 from scheduler.run import Reminders
+from tests.fixtures_fake import losing_message_answers
 from tests.fixtures_reminders import TEMPLATE_ID, LaterClock, ReminderWorld, beijing, build_sender
 
 TUESDAY = beijing("2023-06-06 18:00")
@@ -232,3 +233,25 @@ def test_while_wechats_job_events_still_flow_a_reminder_in_doubt_waits_for_its_o
     real_time.wait(wait + timedelta(seconds=1))
     restarted.run_due(beijing("2023-06-06 18:20"))
     assert len(world.fake.pushes("o_unit0")) == 1
+
+
+def test_reminders_whose_answers_the_network_lost_are_settled_by_wechats_events_not_resent(
+        reminder_world: ReminderWorld, serve_callback: Callable[..., str], tmp_path: Path) -> None:
+    world = reminder_world
+    serve_callback(world)
+    _liaisons(world)
+    world.at(TUESDAY)
+    with losing_message_answers(world.base_url) as lossy:
+        tally = build_sender(world.engine, world.fake, lossy, tmp_path).run_due(TUESDAY)
+    # Each request arrived once; none was repeated, none counted failed: they are in doubt.
+    assert _received(world) == [1] * len(UNITS)
+    assert (tally.in_doubt, tally.failed, sum(tally.sent.values())) == (len(UNITS), 0, 0)
+
+    assert world.fake.wait_for_events()
+    real_time = LaterClock()
+    real_time.wait()
+    build_sender(world.engine, world.fake, world.base_url, tmp_path, real_clock=real_time).run_due(
+        beijing("2023-06-06 18:10"))
+
+    assert _received(world) == [1] * len(UNITS)
+    assert {(status, job) for status, _n, job in _ledger(world)} == {("sent", "success")}

@@ -19,7 +19,7 @@ from bot.fake_wechat import BackgroundServer
 from bot.token_store import DatabaseTokenStore
 from bot.wechat_client import ForeignHostError, WeChatAPI, WeChatAPIError, WeChatSetupError
 from tests.conftest import free_port, make_settings
-from tests.fixtures_fake import ServedFake
+from tests.fixtures_fake import ServedFake, losing_message_answers
 
 OPENID = "oLiaison0000000000000000001"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -130,6 +130,45 @@ def test_a_redirect_to_another_host_is_refused_at_the_transport(
         api.access_token()
 
     assert outside_hits == []
+
+
+@pytest.fixture
+def answer_losing_wechat(fake_wechat: ServedFake) -> Iterator[str]:
+    """The fake reached through a network that loses the answers to message sends."""
+    with losing_message_answers(fake_wechat.base_url) as url:
+        yield url
+
+
+def test_a_message_whose_answer_is_lost_is_not_sent_again_and_is_reported_in_doubt(
+    tmp_path: Path, client_engine: sa.Engine, fake_wechat: ServedFake, answer_losing_wechat: str,
+    backoff_waits: list[float]
+) -> None:
+    fake_wechat.fake.add_template("TPL_DUE", {"thing1": "thing"})
+    fake_wechat.fake.follow(OPENID)
+    settings = make_settings(tmp_path, WECHAT_API_BASE_URL=answer_losing_wechat)
+    api = WeChatAPI(settings, DatabaseTokenStore(client_engine), sleep=backoff_waits.append, clock=fake_wechat.fake.now)
+
+    with pytest.raises(WeChatAPIError) as raised:
+        api.send_template(OPENID, "TPL_DUE", {"thing1": "第一周周报"})
+
+    # It arrived once; sending it again could only make it arrive twice.
+    assert (raised.value.errcode, raised.value.in_doubt) == (-1, True)
+    assert len(fake_wechat.fake.pushes(OPENID)) == 1 and backoff_waits == []
+
+
+def test_a_message_that_could_not_leave_is_retried(
+    tmp_path: Path, wechat_api: WeChatAPI, client_engine: sa.Engine, fake_wechat: ServedFake, backoff_waits: list[float]
+) -> None:
+    fake_wechat.fake.user_wrote(OPENID)
+    wechat_api.access_token()  # the token is stored; only the send meets the closed port
+    settings = make_settings(tmp_path, WECHAT_API_BASE_URL=f"http://127.0.0.1:{free_port()}")
+    api = WeChatAPI(settings, DatabaseTokenStore(client_engine), sleep=backoff_waits.append, clock=fake_wechat.fake.now)
+
+    with pytest.raises(WeChatAPIError) as raised:
+        api.send_text(OPENID, "请报送")
+
+    assert (raised.value.errcode, raised.value.in_doubt) == (-1, False)
+    assert backoff_waits == [0.5, 1.0, 2.0]
 
 
 # -- the access token --------------------------------------------------------------------------
