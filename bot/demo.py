@@ -33,9 +33,12 @@ def check_demo_settings(settings: Settings, fake_port: int) -> None:
 
 async def _serve_both(settings: Settings, fake_port: int) -> None:
     from bot.app import create_app
-    from bot.fake_wechat import FakeWeChat, create_fake_app
+    from bot.fake_wechat import Callback, FakeWeChat, create_fake_app
 
-    fake = FakeWeChat(settings.wechat_app_id, settings.wechat_app_secret)
+    # Like WeChat, the fake pushes events (TEMPLATESENDJOBFINISH) to the bot's callback.
+    callback = Callback(f"http://127.0.0.1:{settings.port}/wechat", settings.wechat_token,
+                        settings.wechat_encoding_aes_key)
+    fake = FakeWeChat(settings.wechat_app_id, settings.wechat_app_secret, callback=callback)
     servers = [
         uvicorn.Server(uvicorn.Config(create_fake_app(fake), host="127.0.0.1", port=fake_port,
                                       log_level="warning", lifespan="off")),
