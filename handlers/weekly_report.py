@@ -86,7 +86,8 @@ class Week:
 
 def current_week(ctx: Context, deadline_id: int | None = None, period: str | None = None) -> Week | None:
     """The week the report is for: ``deadline_id``/``period`` when a report is open, else the
-    period of the campaign's weekly deadline due next (None once the last one has passed)."""
+    period of the campaign's weekly deadline due next; once the last one has passed, that last
+    week while its report was never submitted (taken late, as 帮助 offers), else None."""
     unit = ctx.stored.unit(ctx.facts["unit_id"])
     definition = ctx.stored.definition(unit.campaign_id)
     weekly = {d.key: d for d in definition.deadlines if d.kind is DeadlineKind.WEEKLY}
@@ -94,7 +95,11 @@ def current_week(ctx: Context, deadline_id: int | None = None, period: str | Non
     if deadline_id is not None:
         periods = [p for p in periods if (p.deadline_id, p.period) == (deadline_id, period)]
     else:
+        last = periods[-1:]
         periods = [p for p in periods if p.due_at >= ctx.now]
+        if not periods and last:
+            submission = ctx.stored.submission(unit.id, last[0].deadline_id, last[0].period)
+            periods = last if submission is None or submission.status != "submitted" else []
     if not periods:
         return None
     due = periods[0]
@@ -109,7 +114,8 @@ def open_report(incoming: Incoming, state: DialogueState, ctx: Context) -> Outco
     if ctx.facts.get("unit_id") is None:
         return Outcome(replies=(ctx.texts.render("report_needs_registration"),))
     week = current_week(ctx)
-    if week is None:
+    # A 要情 is news of the day: after the last week it has no week to go with.
+    if week is None or (flow == FEATURED and ctx.now > week.due_at):
         return Outcome(replies=(ctx.texts.render("report_no_week", featured=flow == FEATURED),))
     items = _items(ctx, week)
     reply = ctx.texts.render(

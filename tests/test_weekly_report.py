@@ -82,6 +82,15 @@ def test_a_report_needs_a_registered_unit_and_an_open_week(jincheng: Campaign) -
     assert jincheng.say(GAOPING, "完成") == TEXTS.render("report_empty", featured=False)
     assert "周报尚未提交" in jincheng.say(GAOPING, "取消")
     jincheng.clock.advance(days=12)  # 7-02: June's last weekly report was due 6-28
+    assert jincheng.say(GAOPING, "要情") == TEXTS.render("report_no_week", featured=True)
+    # The last week's report was never sent: it is still taken, marked late (帮助 says 仍可补报).
+    late = jincheng.say(GAOPING, "周报")
+    assert "6月28日 18:00" in late and "迟报" in late
+    jincheng.say(GAOPING, "6月27日开展应急演练")
+    assert "迟报" in jincheng.say(GAOPING, "完成")
+    [last_week] = [s for s in jincheng.submissions("高平市商务局") if s.period == "2023-06-28"]
+    assert (last_week.status, last_week.late) == ("submitted", True)
+    jincheng.clock.advance(minutes=1)
     assert jincheng.say(GAOPING, "周报") == TEXTS.render("report_no_week", featured=False)
 
 
