@@ -112,14 +112,7 @@ class WriterQueue:
         if not self._threads.acquire(timeout=WAIT_SECONDS):
             raise WriterTimeout(f"no turn to write {self._path} within {WAIT_SECONDS:.0f} s")
         try:
-            if self._pid != os.getpid():
-                # flock belongs to the open file, which a forked worker must not share: each
-                # process opens its own, once (the thread lock above keeps its threads in turn).
-                if self._file is not None:
-                    self._file.close()
-                self._file = open(self._path, "ab")
-                self._pid = os.getpid()
-                weakref.finalize(self, self._file.close)
+            self._open()
             assert self._file is not None
             pause = 0.0002
             while True:
@@ -135,6 +128,32 @@ class WriterQueue:
             self._threads.release()
             raise
 
+    def _open(self) -> None:
+        if self._pid != os.getpid():
+            # flock belongs to the open file, which a forked worker must not share: each process
+            # opens its own, once (the thread lock keeps its threads in turn).
+            if self._file is not None:
+                self._file.close()
+            self._file = open(self._path, "ab")
+            self._pid = os.getpid()
+            weakref.finalize(self, self._file.close)
+
+    def try_acquire(self) -> bool:
+        """Take the turn if nobody, in this process or another, has it; never waits."""
+        if not self._threads.acquire(blocking=False):
+            return False
+        try:
+            self._open()
+            assert self._file is not None
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            self._threads.release()
+            return False
+        except BaseException:
+            self._threads.release()
+            raise
+
     def release(self) -> None:
         """Let the next writer go: other processes first, then this process's threads."""
         assert self._file is not None
@@ -142,7 +161,29 @@ class WriterQueue:
         self._threads.release()
 
 
+_QUEUES: "weakref.WeakKeyDictionary[sa.Engine, WriterQueue]" = weakref.WeakKeyDictionary()
+
+
+def writer_queue(engine: sa.Engine) -> WriterQueue | None:
+    """The queue ``engine``'s writers take turns in: a SQLite file's; None elsewhere."""
+    return _QUEUES.get(engine)
+
+
+def take_turn_now(conn: sa.Connection) -> bool:
+    """Take the writer's turn for ``conn``'s next transaction if it is free now; never waits.
+
+    False when another writer has it (the caller then writes where waiting is harmless) or when
+    ``conn`` has no queue; the turn ends with the transaction (:func:`transaction`).
+    """
+    queue = writer_queue(conn.engine)
+    if queue is None or not queue.try_acquire():
+        return False
+    conn.info["writer"] = queue
+    return True
+
+
 def _queue_writers(engine: sa.Engine, queue: WriterQueue) -> None:
+    _QUEUES[engine] = queue
     def begin(conn: sa.Connection) -> None:
         # conn.info lives as long as the DBAPI connection: the turn is held until check-in, or
         # until a transaction on a kept connection (:func:`transaction`) ends.
@@ -177,9 +218,14 @@ def transaction(conn: sa.Connection) -> Iterator[sa.Connection]:
             yield conn
     finally:
         # After the commit or rollback has returned, so SQLite's lock is free (see _queue_writers).
-        queue = conn.info.pop("writer", None)
-        if queue is not None:
-            queue.release()
+        end_turn(conn)
+
+
+def end_turn(conn: sa.Connection) -> None:
+    """Let the next writer go if ``conn`` has the turn; call it only outside a transaction."""
+    queue = conn.info.pop("writer", None)
+    if queue is not None:
+        queue.release()
 
 
 def make_engine(database_url: str) -> sa.Engine:

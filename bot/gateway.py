@@ -35,7 +35,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import WeChatSigner
 
 from bot.config import Settings
-from bot.db import Prepared, is_postgres, read_engine, transaction
+from bot.db import Prepared, end_turn, is_postgres, read_engine, take_turn_now, transaction, writer_queue
 from bot.models import Conversation, InboundMessage, InboundStatus, Person, Role, utcnow
 from bot.storage import StaleDecision, StoredFacts, apply_changes
 from bot.texts import Texts
@@ -487,9 +487,13 @@ class Gateway:
         # anyway, and every extra thread costs each of them more waiting for Python's lock (the
         # sqlite3 module lets it go around every call). Pushes to WeChat use Starlette's pool.
         self._handlers = ThreadPoolExecutor(settings.handler_threads, thread_name_prefix="safetybot-handler")
-        # On SQLite each handler thread keeps its connection (see _writing); closed with the gateway.
+        # On SQLite each handler thread, and the event loop, keeps its connection (see _writing);
+        # closed with the gateway.
         self._kept = threading.local()
         self._all_kept: list[sa.Connection] = []
+        # A SQLite file: the claim and the handling write from the event loop when they need not
+        # wait (see _write_step); elsewhere (PostgreSQL's round trips) they run on a handler thread.
+        self._writes_on_loop = writer_queue(engine) is not None
         # Deliveries being handled in this process, so a retry can wait for the first answer.
         self._inflight: dict[tuple[str, str], asyncio.Task[Handled]] = {}
 
@@ -636,31 +640,71 @@ class Gateway:
         turn = self._turns.take(message.incoming.openid)
         try:
             await turn.wait()
-            return await asyncio.get_running_loop().run_in_executor(
-                self._handlers, functools.partial(self._claim_and_handle, message, handoff))
+            if self._writes_on_loop:
+                return await self._claim_and_handle_here(message, handoff)
+            return await self._in_thread(self._claim_and_handle, message, handoff)
         except Exception:
             log.exception("handling %s %s failed outside the handler", message.incoming.openid, message.dedupe_key)
             return Handled(unavailable=True)
         finally:
             turn.finish()
 
+    def _in_thread(self, function: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
+        return asyncio.get_running_loop().run_in_executor(self._handlers, functools.partial(function, *args))
+
+    async def _write_step(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run a short write transaction here, on the event loop, if SQLite's writer turn is free
+        now; else on a handler thread, which waits for it.
+
+        Run here, the transaction's sqlite3 calls never wait for Python's lock, which the event
+        loop holds anyway; on a thread, each of them (sqlite3 lets the lock go around every call)
+        waits for the loop to let go of it, and a served bot spent about as much CPU on that
+        hand-over as on its work.
+        """
+        conn = self._kept_connection()
+        if take_turn_now(conn):
+            try:
+                return function(*args)
+            finally:
+                end_turn(conn)  # the transaction ended it already, unless it never began
+        return await self._in_thread(function, *args)
+
+    async def _claim_and_handle_here(self, message: Message, handoff: _Handoff) -> Handled:
+        """:meth:`_claim_and_handle` with the writes on the event loop when they need not wait:
+        only the decision, which may be slow, and the pushes go to a handler thread."""
+        claim, snapshot = await self._write_step(self._claim, message)
+        if claim.deliveries > 1 and not self._take_over(claim, message):
+            return _stored(claim.status, claim.reply)
+        outcome = await self._in_thread(self._first_decision, message, snapshot)
+        handled: Handled = await self._write_step(self._write_handling, claim.id, message, handoff, snapshot, outcome)
+        if handled.deferred:
+            await self._in_thread(self._push_deferred, claim.id, message.incoming.openid, handled.followups)
+            return Handled(deferred=True)
+        return handled
+
     def _claim_and_handle(self, message: Message, handoff: _Handoff) -> Handled:
         claim, snapshot = self._claim(message)
-        if claim.deliveries > 1:
-            if not self._stale(claim):
-                log.info("delivery %d of %s %s: %s", claim.deliveries, message.incoming.openid,
-                         message.dedupe_key, claim.status.value)
-                return _stored(claim.status, claim.reply)
-            # The claim outlived the budget unanswered: its worker died (handling is one
-            # transaction, so nothing of it was applied) or is still running. Taking over is safe
-            # either way: _handle re-checks the status under the person's lock and runs only if
-            # the row is still unanswered.
-            log.warning("taking over the stale claim of %s %s", message.incoming.openid, message.dedupe_key)
-        handled = self._handle(claim.id, message, handoff, snapshot)
+        if claim.deliveries > 1 and not self._take_over(claim, message):
+            return _stored(claim.status, claim.reply)
+        outcome = self._first_decision(message, snapshot)
+        handled = self._write_handling(claim.id, message, handoff, snapshot, outcome)
         if handled.deferred:
             self._push_deferred(claim.id, message.incoming.openid, handled.followups)
             return Handled(deferred=True)
         return handled
+
+    def _take_over(self, claim: _Claim, message: Message) -> bool:
+        """For a delivery already claimed: whether to handle it after all (the claim is stale)."""
+        if not self._stale(claim):
+            log.info("delivery %d of %s %s: %s", claim.deliveries, message.incoming.openid,
+                     message.dedupe_key, claim.status.value)
+            return False
+        # The claim outlived the budget unanswered: its worker died (handling is one transaction,
+        # so nothing of it was applied) or is still running. Taking over is safe either way:
+        # _write_handling re-checks the status under the person's lock and writes only if the row
+        # is still unanswered.
+        log.warning("taking over the stale claim of %s %s", message.incoming.openid, message.dedupe_key)
+        return True
 
     def _stale(self, claim: _Claim) -> bool:
         age = self.clock() - claim.received_at
@@ -685,39 +729,54 @@ class Gateway:
     def _writing(self) -> contextlib.AbstractContextManager[sa.Connection]:
         """The claim's and the handling's transaction.
 
-        On SQLite on a connection this handler thread keeps: checking one out of the pool and
-        back in costs more than these transactions' own work. PostgreSQL's are checked out each
-        time, so the pool's pre-ping still finds a connection the server dropped.
+        On SQLite on a connection this thread keeps: checking one out of the pool and back in
+        costs more than these transactions' own work. PostgreSQL's are checked out each time, so
+        the pool's pre-ping still finds a connection the server dropped.
         """
         if self.engine.dialect.name != "sqlite":
             return self.engine.begin()
+        return transaction(self._kept_connection())
+
+    def _kept_connection(self) -> sa.Connection:
         conn: sa.Connection | None = getattr(self._kept, "conn", None)
         if conn is None or conn.invalidated:
             conn = self._kept.conn = self.engine.connect()
             self._all_kept.append(conn)
-        return transaction(conn)
+        return conn
 
     def _count_delivery(self, message: Message) -> None:
         with self.engine.begin() as conn:
             self._sql.count_delivery.count(conn, {"key_openid": message.incoming.openid, "key_dedupe": message.dedupe_key})
 
-    def _handle(self, inbound_id: int, message: Message, handoff: _Handoff, snapshot: _Snapshot) -> Handled:
-        """Decide on ``snapshot`` outside any write lock, then, in one transaction under the
-        person's lock, write the handler's changes, the answer, the person and the state.
+    def _first_decision(self, message: Message, snapshot: _Snapshot) -> Outcome | None:
+        """Decide on ``snapshot`` outside any write lock; None if the handler failed.
 
-        The first decision reads through a read-only connection, so a slow handler holds nobody
-        up. If the person's state moved meanwhile, or a change finds what it read outdated
-        (another person's concurrent write), the handler decides again under the lock.
+        It reads through a read-only connection, opened only if the handler reads stored facts,
+        so a slow handler holds nobody up.
         """
         incoming = message.incoming
         if not message.known:
             log.warning("unknown MsgType %r from %s: stored, answered success", incoming.kind, incoming.openid)
+            return Outcome()
         try:
-            outcome = Outcome()
-            if message.known:
-                with contextlib.ExitStack() as opened:
-                    reader = StoredFacts(lambda: opened.enter_context(self._reads.connect()))
-                    outcome = self._decide(incoming, snapshot, reader)
+            with contextlib.ExitStack() as opened:
+                reader = StoredFacts(lambda: opened.enter_context(self._reads.connect()))
+                return self._decide(incoming, snapshot, reader)
+        except _DispatchFailed:
+            return None
+
+    def _write_handling(self, inbound_id: int, message: Message, handoff: _Handoff, snapshot: _Snapshot,
+                        outcome: Outcome | None) -> Handled:
+        """In one transaction under the person's lock, write the handler's changes, the answer, the
+        person and the state; ``outcome`` None (the handler failed) records the failure instead.
+
+        If the person's state moved since ``snapshot``, or a change finds what it read outdated
+        (another person's concurrent write), the handler decides again under the lock.
+        """
+        if outcome is None:
+            return self._record_failure(inbound_id, message, handoff)
+        incoming = message.incoming
+        try:
             with self._writing() as conn:
                 self._lock_person(conn, incoming.openid)
                 # Every handling of this person's messages holds this lock, so the status read here
@@ -780,7 +839,7 @@ class Gateway:
 
     def _record_failure(self, inbound_id: int, message: Message, handoff: _Handoff) -> Handled:
         """Mark the message failed (a retry will not run the handler again) and apologise."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             self._lock_person(conn, message.incoming.openid)
             apology = self.texts.render("handler_failed")
             handled = self._settle(conn, inbound_id, message, (apology,), InboundStatus.FAILED, handoff)

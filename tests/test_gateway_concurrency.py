@@ -7,6 +7,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
+import sqlalchemy as sa
+
 from bot.db import session
 from bot.models import InboundMessage, InboundStatus, utcnow
 from bot.texts import Texts
@@ -125,3 +128,19 @@ def test_a_claim_whose_worker_died_is_taken_over_by_the_retry(start_bot: StartBo
     assert dispatch.calls == ["帮助"]
     [row] = bot.inbound()
     assert (row.deliveries, row.status) == (2, InboundStatus.ANSWERED)
+
+
+def test_a_message_waiting_for_another_sqlite_writer_leaves_the_server_answering(start_bot: StartBot,
+                                                                                database_url: str) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's single writer")
+    bot = start_bot(served=True)
+    with ThreadPoolExecutor(1) as pool, bot.engine.begin() as writer:
+        writer.execute(sa.text("UPDATE inbound_message SET deliveries = deliveries"))
+        waiting = pool.submit(bot.side.text, "oA", "帮助")
+        time.sleep(0.3)
+        # The message waits on a handler thread, not on the event loop: the server still answers.
+        assert bot.side.client.get("/wechat", params={"echostr": "x"}).status_code == 403
+        assert not waiting.done()
+    assert waiting.result(timeout=10).content == TEXTS.render("help")
+    assert [row.status for row in bot.inbound()] == [InboundStatus.ANSWERED]
