@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import logging
@@ -172,14 +173,26 @@ def writer_queue(engine: sa.Engine) -> WriterQueue | None:
 def take_turn_now(conn: sa.Connection) -> bool:
     """Take the writer's turn for ``conn``'s next transaction if it is free now; never waits.
 
-    False when another writer has it (the caller then writes where waiting is harmless) or when
-    ``conn`` has no queue; the turn ends with the transaction (:func:`transaction`).
+    False when another writer has it, or when ``conn`` has no queue; the turn ends with the
+    transaction (:func:`transaction`).
     """
     queue = writer_queue(conn.engine)
     if queue is None or not queue.try_acquire():
         return False
     conn.info["writer"] = queue
     return True
+
+
+async def take_turn(conn: sa.Connection) -> None:
+    """Wait, without blocking the event loop, until :func:`take_turn_now` succeeds; give up with
+    :class:`WriterTimeout` after ``WAIT_SECONDS``, as :meth:`WriterQueue.acquire` does."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    pause = 0.0005
+    while not take_turn_now(conn):
+        if time.monotonic() > deadline:
+            raise WriterTimeout(f"no turn to write {conn.engine.url.database} within {WAIT_SECONDS:.0f} s")
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.002)
 
 
 def _queue_writers(engine: sa.Engine, queue: WriterQueue) -> None:

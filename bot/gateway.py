@@ -35,7 +35,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import WeChatSigner
 
 from bot.config import Settings
-from bot.db import Prepared, end_turn, is_postgres, read_engine, take_turn_now, transaction, writer_queue
+from bot.db import Prepared, end_turn, is_postgres, read_engine, take_turn, transaction, writer_queue
 from bot.models import Conversation, InboundMessage, InboundStatus, Person, Role, utcnow
 from bot.storage import StaleDecision, StoredFacts, apply_changes
 from bot.texts import Texts
@@ -491,8 +491,8 @@ class Gateway:
         # closed with the gateway.
         self._kept = threading.local()
         self._all_kept: list[sa.Connection] = []
-        # A SQLite file: the claim and the handling write from the event loop when they need not
-        # wait (see _write_step); elsewhere (PostgreSQL's round trips) they run on a handler thread.
+        # A SQLite file: the claim and the handling write from the event loop (see _write_step);
+        # PostgreSQL's round trips would hold the loop up, so there they run on a handler thread.
         self._writes_on_loop = writer_queue(engine) is not None
         # Deliveries being handled in this process, so a retry can wait for the first answer.
         self._inflight: dict[tuple[str, str], asyncio.Task[Handled]] = {}
@@ -653,25 +653,23 @@ class Gateway:
         return asyncio.get_running_loop().run_in_executor(self._handlers, functools.partial(function, *args))
 
     async def _write_step(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Run a short write transaction here, on the event loop, if SQLite's writer turn is free
-        now; else on a handler thread, which waits for it.
+        """Run a short SQLite write transaction here, on the event loop, once the writer's turn is
+        free (waited for without blocking the loop).
 
-        Run here, the transaction's sqlite3 calls never wait for Python's lock, which the event
-        loop holds anyway; on a thread, each of them (sqlite3 lets the lock go around every call)
-        waits for the loop to let go of it, and a served bot spent about as much CPU on that
-        hand-over as on its work.
+        On a thread, each of the transaction's sqlite3 calls (sqlite3 lets Python's lock go around
+        every one) waits for the busy event loop to let go of that lock again: a served bot spent
+        about as much CPU on that hand-over as on its work, and held SQLite's lock meanwhile.
         """
         conn = self._kept_connection()
-        if take_turn_now(conn):
-            try:
-                return function(*args)
-            finally:
-                end_turn(conn)  # the transaction ended it already, unless it never began
-        return await self._in_thread(function, *args)
+        await take_turn(conn)
+        try:
+            return function(*args)
+        finally:
+            end_turn(conn)  # the transaction ended it already, unless it never began
 
     async def _claim_and_handle_here(self, message: Message, handoff: _Handoff) -> Handled:
-        """:meth:`_claim_and_handle` with the writes on the event loop when they need not wait:
-        only the decision, which may be slow, and the pushes go to a handler thread."""
+        """:meth:`_claim_and_handle` with the writes on the event loop (SQLite): only the decision,
+        which may be slow, and the pushes go to a handler thread."""
         claim, snapshot = await self._write_step(self._claim, message)
         if claim.deliveries > 1 and not self._take_over(claim, message):
             return _stored(claim.status, claim.reply)
