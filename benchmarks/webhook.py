@@ -173,6 +173,8 @@ class Figures:
     p50_ms: float
     p99_ms: float
     errors: int
+    server_cpu_us: float = 0.0
+    load_cpu_us: float = 0.0
 
     @property
     def rps(self) -> float:
@@ -211,7 +213,24 @@ def load_with_wrk(port: int, count: int, users: int, connections: int, first_id:
     return figures
 
 
-def run_levels(name: str, port: int, args: argparse.Namespace, mode: str, id_base: int) -> dict[int, Figures]:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) used so far by process ``pid`` and its children (the workers)."""
+    pids = [pid] + [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    total = 0
+    for each in pids:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def load_cpu_seconds() -> float:
+    """CPU time of this process and its finished children (wrk): the load generator's."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def run_levels(name: str, server: subprocess.Popen[bytes], port: int, args: argparse.Namespace, mode: str,
+               id_base: int) -> dict[int, Figures]:
     results = {}
     with_wrk = args.client == "wrk" and mode == "plain"
     if with_wrk:
@@ -220,14 +239,18 @@ def run_levels(name: str, port: int, args: argparse.Namespace, mode: str, id_bas
         asyncio.run(load(port, build_requests(port, args.warmup, args.users, mode, id_base), 8))
     for n, connections in enumerate(args.levels):
         first_id = id_base + (n + 1) * 10_000_000
+        server_cpu, load_cpu = cpu_seconds(server.pid), load_cpu_seconds()
         if with_wrk:
             figures = load_with_wrk(port, args.requests, args.users, connections, first_id)
         else:
             requests = build_requests(port, args.requests, args.users, mode, first_id)
             figures = asyncio.run(load(port, requests, connections))
+        figures.server_cpu_us = (cpu_seconds(server.pid) - server_cpu) * 1e6 / figures.requests
+        figures.load_cpu_us = (load_cpu_seconds() - load_cpu) * 1e6 / figures.requests
         results[connections] = figures
         print(f"{name:<28} {connections:>3} conns  {figures.rps:8.0f} req/s  p50 {figures.p50_ms:6.1f} ms  "
-              f"p99 {figures.p99_ms:6.1f} ms  errors {figures.errors}", flush=True)
+              f"p99 {figures.p99_ms:6.1f} ms  errors {figures.errors}  CPU a request: server "
+              f"{figures.server_cpu_us:5.0f} us, load {figures.load_cpu_us:4.0f} us", flush=True)
     return results
 
 
@@ -291,8 +314,8 @@ def main() -> None:
         for workers in args.workers:
             bot, bot_port = start_safetybot(workdir, args.mode, workers)
             try:
-                ours[workers] = run_levels(f"safetybot ({args.mode}, SQLite, {workers}w)", bot_port, args, args.mode,
-                                           1_000_000_000 + workers * 100_000_000)
+                ours[workers] = run_levels(f"safetybot ({args.mode}, SQLite, {workers}w)", bot, bot_port, args,
+                                           args.mode, 1_000_000_000 + workers * 100_000_000)
             finally:
                 bot.terminate()
                 bot.wait()
@@ -300,7 +323,7 @@ def main() -> None:
         for server in args.werobot_servers:
             echo, echo_port = start_werobot(workdir, server)
             try:
-                baselines[server] = run_levels(f"WeRoBot echo ({server})", echo_port, args, "plain",
+                baselines[server] = run_levels(f"WeRoBot echo ({server})", echo, echo_port, args, "plain",
                                                2_000_000_000 + len(baselines) * 100_000_000)
             finally:
                 echo.terminate()
