@@ -483,12 +483,12 @@ class Gateway:
         # Handlers read through this one; on SQLite its transactions do not take the write lock.
         self._reads = read_engine(engine)
         self._turns = _Turns()
-        # Claiming and handling run on a few threads of their own: SQLite takes one writer at a time
-        # anyway, and every extra thread costs each of them more waiting for Python's lock (the
-        # sqlite3 module lets it go around every call). Pushes to WeChat use Starlette's pool.
+        # Handlers decide (and, on PostgreSQL, messages are claimed and written) on a few threads of
+        # their own: every extra thread costs each of them more waiting for Python's lock. Pushes
+        # to WeChat use Starlette's pool.
         self._handlers = ThreadPoolExecutor(settings.handler_threads, thread_name_prefix="safetybot-handler")
-        # On SQLite each handler thread, and the event loop, keeps its connection (see _writing);
-        # closed with the gateway.
+        # On SQLite the event loop (for a database in memory, each handler thread) keeps its
+        # connection (see _writing); closed with the gateway.
         self._kept = threading.local()
         self._all_kept: list[sa.Connection] = []
         # A SQLite file: the claim and the handling write from the event loop (see _write_step);
