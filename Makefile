@@ -26,6 +26,7 @@ run: $(BIN)/safetybot .env
 test: $(BIN)/safetybot
 	$(BIN)/pytest
 
+# The webhook benchmark; its load comes from wrk when installed (apt-get install wrk), else from Python.
 bench: $(BIN)/safetybot
 	$(BIN)/python benchmarks/webhook.py
 
