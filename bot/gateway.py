@@ -13,6 +13,7 @@ retries, ``success``) and .../Message_encryption_and_decryption_instructions.htm
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import hmac
@@ -494,6 +495,8 @@ class Gateway:
         # A SQLite file: the claim and the handling write from the event loop (see _write_step);
         # PostgreSQL's round trips would hold the loop up, so there they run on a handler thread.
         self._writes_on_loop = writer_queue(engine) is not None
+        self._writes: collections.deque[tuple[Callable[[], Any], asyncio.Future[Any]]] = collections.deque()
+        self._writer: asyncio.Task[None] | None = None
         # Deliveries being handled in this process, so a retry can wait for the first answer.
         self._inflight: dict[tuple[str, str], asyncio.Task[Handled]] = {}
 
@@ -653,19 +656,39 @@ class Gateway:
         return asyncio.get_running_loop().run_in_executor(self._handlers, functools.partial(function, *args))
 
     async def _write_step(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Run a short SQLite write transaction here, on the event loop, once the writer's turn is
-        free (waited for without blocking the loop).
+        """Run a short SQLite write transaction here, on the event loop, in the order asked.
 
         On a thread, each of the transaction's sqlite3 calls (sqlite3 lets Python's lock go around
         every one) waits for the busy event loop to let go of that lock again: a served bot spent
         about as much CPU on that hand-over as on its work, and held SQLite's lock meanwhile.
         """
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._writes.append((functools.partial(function, *args), done))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_in_turn())
+        return await done
+
+    async def _write_in_turn(self) -> None:
+        """Run the queued write steps one by one, each when the writer's turn is free (waited for
+        without blocking the loop): one waiter for the whole process, not one for each message."""
         conn = self._kept_connection()
-        await take_turn(conn)
         try:
-            return function(*args)
+            while self._writes:
+                step, done = self._writes.popleft()
+                try:
+                    await take_turn(conn)
+                    try:
+                        result = step()
+                    finally:
+                        end_turn(conn)  # the transaction ended it already, unless it never began
+                except Exception as exc:
+                    if not done.cancelled():
+                        done.set_exception(exc)
+                else:
+                    if not done.cancelled():
+                        done.set_result(result)
         finally:
-            end_turn(conn)  # the transaction ended it already, unless it never began
+            self._writer = None
 
     async def _claim_and_handle_here(self, message: Message, handoff: _Handoff) -> Handled:
         """:meth:`_claim_and_handle` with the writes on the event loop (SQLite): only the decision,
