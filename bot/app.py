@@ -7,6 +7,7 @@ and writes responses, as WeRoBot's framework adapters do for its robot.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -128,6 +129,11 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
 
 def _serve_on(settings: Settings, listener: socket.socket) -> None:
     config = uvicorn.Config(create_app(settings), log_level=settings.log_level.lower(), access_log=False)
+    # Everything built so far (modules, tables, templates) lives as long as the process: out of the
+    # garbage collector's sight, its oldest-generation passes take microseconds instead of stalling
+    # every request for ~100 ms a few times a minute under load.
+    gc.collect()
+    gc.freeze()
     uvicorn.Server(config).run(sockets=[listener])
 
 
