@@ -692,7 +692,8 @@ class Gateway:
 
     async def _claim_and_handle_here(self, message: Message, handoff: _Handoff) -> Handled:
         """:meth:`_claim_and_handle` with the writes on the event loop (SQLite): only the decision,
-        which may be slow, and the pushes go to a handler thread."""
+        which may be slow, and the pushes go to a handler thread. A decision taken again under the
+        lock (rare: another worker changed the person's state meanwhile) runs in the write step."""
         claim, snapshot = await self._write_step(self._claim, message)
         if claim.deliveries > 1 and not self._take_over(claim, message):
             return _stored(claim.status, claim.reply)
