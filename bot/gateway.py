@@ -144,7 +144,7 @@ def parse_xml(body: bytes | str) -> dict[str, str]:
     """
     fields = _FlatFields()
     try:
-        fields.parser.Parse(body, True)
+        fields.parser().Parse(body, True)
     except DefusedXmlException as exc:
         raise Refused(400, f"XML with a DTD or entities refused ({type(exc).__name__})") from None
     except (expat.ExpatError, ValueError) as exc:  # ValueError: a declared encoding expat cannot read (gbk)
@@ -168,15 +168,20 @@ class _FlatFields:
         self.values: dict[str, str] = {}
         # Open elements below the root: [dotted name, has children, text parts].
         self._open: list[list[Any]] = []
-        self.parser = expat.ParserCreate()
-        self.parser.buffer_text = True
-        self.parser.StartDoctypeDeclHandler = self._refuse_dtd
-        self.parser.EntityDeclHandler = self._refuse_entity
-        self.parser.UnparsedEntityDeclHandler = self._refuse_unparsed_entity
-        self.parser.ExternalEntityRefHandler = self._refuse_external
-        self.parser.StartElementHandler = self._start
-        self.parser.EndElementHandler = self._end
-        self.parser.CharacterDataHandler = self._text
+
+    def parser(self) -> Any:
+        """A new expat parser calling back here. Not kept: a parser and its handlers' object
+        pointing at each other would be a cycle only the garbage collector frees."""
+        parser = expat.ParserCreate()
+        parser.buffer_text = True
+        parser.StartDoctypeDeclHandler = self._refuse_dtd
+        parser.EntityDeclHandler = self._refuse_entity
+        parser.UnparsedEntityDeclHandler = self._refuse_unparsed_entity
+        parser.ExternalEntityRefHandler = self._refuse_external
+        parser.StartElementHandler = self._start
+        parser.EndElementHandler = self._end
+        parser.CharacterDataHandler = self._text
+        return parser
 
     def _start(self, tag: str, _attributes: dict[str, str]) -> None:
         if not self.root:
