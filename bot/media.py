@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from bot.background import repeating
 from bot.db import read_engine
 from bot.models import Campaign, MediaFile, ReportItem, Submission, Unit
 from bot.outbox import note_staff
@@ -161,25 +162,12 @@ class MediaFetcher:
                                  received=row.created_at.astimezone(ZoneInfo(row.timezone)))
         note_staff(conn, f"media_lost:{taken.id}", text, now)
 
-    def run(self, stop: threading.Event, poll_seconds: float = POLL_SECONDS) -> None:
-        """Fetch due rows until ``stop`` is set; a database hiccup is logged and the loop goes on."""
-        while not stop.is_set():
-            try:
-                self.fetch_due()
-            except Exception:
-                log.exception("media fetcher: could not read or claim rows")
-            stop.wait(poll_seconds)
-
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
         """Run the fetcher in a thread for the duration of the ``with`` block (the app's lifespan)."""
-        stop = threading.Event()
-        thread = threading.Thread(target=self.run, args=(stop,), name="media-fetcher", daemon=True)
-        thread.start()
         try:
-            yield
+            with repeating(self.fetch_due, "media-fetcher", POLL_SECONDS):
+                yield
         finally:
-            stop.set()
-            thread.join()
             if self._reads is not self.engine:
                 self._reads.dispose()

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 
+from bot.background import repeating
 from bot.db import read_engine
 from bot.delivery import (
     CUSTOMER_SERVICE_WINDOW, WINDOW_CLOSED, Channel, HeldReason, Notice, Outbound, Status, Verdict, claim_many,
@@ -139,25 +139,12 @@ class Outbox:
                     status=Status.CLAIMED.value, channel=Channel.CUSTOMER_SERVICE.value, created_at=now,
                     errcode=None, errmsg=None))
 
-    def run(self, stop: threading.Event, poll_seconds: float = POLL_SECONDS) -> None:
-        """Send notes until ``stop`` is set; a database or network hiccup is logged and the loop goes on."""
-        while not stop.is_set():
-            try:
-                self.send_claimed()
-            except Exception:
-                log.exception("outbox: could not read or send notes")
-            stop.wait(poll_seconds)
-
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
         """Run the outbox in a thread for the duration of the ``with`` block (the app's lifespan)."""
-        stop = threading.Event()
-        thread = threading.Thread(target=self.run, args=(stop,), name="outbox", daemon=True)
-        thread.start()
         try:
-            yield
+            with repeating(self.send_claimed, "outbox", POLL_SECONDS):
+                yield
         finally:
-            stop.set()
-            thread.join()
             if self._reads is not self.engine:
                 self._reads.dispose()
