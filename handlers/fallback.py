@@ -32,4 +32,6 @@ def not_understood(incoming: Incoming, state: DialogueState, ctx: Context) -> Ou
     """Text or a menu key no route knows."""
     if incoming.kind == "event":
         return Outcome()
-    return Outcome(replies=(ctx.texts.render("not_understood", text=incoming.text),))
+    # Someone not yet registered most likely wants to start: the reply names the first step.
+    newcomer = ctx.facts.get("unit_id") is None and ctx.facts.get("role") not in ("staff", "coordinator")
+    return Outcome(replies=(ctx.texts.render("not_understood", text=incoming.text, newcomer=newcomer),))

@@ -43,7 +43,7 @@ def test_a_message_with_a_wrong_signature_is_refused_and_not_stored(start_bot: S
     ("send", "kind", "event", "expected"),
     [
         (lambda s: s.text("oA", "帮助"), "text", "", TEXTS.render("help")),
-        (lambda s: s.text("oA", "今天开会"), "text", "", TEXTS.render("not_understood", text="今天开会")),
+        (lambda s: s.text("oA", "今天开会"), "text", "", TEXTS.render("not_understood", text="今天开会", newcomer=True)),
         (lambda s: s.image("oA", "media-1"), "image", "", TEXTS.render("unsupported_kind", kind="image")),
         (lambda s: s.voice("oA", "media-2", recognition="你好"), "voice", "", TEXTS.render("unsupported_kind", kind="voice")),
         (lambda s: s.video("oA", "media-3"), "video", "", TEXTS.render("unsupported_kind", kind="video")),
@@ -98,7 +98,7 @@ def test_a_reply_quoting_cdata_terminators_and_markup_stays_well_formed(start_bo
     bot = start_bot()
     typed = "a]]>b<c>&d"
     reply = bot.side.text("oA", typed)
-    assert reply.content == TEXTS.render("not_understood", text=typed)
+    assert reply.content == TEXTS.render("not_understood", text=typed, newcomer=True)
     assert typed in reply.content
 
 

@@ -80,7 +80,7 @@ def test_one_persons_messages_are_handled_in_arrival_order(start_bot: StartBot) 
         second = bot.side.text("oA", "你好")  # waits behind the first, so its budget runs out
         dispatch.gate.set()
         assert first.result().body == second.body == "success"
-    assert bot.pushed_texts("oA", 2) == [TEXTS.render("help"), TEXTS.render("not_understood", text="你好")]
+    assert bot.pushed_texts("oA", 2) == [TEXTS.render("help"), TEXTS.render("not_understood", text="你好", newcomer=True)]
     assert dispatch.events == ["start 帮助", "end 帮助", "start 你好", "end 你好"]
 
 

@@ -59,7 +59,7 @@ def test_wechats_python_sample_message_is_verified_decrypted_and_answered_encryp
     reply = bot.side.post_raw(PY_FROM_XML, params)
     assert reply.status_code == 200
     assert "<Encrypt>" in reply.body and "abcdteT" not in reply.body
-    assert reply.content == TEXTS.render("not_understood", text="abcdteT")
+    assert reply.content == TEXTS.render("not_understood", text="abcdteT", newcomer=True)
     assert (reply.fields["ToUserName"], reply.fields["FromUserName"]) == ("oyORnuP8q7ou2gfYjqLzSIWZf0rs", "gh_10f6c3c3ac5a")
     [row] = bot.inbound()
     assert (row.openid, row.dedupe_key, row.status) == ("oyORnuP8q7ou2gfYjqLzSIWZf0rs", "msg:6054768590064713728",

@@ -60,7 +60,7 @@ def test_the_staff_code_makes_staff_and_the_coordinator_code_a_coordinator(offic
     # Registering again cannot turn staff into a unit's liaison.
     assert office.say(STAFF, "登记") == TEXTS.render("staff_registered", role="staff")
     code = office.codes["泽州县商务局"]
-    assert office.say(STAFF, code) == TEXTS.render("not_understood", text=code)
+    assert office.say(STAFF, code) == TEXTS.render("not_understood", text=code, newcomer=False)
     staff = office.bot.person(STAFF)
     assert staff is not None and (staff.role, staff.unit_id) == (Role.STAFF, None)
 
