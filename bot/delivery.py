@@ -454,9 +454,13 @@ def record_template_job(engine: sa.Engine, openid: str, msgid: str, status: str)
 def record_template_job_on(conn: sa.Connection, openid: str, msgid: str, status: str) -> bool:
     """:func:`record_template_job` inside the caller's transaction (the gateway's handling one)."""
     table = Delivery.__table__
-    found = conn.execute(table.update().where(table.c.wechat_msg_id == msgid).values(job_status=status[:100])).rowcount
+    by_msgid = table.update().where(table.c.wechat_msg_id == msgid).values(job_status=status[:100])
+    found = conn.execute(by_msgid).rowcount or _settle_in_doubt(conn, openid, msgid, status)
     if not found:
-        found = _settle_in_doubt(conn, openid, msgid, status)
+        # The send's own answer (with this msgid) may have been committed between the two
+        # statements above: under PostgreSQL's read committed the first saw no msgid yet and the
+        # second no row in doubt any more. Each statement sees the latest commits, so ask again.
+        found = conn.execute(by_msgid).rowcount
     if status.startswith("failed"):
         mark_unreachable(conn, openid, f"TEMPLATESENDJOBFINISH {status}")
     return bool(found)
