@@ -76,8 +76,8 @@ class Endpoints:
         return _response(await self.gateway.receive(query, body))
 
     async def healthz(self, request: Request) -> Response:
-        """Whether the database answers."""
-        database = await run_in_threadpool(ping, self.engine)
+        """Whether the database answers (read-only: a busy SQLite writer does not hold it up)."""
+        database = await run_in_threadpool(ping, self.gateway.read_engine)
         return JSONResponse({"database": "ok" if database else "unreachable"}, status_code=200 if database else 503)
 
 

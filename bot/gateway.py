@@ -516,6 +516,11 @@ class Gateway:
 
     # --- HTTP-facing entry points -----------------------------------------------------------
 
+    @property
+    def read_engine(self) -> sa.Engine:
+        """The engine for read-only work; on SQLite it never waits for the writer's turn."""
+        return self._reads
+
     def verify_url(self, query: Mapping[str, str]) -> Answer:
         """The console's URL check (GET): echo ``echostr`` when the signature is right."""
         try:
