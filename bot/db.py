@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from bot.background import repeating
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -61,23 +63,11 @@ class Checkpointer:
         if self.engine.dialect.name != "sqlite" or self.engine.url.database in (None, "", ":memory:"):
             yield
             return
-        stop = threading.Event()
-        thread = threading.Thread(target=self._run, args=(stop,), name="safetybot-checkpointer", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
-
-    def _run(self, stop: threading.Event) -> None:
         connection = self.engine.raw_connection()
         try:
-            while not stop.wait(CHECKPOINT_SECONDS):
-                try:
-                    connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except Exception:
-                    log.exception("checkpointing the write-ahead log failed; SQLite will do it on a commit")
+            with repeating(lambda: connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall(),
+                           "safetybot-checkpointer", CHECKPOINT_SECONDS):
+                yield
         finally:
             connection.close()
 
