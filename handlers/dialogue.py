@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Mapping
 
-from bot.campaign_format import Field, FieldType, FormDefinition, StatItem
+from bot.campaign_format import CampaignDefinition, Field, FieldType, FormDefinition, LatePolicy, StatItem
 from handlers.answers import (
     ASKABLE, IMPLAUSIBLE_ABOVE, Rejected, means_none, normalise, parse, split_item_line, yes_or_no,
 )
@@ -301,6 +301,24 @@ def ask_templates() -> tuple[str, ...]:
     return per_type + ("invalid_negative", "invalid_item_line", "confirm_large_number", "number_not_confirmed",
                        "review_waiting", "walk_help", "invalid_field_number", "walk_at_start", "form_summary",
                        "required_blank")
+
+
+def with_pending(data: dict[str, Any], pending: tuple[Value, ...]) -> dict[str, Any]:
+    """``data`` for a dialogue state, holding the implausible answers waiting for confirmation."""
+    if pending:
+        data["pending"] = [[v.field_key, v.text, v.number, v.approximate] for v in pending]
+    return data
+
+
+def pending_of(state: DialogueState) -> tuple[Value, ...]:
+    """The answers a state holds for confirmation (see :func:`with_pending`)."""
+    return tuple(Value(*entry) for entry in state.data.get("pending", ()))
+
+
+def locked_after_due(definition: CampaignDefinition, status: str, due_at: datetime, now: datetime) -> bool:
+    """Whether a form is closed to changes: submitted, past its due time, and the campaign takes
+    no late changes (``[answers] late = "lock"``)."""
+    return definition.late is LatePolicy.LOCK and status == "submitted" and now > due_at
 
 
 def stored_values(data: Mapping[str, Any]) -> dict[str, Value]:

@@ -19,12 +19,13 @@ from datetime import date, datetime
 from typing import Any
 
 from bot import report_store
-from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind, LatePolicy, TableRow
+from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind, TableRow
 from handlers.answers import means_none, normalise
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import SaveAnswers, SubmitForm, Value
 from handlers.dialogue import (
-    REVIEW, Command, Line, Move, Walk, advance, command_of, continues, describe, label_of, question, react,
+    REVIEW, Command, Line, Move, Walk, advance, command_of, continues, describe, label_of, locked_after_due, pending_of,
+    question, react, with_pending,
 )
 from handlers.report_changes import AddReportItem
 
@@ -65,17 +66,15 @@ class Sheet:
     pictures: int
 
     def state(self, step: str, pending: tuple[Value, ...] = ()) -> DialogueState:
-        data: dict[str, Any] = {"deadline_id": self.deadline_id, "period": self.period}
-        if pending:
-            data["pending"] = [[v.field_key, v.text, v.number, v.approximate] for v in pending]
-        return DialogueState(FLOW, step, data)
+        data = {"deadline_id": self.deadline_id, "period": self.period}
+        return DialogueState(FLOW, step, with_pending(data, pending))
 
     def save(self, values: tuple[Value, ...]) -> SaveAnswers:
         return SaveAnswers(self.unit_id, self.deadline_id, self.period, self.due_at, values)
 
     def locked(self, now: datetime) -> bool:
         """Submitted, past its due time, and the campaign takes no late changes."""
-        return self.definition.late is LatePolicy.LOCK and self.status == "submitted" and now > self.due_at
+        return locked_after_due(self.definition, self.status, self.due_at, now)
 
     def with_walk(self, walk: Walk) -> "Sheet":
         return Sheet(self.unit_id, self.deadline_id, self.period, self.due_at, self.status, self.today,
@@ -155,7 +154,7 @@ def continue_records(incoming: Incoming, state: DialogueState, ctx: Context) -> 
     if command_of(incoming.text) == Command("show"):
         # The engine's summary groups by statistics item; a table reads better row by row.
         return Outcome(replies=(_join(_summary(sheet, ctx), _next(sheet, state.step, ctx)),), state=sheet.state(state.step))
-    pending = tuple(Value(*entry) for entry in state.data.get("pending", ()))
+    pending = pending_of(state)
     move = react(sheet.walk, state.step, incoming.text, pending, ctx, sheet.today, sheet.definition.implausible_above)
     return _outcome(sheet, state.step, move, ctx)
 

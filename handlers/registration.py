@@ -24,7 +24,8 @@ from handlers.changes import (
     BecomeStaff, ClaimUnit, RenamePerson, RequestLiaison, SaveAnswers, StaffNote, SubmitForm, Value,
 )
 from handlers.dialogue import (
-    REVIEW, Move, Walk, command_of, is_opening_word, question, react, state_values, stored_values, summary,
+    REVIEW, Move, Walk, command_of, is_opening_word, pending_of, question, react, state_values, stored_values, summary,
+    with_pending,
 )
 
 if TYPE_CHECKING:
@@ -113,10 +114,8 @@ def liaison_of(ctx: Context, unit_id: int) -> Liaison:
 
 def _state(flow: str, step: str, unit_id: int, values: dict[str, Value], pending: tuple[Value, ...] = (),
            mode: str = JOIN) -> DialogueState:
-    data: dict[str, Any] = {"unit_id": unit_id, "answers": state_values(values), "mode": mode}
-    if pending:
-        data["pending"] = [[v.field_key, v.text, v.number, v.approximate] for v in pending]
-    return DialogueState(flow, step, data)
+    data = {"unit_id": unit_id, "answers": state_values(values), "mode": mode}
+    return DialogueState(flow, step, with_pending(data, pending))
 
 
 def _join(*texts: str) -> str:
@@ -161,7 +160,7 @@ def continue_registration(incoming: Incoming, state: DialogueState, ctx: Context
         return _opt_in(incoming, liaison, values, mode, ctx)
     walk = liaison.walk(values)
     assert walk is not None
-    pending = tuple(Value(*entry) for entry in state.data.get("pending", ()))
+    pending = pending_of(state)
     move = react(walk, state.step, incoming.text, pending, ctx, liaison.today, liaison.limit)
     return _walked(FLOW, liaison, walk, state.step, move, ctx, mode)
 
@@ -308,7 +307,7 @@ def _continue_details(incoming: Incoming, state: DialogueState, ctx: Context) ->
     liaison = liaison_of(ctx, state.data["unit_id"])
     walk = liaison.walk(stored_values(state.data.get("answers", {})))
     assert walk is not None
-    pending = tuple(Value(*entry) for entry in state.data.get("pending", ()))
+    pending = pending_of(state)
     move = react(walk, state.step, incoming.text, pending, ctx, liaison.today, liaison.limit)
     return _walked(DETAILS_FLOW, liaison, walk, state.step, move, ctx)
 

@@ -13,10 +13,12 @@ from datetime import date, datetime
 from typing import Any
 
 from bot import report_store  # the module: it imports handlers' change types
-from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind, LatePolicy
+from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import SaveAnswers, SubmitForm, Value
-from handlers.dialogue import REVIEW, Move, Walk, continues, question, react, summary
+from handlers.dialogue import (
+    REVIEW, Move, Walk, continues, locked_after_due, pending_of, question, react, summary, with_pending,
+)
 
 FLOW = "statistics"
 KEYWORDS = {"填报", "填表", "统计表", "填报统计表"}
@@ -51,10 +53,8 @@ class Table:
     locked: bool  # submitted, past its due time, and the campaign takes no late changes
 
     def state(self, step: str, pending: tuple[Value, ...] = ()) -> DialogueState:
-        data: dict[str, Any] = {"deadline_id": self.deadline_id, "period": self.period}
-        if pending:
-            data["pending"] = [[v.field_key, v.text, v.number, v.approximate] for v in pending]
-        return DialogueState(FLOW, step, data)
+        data = {"deadline_id": self.deadline_id, "period": self.period}
+        return DialogueState(FLOW, step, with_pending(data, pending))
 
     def save(self, values: tuple[Value, ...]) -> SaveAnswers:
         return SaveAnswers(self.unit_id, self.deadline_id, self.period, self.due_at, values)
@@ -85,7 +85,7 @@ def _table(ctx: Context, deadline_id: int | None = None, period: str | None = No
     values = {key: Value(key, a.text, a.number, a.approximate) for key, a in answers.items()}
     today = ctx.now.astimezone(definition.timezone).date()
     status = submission.status if submission else "draft"
-    locked = definition.late is LatePolicy.LOCK and status == "submitted" and ctx.now > due.due_at
+    locked = locked_after_due(definition, status, due.due_at, ctx.now)
     return Table(unit.id, due.deadline_id, due.period, due.due_at, status, today, Walk.of(form, values),
                  definition.implausible_above, locked)
 
@@ -147,7 +147,7 @@ def continue_table(incoming: Incoming, state: DialogueState, ctx: Context) -> Ou
         return Outcome(replies=(ctx.texts.render("fill_no_table"),), state=DialogueState())
     if table.locked:
         return _locked(table, ctx)
-    pending = tuple(Value(*entry) for entry in state.data.get("pending", ()))
+    pending = pending_of(state)
     move = react(table.walk, state.step, incoming.text, pending, ctx, table.today, table.limit)
     return _outcome(table, state.step, move, ctx)
 

@@ -25,7 +25,7 @@ from bot import report_store
 from handlers.answers import normalise
 from handlers.base import Context, DialogueState, Incoming, Outcome
 from handlers.changes import SaveAnswers, StaffNote, SubmitForm, Value
-from handlers.dialogue import Walk, is_opening_word, question, react
+from handlers.dialogue import Walk, is_opening_word, pending_of, question, react, with_pending
 from handlers.report_changes import AddReportItem
 
 WEEKLY, FEATURED = "weekly", "featured"
@@ -75,10 +75,8 @@ class Week:
 
     def state(self, flow: str, step: str = COLLECTING, pending: tuple[Value, ...] = ()) -> DialogueState:
         """The open report; ``step`` is COLLECTING, or the answer key of the week's number being asked."""
-        data: dict[str, Any] = {"deadline_id": self.deadline_id, "period": self.period}
-        if pending:
-            data["pending"] = [[v.field_key, v.text, v.number, v.approximate] for v in pending]
-        return DialogueState(flow, step, data)
+        data = {"deadline_id": self.deadline_id, "period": self.period}
+        return DialogueState(flow, step, with_pending(data, pending))
 
     def save(self, values: tuple[Value, ...]) -> SaveAnswers:
         return SaveAnswers(self.unit_id, self.deadline_id, self.period, self.due_at, values)
@@ -180,7 +178,7 @@ def _start_numbers(week: Week, ctx: Context) -> Outcome:
 def _number(week: Week, state: DialogueState, text: str, ctx: Context) -> Outcome:
     """An answer or a walk command while the week's numbers are asked; the form engine decides."""
     walk = _numbers(ctx, week)
-    pending = tuple(Value(*entry) for entry in state.data.get("pending", ()))
+    pending = pending_of(state)
     move = react(walk, state.step, text, pending, ctx, ctx.now.astimezone(week.definition.timezone).date(),
                  week.definition.implausible_above, require=False)
     if move.retry is not None:
