@@ -308,6 +308,7 @@ class BoundWeChatClient(WeChatClient):
         try:
             if self._messages is not None and http is None and method == "post" and MESSAGE_PATH in url:
                 result = self._post_message(url, kwargs.get("params") or {}, kwargs.get("data") or b"")
+                result = result_processor(result) if result_processor else result
             else:
                 response = (http or self._http).request(method=method, url=url, timeout=self.timeout, **kwargs)
                 response.raise_for_status()
