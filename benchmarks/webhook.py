@@ -299,8 +299,8 @@ def main() -> None:
                         help="safetybot web worker processes to try (WEB_WORKERS)")
     # WeRoBot's robot.run() default is bottle's single-threaded wsgiref server; waitress is the
     # multi-threaded server bottle recommends for production, so the baseline is not a straw man.
-    parser.add_argument("--werobot-servers", type=lambda s: s.split(","), default=["waitress"],
-                        help="bottle servers to run WeRoBot under (waitress, wsgiref)")
+    parser.add_argument("--werobot-servers", type=lambda s: [name for name in s.split(",") if name], default=["waitress"],
+                        help="bottle servers to run WeRoBot under (waitress, wsgiref; empty for none)")
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python",
                         help="load generator: wrk (plain mode) or asyncio streams")
     args = parser.parse_args()

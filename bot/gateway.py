@@ -88,6 +88,10 @@ _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010fff
 # modules' advisory locks.
 _PERSON_LOCK_NAMESPACE = 7301
 
+# The most write steps (claims, handlings) one SQLite transaction carries: enough to share a commit
+# among a busy moment's messages, few enough that the write lock is never held for long.
+WRITES_A_TRANSACTION = 32
+
 
 class Refused(Exception):
     """A request the gateway will not handle; ``status`` is the HTTP status, ``reason`` is logged."""
@@ -665,40 +669,68 @@ class Gateway:
     def _in_thread(self, function: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
         return asyncio.get_running_loop().run_in_executor(self._handlers, functools.partial(function, *args))
 
-    async def _write_step(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Run a short SQLite write transaction here, on the event loop, in the order asked.
+    async def _write_step(self, step: Callable[..., Any], *args: Any) -> Any:
+        """Run ``step(conn, *args)``, a short SQLite write, here on the event loop, in the order asked,
+        and return its result once it is committed.
 
         On a thread, each of the transaction's sqlite3 calls (sqlite3 lets Python's lock go around
         every one) waits for the busy event loop to let go of that lock again: a served bot spent
         about as much CPU on that hand-over as on its work, and held SQLite's lock meanwhile.
         """
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._writes.append((functools.partial(function, *args), done))
+        self._writes.append((lambda conn: step(conn, *args), done))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_in_turn())
         return await done
 
     async def _write_in_turn(self) -> None:
-        """Run the queued write steps one by one, each when the writer's turn is free (waited for
-        without blocking the loop): one waiter for the whole process, not one for each message."""
+        """Run the queued write steps, each when the writer's turn is free (waited for without
+        blocking the loop): one waiter for the whole process, not one for each message.
+
+        The steps queued at once share one transaction (a group commit): beginning and committing
+        one cost more than a step's own work. Their results are given out only after the commit,
+        so nobody acts on a write that could still be undone. If a step fails, the whole group is
+        rolled back and each of its steps runs again in a transaction of its own, so only the
+        failing one fails; the steps are decisions on what the database holds, safe to run again.
+        """
         conn = self._kept_connection()
         try:
             while self._writes:
-                step, done = self._writes.popleft()
                 try:
                     await take_turn(conn)
-                    try:
-                        result = step()
-                    finally:
-                        end_turn(conn)  # the transaction ended it already, unless it never began
                 except Exception as exc:
-                    if not done.cancelled():
-                        done.set_exception(exc)
-                else:
-                    if not done.cancelled():
-                        done.set_result(result)
+                    while self._writes:
+                        _give(self._writes.popleft()[1], exception=exc)
+                    continue
+                # Taken after the wait for the turn, so the steps queued meanwhile go along.
+                group = [self._writes.popleft() for _ in range(min(len(self._writes), WRITES_A_TRANSACTION))]
+                try:
+                    with transaction(conn):
+                        results = [step(conn) for step, _ in group]
+                except Exception as exc:
+                    if len(group) == 1:
+                        _give(group[0][1], exception=exc)
+                        continue
+                    log.info("a write step failed in a group of %d: each runs again on its own", len(group))
+                    results = None
+                if results is None:
+                    for step, done in group:
+                        await self._write_alone(conn, step, done)
+                    continue
+                for (_, done), result in zip(group, results):
+                    _give(done, result=result)
         finally:
             self._writer = None
+
+    async def _write_alone(self, conn: sa.Connection, step: Callable[[sa.Connection], Any], done: "asyncio.Future[Any]") -> None:
+        try:
+            await take_turn(conn)
+            with transaction(conn):
+                result = step(conn)
+        except Exception as exc:
+            _give(done, exception=exc)
+        else:
+            _give(done, result=result)
 
     async def _claim_and_handle_here(self, message: Message, handoff: _Handoff) -> Handled:
         """:meth:`_claim_and_handle` with the writes on the event loop (SQLite): only the decision,
@@ -715,11 +747,13 @@ class Gateway:
         return handled
 
     def _claim_and_handle(self, message: Message, handoff: _Handoff) -> Handled:
-        claim, snapshot = self._claim(message)
+        with self._writing() as conn:
+            claim, snapshot = self._claim(conn, message)
         if claim.deliveries > 1 and not self._take_over(claim, message):
             return _stored(claim.status, claim.reply)
         outcome = self._first_decision(message, snapshot)
-        handled = self._write_handling(claim.id, message, handoff, snapshot, outcome)
+        with self._writing() as conn:
+            handled = self._write_handling(conn, claim.id, message, handoff, snapshot, outcome)
         if handled.deferred:
             self._push_deferred(claim.id, message.incoming.openid, handled.followups)
             return Handled(deferred=True)
@@ -742,19 +776,18 @@ class Gateway:
         age = self.clock() - claim.received_at
         return claim.status is InboundStatus.CLAIMED and age > timedelta(seconds=self.settings.reply_budget_seconds)
 
-    def _claim(self, message: Message) -> tuple[_Claim, _Snapshot]:
+    def _claim(self, conn: sa.Connection, message: Message) -> tuple[_Claim, _Snapshot]:
         """Store the raw message (or count one more delivery of it) and read the person's state.
 
-        One short committed transaction; the handler then runs outside any transaction, so a slow
-        handler never holds SQLite's single write lock.
+        Committed before the handler runs, outside any transaction, so a slow handler never holds
+        SQLite's single write lock.
         """
         incoming = message.incoming
-        with self._writing() as conn:
-            row = self._sql.claim.one(conn, {
-                "openid": incoming.openid, "dedupe_key": message.dedupe_key, "msg_type": incoming.kind,
-                "event": incoming.event, "raw": message.raw, "received_at": self.clock(),
-            })
-            snapshot = _look_up(conn, self._sql, incoming.openid)
+        row = self._sql.claim.one(conn, {
+            "openid": incoming.openid, "dedupe_key": message.dedupe_key, "msg_type": incoming.kind,
+            "event": incoming.event, "raw": message.raw, "received_at": self.clock(),
+        })
+        snapshot = _look_up(conn, self._sql, incoming.openid)
         claim = _Claim(id=row.id, deliveries=row.deliveries, status=row.status, reply=row.reply, received_at=row.received_at)
         return claim, snapshot
 
@@ -797,42 +830,42 @@ class Gateway:
         except _DispatchFailed:
             return None
 
-    def _write_handling(self, inbound_id: int, message: Message, handoff: _Handoff, snapshot: _Snapshot,
-                        outcome: Outcome | None) -> Handled:
-        """In one transaction under the person's lock, write the handler's changes, the answer, the
-        person and the state; ``outcome`` None (the handler failed) records the failure instead.
+    def _write_handling(self, conn: sa.Connection, inbound_id: int, message: Message, handoff: _Handoff,
+                        snapshot: _Snapshot, outcome: Outcome | None) -> Handled:
+        """Under the person's lock, write the handler's changes, the answer, the person and the
+        state; ``outcome`` None (the handler failed) records the failure instead.
 
         If the person's state moved since ``snapshot``, or a change finds what it read outdated
         (another person's concurrent write), the handler decides again under the lock.
         """
         if outcome is None:
-            return self._record_failure(inbound_id, message, handoff)
+            return self._record_failure(conn, inbound_id, message, handoff)
         incoming = message.incoming
-        try:
-            with self._writing() as conn:
-                self._lock_person(conn, incoming.openid)
-                # Every handling of this person's messages holds this lock, so the status read here
-                # stays true until commit: a take-over never writes changes twice.
-                status, reply = self._sql.stored.one(conn, {"inbound_id": inbound_id})
-                if status is not InboundStatus.CLAIMED:
-                    return _stored(status, reply)
-                if message.known:
-                    current = _look_up(conn, self._sql, incoming.openid)
-                    if current.version != snapshot.version:
-                        outcome = self._decide(incoming, current, StoredFacts(conn))
-                    outcome = self._apply(conn, incoming, outcome, current)
-                handled = self._settle(conn, inbound_id, message, outcome.replies, InboundStatus.ANSWERED, handoff)
-                if handled is None:
-                    raise RuntimeError(f"inbound {inbound_id} was settled by another worker under the person's lock")
-                if message.known:
-                    _touch_person(conn, self._sql, incoming, self.clock())
-                if outcome.state is not None:
-                    state = outcome.state
-                    self._sql.save_state.count(conn, {"openid": incoming.openid, "flow": state.flow, "step": state.step,
-                                                      "data": dict(state.data), "updated_at": self.clock()})
-                return handled
-        except _DispatchFailed:
-            return self._record_failure(inbound_id, message, handoff)
+        self._lock_person(conn, incoming.openid)
+        # Every handling of this person's messages holds this lock, so the status read here stays
+        # true until commit: a take-over never writes changes twice.
+        status, reply = self._sql.stored.one(conn, {"inbound_id": inbound_id})
+        if status is not InboundStatus.CLAIMED:
+            return _stored(status, reply)
+        if message.known:
+            current = _look_up(conn, self._sql, incoming.openid)
+            try:
+                if current.version != snapshot.version:
+                    outcome = self._decide(incoming, current, StoredFacts(conn))
+                outcome = self._apply(conn, incoming, outcome, current)
+            except _DispatchFailed:
+                # Nothing of this handling is written: _apply undid its own changes.
+                return self._record_failure(conn, inbound_id, message, handoff)
+        handled = self._settle(conn, inbound_id, message, outcome.replies, InboundStatus.ANSWERED, handoff)
+        if handled is None:
+            raise RuntimeError(f"inbound {inbound_id} was settled by another worker under the person's lock")
+        if message.known:
+            _touch_person(conn, self._sql, incoming, self.clock())
+        if outcome.state is not None:
+            state = outcome.state
+            self._sql.save_state.count(conn, {"openid": incoming.openid, "flow": state.flow, "step": state.step,
+                                              "data": dict(state.data), "updated_at": self.clock()})
+        return handled
 
     def _apply(self, conn: sa.Connection, incoming: Incoming, outcome: Outcome, current: _Snapshot) -> Outcome:
         """Write the outcome's changes; on an outdated read, decide once more under the lock."""
@@ -869,16 +902,15 @@ class Gateway:
             log.exception("handler failed on %s from %s", incoming.kind, incoming.openid)
             raise _DispatchFailed() from exc
 
-    def _record_failure(self, inbound_id: int, message: Message, handoff: _Handoff) -> Handled:
+    def _record_failure(self, conn: sa.Connection, inbound_id: int, message: Message, handoff: _Handoff) -> Handled:
         """Mark the message failed (a retry will not run the handler again) and apologise."""
-        with self._writing() as conn:
-            self._lock_person(conn, message.incoming.openid)
-            apology = self.texts.render("handler_failed")
-            handled = self._settle(conn, inbound_id, message, (apology,), InboundStatus.FAILED, handoff)
-            if handled is None:
-                return _stored(*self._sql.stored.one(conn, {"inbound_id": inbound_id}))
-            _touch_person(conn, self._sql, message.incoming, self.clock())
-            return handled
+        self._lock_person(conn, message.incoming.openid)
+        apology = self.texts.render("handler_failed")
+        handled = self._settle(conn, inbound_id, message, (apology,), InboundStatus.FAILED, handoff)
+        if handled is None:
+            return _stored(*self._sql.stored.one(conn, {"inbound_id": inbound_id}))
+        _touch_person(conn, self._sql, message.incoming, self.clock())
+        return handled
 
     def _settle(self, conn: sa.Connection, inbound_id: int, message: Message, replies: tuple[str, ...],
                 status: InboundStatus, handoff: _Handoff) -> Handled | None:
@@ -901,6 +933,16 @@ class Gateway:
             return
         with self.engine.begin() as conn:
             self._sql.pushed.count(conn, {"inbound_id": inbound_id, "answered_at": self.clock()})
+
+
+def _give(done: "asyncio.Future[Any]", *, result: Any = None, exception: BaseException | None = None) -> None:
+    """Settle a write step's future, unless whoever awaited it has gone."""
+    if done.cancelled():
+        return
+    if exception is not None:
+        done.set_exception(exception)
+    else:
+        done.set_result(result)
 
 
 def _stored(status: InboundStatus, reply: str | None) -> Handled:

@@ -10,10 +10,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+import handlers
 from bot.db import session
 from bot.models import InboundMessage, InboundStatus, utcnow
 from bot.texts import Texts
 from bot.wechat_side import Reply
+from handlers.base import Outcome
+from handlers.changes import ClaimUnit
 from tests.fixtures_gateway import Bot, RecordingDispatch, StartBot
 
 TEXTS = Texts()
@@ -100,6 +103,44 @@ def test_other_people_are_not_held_up_by_a_slow_one(start_bot: StartBot) -> None
         assert bot.side.text("oFast", "帮助").content == TEXTS.render("help")
         gate.set()
         assert held.result().content == TEXTS.render("help")
+
+
+def test_a_handling_that_cannot_be_written_fails_alone_among_those_committed_with_it(start_bot: StartBot) -> None:
+    """On SQLite the writes queued at one moment share a transaction; one that fails must not undo
+    or repeat the others. The test holds the writer's turn twice so that the six claims, and then
+    the six handlings, wait and go together."""
+    gate, started = threading.Event(), threading.Semaphore(0)
+
+    def dispatch(incoming, state, ctx):
+        started.release()
+        assert gate.wait(30)
+        if incoming.openid == "oBad":  # a handler bug: a unit that does not exist
+            return Outcome(replies=("好的",), changes=(ClaimUnit(unit_id=999_999, name="王五", reminders=False),))
+        return handlers.dispatch(incoming, state, ctx)
+
+    bot = start_bot(dispatch=dispatch, served=True, HANDLER_THREADS="8")
+    people = ["oA", "oB", "oC", "oD", "oE", "oBad"]
+    hold = sa.text("UPDATE inbound_message SET deliveries = deliveries")
+    with ThreadPoolExecutor(len(people)) as pool:
+        with bot.engine.begin() as writer:
+            writer.execute(hold)
+            answers = {openid: pool.submit(bot.side.text, openid, "帮助") for openid in people}
+            time.sleep(0.3)
+        for _ in people:
+            assert started.acquire(timeout=10)
+        with bot.engine.begin() as writer:
+            writer.execute(hold)
+            gate.set()
+            time.sleep(0.3)
+        replies = {openid: answer.result(timeout=30) for openid, answer in answers.items()}
+    assert {openid: reply.content for openid, reply in replies.items() if openid != "oBad"} == {
+        openid: TEXTS.render("help") for openid in people if openid != "oBad"}
+    assert replies["oBad"].status_code == 503
+    rows = {row.openid: row for row in bot.inbound()}
+    assert {openid: (row.deliveries, row.status) for openid, row in rows.items()} == {
+        **{openid: (1, InboundStatus.ANSWERED) for openid in people}, "oBad": (1, InboundStatus.CLAIMED)}
+    assert bot.person("oBad") is None
+    assert all(bot.person(openid) is not None for openid in people if openid != "oBad")
 
 
 def _claimed_by_another_worker(bot: Bot, xml: str, dedupe_key: str, age: timedelta) -> None:

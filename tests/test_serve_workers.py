@@ -49,7 +49,10 @@ def served(tmp_path: Path, sqlite_url: str, fake_wechat: ServedFake) -> Iterator
                 assert process.poll() is None and time.monotonic() < deadline, "the bot did not start"
                 time.sleep(0.05)
         # Both workers are forked children of the supervising process (Linux's /proc lists them).
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        # The socket is bound before the forks, so it may answer before the second one is made.
+        while len(children := Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()) < 2:
+            assert process.poll() is None and time.monotonic() < deadline, f"workers started: {children}"
+            time.sleep(0.05)
         assert len(children) == 2
         yield f"http://127.0.0.1:{port}"
     finally:
