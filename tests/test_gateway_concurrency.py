@@ -143,6 +143,34 @@ def test_a_handling_that_cannot_be_written_fails_alone_among_those_committed_wit
     assert all(bot.person(openid) is not None for openid in people if openid != "oBad")
 
 
+def test_a_slow_decision_holds_up_nobody_whose_message_came_with_it(start_bot: StartBot) -> None:
+    """Decisions asked for together go to one handler thread; the slow one must not keep the
+    others waiting behind it. Holding the writer's turn makes the claims, and so the decisions,
+    go together, the slow person's first."""
+    gate = threading.Event()
+
+    def dispatch(incoming, state, ctx):
+        if incoming.openid == "oSlow":
+            assert gate.wait(30)
+        return handlers.dispatch(incoming, state, ctx)
+
+    bot = start_bot(dispatch=dispatch, served=True, HANDLER_THREADS="2")
+    others = ["oA", "oB", "oC"]
+    with ThreadPoolExecutor(len(others) + 1) as pool:
+        with bot.engine.begin() as writer:
+            writer.execute(sa.text("UPDATE inbound_message SET deliveries = deliveries"))
+            slow = pool.submit(bot.side.text, "oSlow", "帮助")
+            time.sleep(0.2)
+            answers = [pool.submit(bot.side.text, openid, "帮助") for openid in others]
+            time.sleep(0.2)
+        try:
+            assert [answer.result(timeout=3).content for answer in answers] == [TEXTS.render("help")] * len(others)
+            assert not slow.done()
+        finally:
+            gate.set()
+        assert slow.result(timeout=10).content == TEXTS.render("help")
+
+
 def _claimed_by_another_worker(bot: Bot, xml: str, dedupe_key: str, age: timedelta) -> None:
     with session(bot.engine) as db, db.begin():
         db.add(InboundMessage(openid="oA", dedupe_key=dedupe_key, msg_type="text", raw=xml,
