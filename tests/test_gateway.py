@@ -220,6 +220,14 @@ def test_a_body_over_the_limit_is_refused_even_without_content_length(start_bot:
     assert bot.inbound() == []
 
 
+def test_the_callback_answers_only_get_and_post(start_bot: StartBot) -> None:
+    bot = start_bot()
+    now = str(int(datetime.now(timezone.utc).timestamp()))
+    response = bot.side.client.put("/wechat", params=bot.side.signed_params(now, "7"), content=b"<xml></xml>")
+    assert response.status_code == 405
+    assert bot.inbound() == []
+
+
 @pytest.mark.parametrize("skew", [timedelta(minutes=-10), timedelta(minutes=10)], ids=["stale", "far-future"])
 def test_a_replayed_or_far_future_timestamp_is_refused(start_bot: StartBot, skew: timedelta) -> None:
     bot = start_bot()
