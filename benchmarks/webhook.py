@@ -6,7 +6,7 @@ each server, and safetybot's throughput as a ratio of WeRoBot's. safetybot runs 
 ``safetybot serve`` on a fresh SQLite database: every message is logged raw, claimed against
 retries, handled and answered.
 
-    .venv/bin/python benchmarks/webhook.py [--requests 4000] [--levels 16,64] [--mode plain|aes]
+    .venv/bin/python benchmarks/webhook.py [--requests 10000] [--levels 16,64] [--mode plain|aes]
                                            [--client wrk|python] [--workers 1,2]
 
 The load comes from wrk (``apt-get install wrk``) driven by ``benchmarks/webhook.lua`` when it is
@@ -223,6 +223,17 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def wait_until_idle(pid: int, timeout: float = 10.0) -> None:
+    """Wait until the server has finished what the previous level left in flight (the load
+    generator stops with requests unanswered), so that each level is measured from an idle server."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(0.2)
+        if cpu_seconds(pid) - before < 0.02:
+            return
+
+
 def load_cpu_seconds() -> float:
     """CPU time of this process and its finished children (wrk): the load generator's."""
     times = os.times()
@@ -239,6 +250,7 @@ def run_levels(name: str, server: subprocess.Popen[bytes], port: int, args: argp
         asyncio.run(load(port, build_requests(port, args.warmup, args.users, mode, id_base), 8))
     for n, connections in enumerate(args.levels):
         first_id = id_base + (n + 1) * 10_000_000
+        wait_until_idle(server.pid)
         server_cpu, load_cpu = cpu_seconds(server.pid), load_cpu_seconds()
         if with_wrk:
             figures = load_with_wrk(port, args.requests, args.users, connections, first_id)
@@ -290,7 +302,7 @@ def start_werobot(workdir: Path, server: str) -> tuple[subprocess.Popen[bytes], 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=4000, help="requests per concurrency level")
+    parser.add_argument("--requests", type=int, default=10000, help="requests per concurrency level")
     parser.add_argument("--warmup", type=int, default=400)
     parser.add_argument("--users", type=int, default=200, help="size of the pool of sending users")
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64])
