@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 import handlers
 from bot.db import session
-from bot.models import InboundMessage, InboundStatus, utcnow
+from bot.models import Conversation, InboundMessage, InboundStatus, utcnow
 from bot.texts import Texts
 from bot.wechat_side import Reply
 from handlers.base import Outcome
@@ -169,6 +169,30 @@ def test_a_slow_decision_holds_up_nobody_whose_message_came_with_it(start_bot: S
         finally:
             gate.set()
         assert slow.result(timeout=10).content == TEXTS.render("help")
+
+
+def test_a_decision_on_a_state_another_worker_moved_meanwhile_is_taken_again(start_bot: StartBot) -> None:
+    """The handler decides on the state read with the claim; if another worker moved the person's
+    dialogue before the handling is written, the decision is taken again on the new state."""
+    gate, seen = threading.Event(), []
+
+    def dispatch(incoming, state, ctx):
+        seen.append(state.flow)
+        if len(seen) == 1:
+            assert gate.wait(30)
+        return handlers.dispatch(incoming, state, ctx)
+
+    bot = start_bot(dispatch=dispatch, served=True)
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(bot.side.text, "oA", "帮助")
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with session(bot.engine) as db, db.begin():
+            db.add(Conversation(openid="oA", flow="elsewhere", step="somewhere", data={}, updated_at=utcnow()))
+        gate.set()
+        assert answer.result(timeout=10).content == TEXTS.render("help")
+    assert seen == ["", "elsewhere"]
 
 
 def _claimed_by_another_worker(bot: Bot, xml: str, dedupe_key: str, age: timedelta) -> None:
