@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 import handlers
 from bot.config import Settings
-from bot.db import Checkpointer, make_engine, ping
+from bot.db import Checkpointer, make_engine, ping, read_engine
 from bot.gateway import Answer, Dispatch, Gateway
 from bot.media import MediaFetcher
 from bot.outbox import Outbox
@@ -58,9 +58,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 class Endpoints:
     """The HTTP side of the gateway and the health check."""
 
-    def __init__(self, gateway: Gateway, engine: sa.Engine, max_body_bytes: int):
+    def __init__(self, gateway: Gateway, reads: sa.Engine, max_body_bytes: int):
         self.gateway = gateway
-        self.engine = engine
+        self.reads = reads
         self.max_body_bytes = max_body_bytes
 
     async def wechat(self, request: Request) -> Response:
@@ -77,7 +77,7 @@ class Endpoints:
 
     async def healthz(self, request: Request) -> Response:
         """Whether the database answers (read-only: a busy SQLite writer does not hold it up)."""
-        database = await run_in_threadpool(ping, self.gateway.read_engine)
+        database = await run_in_threadpool(ping, self.reads)
         return JSONResponse({"database": "ok" if database else "unreachable"}, status_code=200 if database else 503)
 
 
@@ -104,12 +104,15 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     own_engine = engine is None
     engine = engine or make_engine(settings.database_url)
     outbound = wechat or _outbound_client(settings, engine)
-    gateway = Gateway(settings, engine=engine, texts=texts, wechat=outbound, dispatch=dispatch, clock=clock or utcnow)
-    endpoints = Endpoints(gateway, engine, settings.max_body_bytes)
+    # One engine for every read-only pass in this process: on SQLite it never waits for the writer.
+    reads = read_engine(engine)
+    gateway = Gateway(settings, engine=engine, reads=reads, texts=texts, wechat=outbound, dispatch=dispatch,
+                      clock=clock or utcnow)
+    endpoints = Endpoints(gateway, reads, settings.max_body_bytes)
     # Every process fetches report media; bot.media makes sure each file is fetched by one of them.
-    fetcher = MediaFetcher(engine, outbound, settings.media_dir, clock or utcnow)
+    fetcher = MediaFetcher(engine, reads, outbound, settings.media_dir, clock or utcnow)
     # Notes to staff and to people staff decided about, sent as soon as their handling commits.
-    outbox = Outbox(engine, outbound, clock or utcnow)
+    outbox = Outbox(engine, reads, outbound, clock or utcnow)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -117,6 +120,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
         with Checkpointer(engine).running(), fetcher.running(), outbox.running():
             yield
         gateway.close()
+        if reads is not engine:
+            reads.dispose()
         if own_engine:
             engine.dispose()
 

@@ -36,7 +36,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import WeChatSigner
 
 from bot.config import Settings
-from bot.db import Prepared, end_turn, is_postgres, read_engine, take_turn, transaction, writer_queue
+from bot.db import Prepared, end_turn, is_postgres, take_turn, transaction, writer_queue
 from bot.models import Conversation, InboundMessage, InboundStatus, Person, Role, utcnow
 from bot.storage import StaleDecision, StoredFacts, apply_changes
 from bot.texts import Texts
@@ -553,7 +553,7 @@ class Gateway:
     a worker thread); ``dispatch`` is the routing table's entry point; ``clock`` gives aware now.
     """
 
-    def __init__(self, settings: Settings, *, engine: sa.Engine, texts: Texts, wechat: Any,
+    def __init__(self, settings: Settings, *, engine: sa.Engine, reads: sa.Engine, texts: Texts, wechat: Any,
                  dispatch: Dispatch, clock: Callable[[], datetime] = utcnow):
         self.settings = settings
         self.engine = engine
@@ -565,8 +565,8 @@ class Gateway:
         if settings.safe_mode:
             self._crypto = WeChatCrypto(settings.wechat_token, settings.wechat_encoding_aes_key, settings.wechat_app_id)
         self._sql = _Statements(engine.dialect)
-        # Handlers read through this one; on SQLite its transactions do not take the write lock.
-        self._reads = read_engine(engine)
+        # Handlers read through this one (bot.db.read_engine): on SQLite it never takes the write lock.
+        self._reads = reads
         self._turns = _Turns()
         # Handlers decide (and, on PostgreSQL, messages are claimed and written) on a few threads of
         # their own: every extra thread costs each of them more waiting for Python's lock. Pushes
@@ -586,20 +586,13 @@ class Gateway:
         self._inflight: dict[tuple[str, str], asyncio.Task[Handled]] = {}
 
     def close(self) -> None:
-        """Stop the handler threads and release the read-only engine the gateway made for itself
-        (the main engine is the caller's)."""
+        """Stop the handler threads and close the connections the gateway kept (the engines are
+        the caller's)."""
         self._handlers.shutdown()
         for conn in self._all_kept:
             conn.close()
-        if self._reads is not self.engine:
-            self._reads.dispose()
 
     # --- HTTP-facing entry points -----------------------------------------------------------
-
-    @property
-    def read_engine(self) -> sa.Engine:
-        """The engine for read-only work; on SQLite it never waits for the writer's turn."""
-        return self._reads
 
     def verify_url(self, query: Mapping[str, str]) -> Answer:
         """The console's URL check (GET): echo ``echostr`` when the signature is right."""

@@ -28,7 +28,6 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from bot.background import repeating
-from bot.db import read_engine
 from bot.models import Campaign, MediaFile, ReportItem, Submission, Unit
 from bot.outbox import note_staff
 from bot.texts import Texts
@@ -67,10 +66,11 @@ class Taken:
 class MediaFetcher:
     """Downloads due ``media_file`` rows with ``wechat.download_media`` into ``media_dir``.
 
-    ``wechat`` is the outbound client (:class:`bot.wechat_client.WeChatAPI`); ``clock`` gives aware now.
+    ``reads`` is the engine for read-only work (:func:`bot.db.read_engine`); ``wechat`` is the
+    outbound client (:class:`bot.wechat_client.WeChatAPI`); ``clock`` gives aware now.
     """
 
-    def __init__(self, engine: sa.Engine, wechat: Any, media_dir: Path, clock: Callable[[], datetime],
+    def __init__(self, engine: sa.Engine, reads: sa.Engine, wechat: Any, media_dir: Path, clock: Callable[[], datetime],
                  texts: Texts | None = None):
         self.engine = engine
         self.texts = texts or Texts()
@@ -78,7 +78,7 @@ class MediaFetcher:
         self.media_dir = media_dir
         self.clock = clock
         # Looking for due rows must not take SQLite's write lock several times a second.
-        self._reads = read_engine(engine)
+        self._reads = reads
 
     def take(self) -> Taken | None:
         """Claim the oldest due row, or None when no row is due (or others won them all)."""
@@ -165,9 +165,5 @@ class MediaFetcher:
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
         """Run the fetcher in a thread for the duration of the ``with`` block (the app's lifespan)."""
-        try:
-            with repeating(self.fetch_due, "media-fetcher", POLL_SECONDS):
-                yield
-        finally:
-            if self._reads is not self.engine:
-                self._reads.dispose()
+        with repeating(self.fetch_due, "media-fetcher", POLL_SECONDS):
+            yield

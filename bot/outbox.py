@@ -23,7 +23,6 @@ from typing import Any, Callable, Iterator
 import sqlalchemy as sa
 
 from bot.background import repeating
-from bot.db import read_engine
 from bot.delivery import (
     CUSTOMER_SERVICE_WINDOW, WINDOW_CLOSED, Channel, HeldReason, Notice, Outbound, Status, Verdict, claim_many,
     record_many, send, start_sending,
@@ -82,14 +81,15 @@ NOTE_WRITERS: dict[type, Any] = {StaffNote: write_staff_note, PersonNote: write_
 
 class Outbox:
     """Sends claimed notes through ``wechat`` (:class:`bot.wechat_client.WeChatAPI`), and claims
-    again a held note once its person has written (their window is open again)."""
+    again a held note once its person has written (their window is open again). ``reads`` is the
+    engine for read-only work (:func:`bot.db.read_engine`)."""
 
-    def __init__(self, engine: sa.Engine, wechat: Outbound, clock: Callable[[], datetime]):
+    def __init__(self, engine: sa.Engine, reads: sa.Engine, wechat: Outbound, clock: Callable[[], datetime]):
         self.engine = engine
         self.wechat = wechat
         self.clock = clock
         # Looking for work several times a second must not take SQLite's write lock.
-        self._reads = read_engine(engine)
+        self._reads = reads
         self._paused_until: datetime | None = None
 
     def send_claimed(self) -> int:
@@ -142,9 +142,5 @@ class Outbox:
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
         """Run the outbox in a thread for the duration of the ``with`` block (the app's lifespan)."""
-        try:
-            with repeating(self.send_claimed, "outbox", POLL_SECONDS):
-                yield
-        finally:
-            if self._reads is not self.engine:
-                self._reads.dispose()
+        with repeating(self.send_claimed, "outbox", POLL_SECONDS):
+            yield
