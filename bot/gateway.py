@@ -784,6 +784,7 @@ class Gateway:
                     log.info("a write step failed in a group of %d: each runs again on its own", len(group))
                     results = None
                 if results is None:
+                    # Outside the except block: a step's own failure must not read as caused by this one.
                     for step, done in group:
                         await self._write_alone(conn, step, done)
                     continue
