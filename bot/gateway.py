@@ -36,7 +36,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import WeChatSigner
 
 from bot.config import Settings
-from bot.db import Prepared, end_turn, is_postgres, take_turn, transaction, writer_queue
+from bot.db import Prepared, is_postgres, take_turn, transaction, writer_queue
 from bot.models import Conversation, InboundMessage, InboundStatus, Person, Role, utcnow
 from bot.storage import StaleDecision, StoredFacts, apply_changes
 from bot.texts import Texts

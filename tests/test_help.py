@@ -40,14 +40,19 @@ def test_after_the_last_weekly_due_time_the_unfiled_last_week_shows_as_overdue(j
     assert "报送一周活动开展情况：6月28日 18:00前（已逾期，仍可补报）" in jincheng.say(ME, "帮助")
 
 
-def test_staff_and_coordinators_see_their_own_commands_and_what_waits(jincheng: Campaign) -> None:
-    jincheng.say("oStaff", "你好")
-    with session(jincheng.engine) as db:
-        person = db.get(Person, jincheng.bot.person("oStaff").id)  # type: ignore[union-attr]
+def _give_role(office: Campaign, openid: str, role: Role) -> None:
+    """Give a person who has written the role ``role``, straight in the database."""
+    with session(office.engine) as db:
+        person = db.get(Person, office.bot.person(openid).id)  # type: ignore[union-attr]
         assert person is not None
-        person.role = Role.STAFF
+        person.role = role
         db.add(person)
         db.commit()
+
+
+def test_staff_and_coordinators_see_their_own_commands_and_what_waits(jincheng: Campaign) -> None:
+    jincheng.say("oStaff", "你好")
+    _give_role(jincheng, "oStaff", Role.STAFF)
     shown = jincheng.say("oStaff", "帮助")
     assert shown == TEXTS.render("help_staff", role="staff", pending=0)
     assert "待审批" in shown and "批准 N" in shown and "驳回 N" in shown and "填报" not in shown
@@ -58,10 +63,5 @@ def test_staff_and_coordinators_see_their_own_commands_and_what_waits(jincheng: 
     for text in ("李华", "2056819", "13900001111", "跳过", "跳过", "li@163.com", "泽州路2号", "确认", "是"):
         jincheng.say("oNewcomer", text)
     assert "（现有 1 条）" in jincheng.say("oStaff", "帮助")
-    with session(jincheng.engine) as db:
-        person = db.get(Person, jincheng.bot.person("oStaff").id)  # type: ignore[union-attr]
-        assert person is not None
-        person.role = Role.COORDINATOR
-        db.add(person)
-        db.commit()
+    _give_role(jincheng, "oStaff", Role.COORDINATOR)
     assert "协调人" in jincheng.say("oStaff", "帮助") and "报送情况汇总" in jincheng.say("oStaff", "帮助")
