@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 from bot.campaigns import load_definition, load_into_db  # noqa: E402
 from bot.config import settings_from_mapping  # noqa: E402
-from bot.db import make_engine, upgrade  # noqa: E402
-from bot.models import Person, Role, Unit  # noqa: E402
+from bot.store.engine import make_engine, upgrade  # noqa: E402
+from bot.store.models import Person, Role, Unit  # noqa: E402
 from bot.texts import Texts  # noqa: E402
-from bot.token_store import build_token_store  # noqa: E402
-from bot.wechat_client import WeChatAPI  # noqa: E402
+from bot.wechat.token_store import build_token_store  # noqa: E402
+from bot.wechat.client import WeChatAPI  # noqa: E402
 from scheduler.run import Reminders  # noqa: E402
 
 APP_ID, APP_SECRET = "wx0123456789abcdef", "bench-secret-0123456789abcdef0123"
@@ -45,7 +45,7 @@ DUE = datetime(2023, 6, 6, 18, 0, tzinfo=BEIJING)  # the weekly report's "1 day 
 FAKE_SERVER = f"""
 import sys
 from datetime import datetime
-from bot.fake_wechat import FakeWeChat, serve
+from simulator.fake_wechat import FakeWeChat, serve
 serve(FakeWeChat("{APP_ID}", "{APP_SECRET}", start=datetime.fromisoformat("{START.isoformat()}")),
       "127.0.0.1", int(sys.argv[1]))
 """

@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fanout  # noqa: E402
 
-from bot.db import make_engine  # noqa: E402
-from bot.models import Delivery  # noqa: E402
+from bot.store.engine import make_engine  # noqa: E402
+from bot.store.models import Delivery  # noqa: E402
 
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 SAFETYBOT = Path(sys.executable).parent / "safetybot"

@@ -1,6 +1,6 @@
 """The ASGI app: one visible route table (``/wechat``, ``/healthz``), served by uvicorn.
 
-All protocol work is in :mod:`bot.gateway`; this module only reads requests (with a size limit)
+All protocol work is in :mod:`bot.wechat.gateway`; this module only reads requests (with a size limit)
 and writes responses, as WeRoBot's framework adapters do for its robot.
 """
 
@@ -26,11 +26,11 @@ from starlette.routing import Route
 
 import handlers
 from bot.config import Settings
-from bot.db import Checkpointer, make_engine, ping, read_engine
-from bot.gateway import Answer, Dispatch, Gateway
-from bot.media import MediaFetcher
-from bot.outbox import Outbox
-from bot.models import utcnow
+from bot.store.engine import Checkpointer, make_engine, ping, read_engine
+from bot.wechat.gateway import Answer, Dispatch, Gateway
+from bot.outbound.media import MediaFetcher
+from bot.outbound.outbox import Outbox
+from bot.store.models import utcnow
 from bot.texts import Texts
 
 log = logging.getLogger("safetybot.app")
@@ -87,8 +87,8 @@ def _response(answer: Answer) -> Response:
 
 
 def _outbound_client(settings: Settings, engine: sa.Engine) -> Any:
-    from bot.token_store import build_token_store
-    from bot.wechat_client import WeChatAPI
+    from bot.wechat.token_store import build_token_store
+    from bot.wechat.client import WeChatAPI
 
     return WeChatAPI(settings, build_token_store(settings, engine))
 
@@ -109,7 +109,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     gateway = Gateway(settings, engine=engine, reads=reads, texts=texts, wechat=outbound, dispatch=dispatch,
                       clock=clock or utcnow)
     endpoints = Endpoints(gateway, reads, settings.max_body_bytes)
-    # Every process fetches report media; bot.media makes sure each file is fetched by one of them.
+    # Every process fetches report media; bot.outbound.media makes sure each file is fetched by one of them.
     fetcher = MediaFetcher(engine, reads, outbound, settings.media_dir, clock or utcnow)
     # Notes to staff and to people staff decided about, sent as soon as their handling commits.
     outbox = Outbox(engine, reads, outbound, clock or utcnow)

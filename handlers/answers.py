@@ -16,7 +16,7 @@ from typing import Callable
 
 import cn2an
 
-from bot.campaign_format import DEFAULT_IMPLAUSIBLE_ABOVE, Field, FieldType
+from bot.campaigns.format import DEFAULT_IMPLAUSIBLE_ABOVE, Field, FieldType
 
 # Above this a count is probably a typo (an extra zero, a phone number in the wrong field): the
 # person is asked to confirm it rather than refused. A campaign may set its own

@@ -43,7 +43,7 @@ class DialogueState:
 @dataclass(frozen=True)
 class Outcome:
     """What a handler decided: texts to send (the first as the passive reply), the next state, and
-    the changes to stored data (values the storage layer knows how to write, see bot/storage.py).
+    the changes to stored data (values the storage layer knows how to write, see bot/store/facts.py).
 
     ``state`` is None when the dialogue state stays as it was.
     """
@@ -56,7 +56,7 @@ class Outcome:
 @dataclass(frozen=True)
 class Context:
     """Read-only things a handler may consult: the texts, facts the gateway looked up about the
-    person, the current time, and ``stored``, a read-only view of stored data (bot.storage.StoredFacts,
+    person, the current time, and ``stored``, a read-only view of stored data (bot.store.facts.StoredFacts,
     bound to the handling transaction; None where a test needs no stored data)."""
 
     texts: Texts

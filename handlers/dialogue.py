@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Mapping
 
-from bot.campaign_format import CampaignDefinition, Field, FieldType, FormDefinition, LatePolicy, StatItem
+from bot.campaigns.format import CampaignDefinition, Field, FieldType, FormDefinition, LatePolicy, StatItem
 from handlers.answers import (
     ASKABLE, IMPLAUSIBLE_ABOVE, Rejected, means_none, normalise, parse, split_item_line, yes_or_no,
 )

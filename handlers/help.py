@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.campaign_format import DeadlineKind, FormKind
+from bot.campaigns.format import DeadlineKind, FormKind
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 
 KEYWORDS = {"帮助", "help", "?", "？", "菜单"}

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from bot import report_store
-from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind, TableRow
+from bot.store import reports as report_store
+from bot.campaigns.format import CampaignDefinition, FieldType, FormDefinition, FormKind, TableRow
 from handlers.answers import means_none, normalise
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import SaveAnswers, SubmitForm, Value

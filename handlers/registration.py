@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from bot.campaign_format import FieldType, FormDefinition
+from bot.campaigns.format import FieldType, FormDefinition
 from handlers.answers import normalise, yes_or_no
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import (
@@ -29,7 +29,7 @@ from handlers.dialogue import (
 )
 
 if TYPE_CHECKING:
-    from bot.storage import DuePeriod
+    from bot.store.facts import DuePeriod
 
 FLOW = "registration"
 DETAILS_FLOW = "details"

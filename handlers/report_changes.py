@@ -1,4 +1,4 @@
-"""What the report handlers (周报, 要情) ask storage to write; ``bot/report_store.py`` writes them.
+"""What the report handlers (周报, 要情) ask storage to write; ``bot/store/reports.py`` writes them.
 
 Finishing a weekly report reuses the form handlers' :class:`~handlers.changes.SubmitForm` and
 :class:`~handlers.changes.SaveAnswers`: a report is a submission like any other.

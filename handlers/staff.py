@@ -4,7 +4,7 @@ them, ``批准 N`` and ``驳回 N`` decide one.
 A request is someone taking over a unit that has a liaison, or registering for a unit picked from
 an open campaign's list (``handlers/registration.py``). Approving files the liaison table the
 requester filled, makes them the unit's liaison and tells them, and tells the liaison they replace;
-refusing tells the requester. Those notes go out through ``bot.outbox`` after the handling commits.
+refusing tells the requester. Those notes go out through ``bot.outbound.outbox`` after the handling commits.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.campaign_format import FieldType
+from bot.campaigns.format import FieldType
 from handlers.answers import normalise
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import AppointLiaison, DecideRequest, PersonNote, Value

@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from bot import report_store  # the module: it imports handlers' change types
-from bot.campaign_format import CampaignDefinition, FieldType, FormDefinition, FormKind
+from bot.store import reports as report_store  # the module: it imports handlers' change types
+from bot.campaigns.format import CampaignDefinition, FieldType, FormDefinition, FormKind
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import SaveAnswers, SubmitForm, Value
 from handlers.dialogue import (

@@ -7,7 +7,7 @@ and confirms what was received. ``要情`` takes an important or featured activi
 the same way; its items go into the current week's report marked as 要情, and ``完成`` does not
 submit the week for the liaison.
 
-Pictures, voice and video are fetched from WeChat in the background (``bot.media``); the
+Pictures, voice and video are fetched from WeChat in the background (``bot.outbound.media``); the
 confirmation names any that could not be fetched.
 """
 
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from bot.campaign_format import CampaignDefinition, DeadlineKind, FieldType
-# The module, not its names: bot.report_store imports handlers' change types, so each module may
+from bot.campaigns.format import CampaignDefinition, DeadlineKind, FieldType
+# The module, not its names: bot.store.reports imports handlers' change types, so each module may
 # be the first one imported.
-from bot import report_store
+from bot.store import reports as report_store
 from handlers.answers import normalise
 from handlers.base import Context, DialogueState, Incoming, Outcome
 from handlers.changes import SaveAnswers, StaffNote, SubmitForm, Value

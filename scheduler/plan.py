@@ -1,6 +1,6 @@
 """The reminder plan: every deadline of every loaded campaign turned into the moments to remind.
 
-Each stored due time (a :class:`~bot.models.DeadlinePeriod`) gets the reminders of its deadline's
+Each stored due time (a :class:`~bot.store.models.DeadlinePeriod`) gets the reminders of its deadline's
 schedule (offsets before it, a notice at it, overdue follow-ups) and a coordinator digest at it.
 Quiet hours move a reminder to the next allowed minute, but never past the deadline: a reminder
 that would land after it is brought forward to the last minute before the quiet hours began.
@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.campaigns import ReminderKind
-from bot.db import session
-from bot.models import Campaign, Deadline, DeadlinePeriod
+from bot.store.engine import session
+from bot.store.models import Campaign, Deadline, DeadlinePeriod
 
 
 class Stage(str, enum.Enum):

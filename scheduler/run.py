@@ -28,8 +28,8 @@ from typing import Any, Callable, Iterable, Sequence
 import sqlalchemy as sa
 
 from bot.campaigns import CampaignDefinition, MessageTemplate, ReminderKind, definition_of
-from bot.db import session
-from bot.delivery import (
+from bot.store.engine import session
+from bot.outbound.delivery import (
     Channel,
     FieldValueError,
     HeldReason,
@@ -48,7 +48,7 @@ from bot.delivery import (
     template_or_reason,
     unconfirmed_filter,
 )
-from bot.models import (
+from bot.store.models import (
     Campaign, Deadline, DeadlinePeriod, Delivery, InboundMessage, Person, Role, Submission, Unit, utcnow,
 )
 from bot.texts import Texts

@@ -30,7 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.models import SchedulerLease, utcnow
+from bot.store.models import SchedulerLease, utcnow
 from scheduler.plan import plan, upcoming
 from scheduler.run import Reminders, Tally
 

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.config import Settings, settings_from_mapping
-from bot.db import make_engine, upgrade
+from bot.store.engine import make_engine, upgrade
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 

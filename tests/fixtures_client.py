@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from bot.config import Settings
-from bot.db import make_engine
-from bot.token_store import DatabaseTokenStore
-from bot.wechat_client import WeChatAPI
+from bot.store.engine import make_engine
+from bot.wechat.token_store import DatabaseTokenStore
+from bot.wechat.client import WeChatAPI
 from tests.conftest import make_settings
 from tests.fixtures_fake import ServedFake
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from starlette.responses import PlainTextResponse
 
-from bot.fake_wechat import BackgroundServer, FakeWeChat, create_fake_app
+from simulator.fake_wechat import BackgroundServer, FakeWeChat, create_fake_app
 from tests.conftest import free_port
 
 # The same credentials as ``make_settings`` in conftest.py.

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.campaigns import load_definition, load_into_db
-from bot.db import session
-from bot.models import Answer, AnswerRevision, Conversation, Submission, Unit
-from bot.units import import_units, unit_codes
+from bot.store.engine import session
+from bot.store.models import Answer, AnswerRevision, Conversation, Submission, Unit
+from bot.campaigns.units import import_units, unit_codes
 from tests.fixtures_gateway import Bot, StartBot
 
 ROOT = Path(__file__).resolve().parent.parent

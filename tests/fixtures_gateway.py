@@ -24,12 +24,12 @@ from starlette.exceptions import StarletteDeprecationWarning
 import handlers
 from bot.app import create_app
 from bot.config import Settings
-from bot.db import session
-from bot.fake_wechat import BackgroundServer, FakeWeChat
-from bot.gateway import Dispatch
-from bot.models import InboundMessage, Person, utcnow
-from bot.wechat_client import WeChatAPI
-from bot.wechat_side import WeChatSide
+from bot.store.engine import session
+from simulator.fake_wechat import BackgroundServer, FakeWeChat
+from bot.wechat.gateway import Dispatch
+from bot.store.models import InboundMessage, Person, utcnow
+from bot.wechat.client import WeChatAPI
+from simulator.wechat_side import WeChatSide
 from handlers.base import Context, DialogueState, Incoming, Outcome
 from tests.conftest import free_port, make_settings
 from tests.fixtures_fake import ServedFake

@@ -19,12 +19,12 @@ from sqlmodel import select
 
 from bot.app import create_app
 from bot.campaigns import load_definition, load_into_db
-from bot.db import make_engine, session
-from bot.fake_wechat import BackgroundServer, Callback, FakeWeChat, create_fake_app
-from bot.models import Campaign, Deadline, Person, Role, Submission, Unit, utcnow
+from bot.store.engine import make_engine, session
+from simulator.fake_wechat import BackgroundServer, Callback, FakeWeChat, create_fake_app
+from bot.store.models import Campaign, Deadline, Person, Role, Submission, Unit, utcnow
 from bot.texts import Texts
-from bot.token_store import build_token_store
-from bot.wechat_client import WeChatAPI
+from bot.wechat.token_store import build_token_store
+from bot.wechat.client import WeChatAPI
 from scheduler.plan import QuietHours
 from scheduler.run import RESEND_AFTER, Reminders, Tally
 from tests.conftest import free_port, make_settings

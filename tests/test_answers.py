@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from bot.campaign_format import Field, FieldType
+from bot.campaigns.format import Field, FieldType
 from handlers.answers import Accepted, Rejected, parse, split_item_line, yes_or_no
 
 TODAY = date(2023, 6, 20)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.campaign_commands import register
+from bot.cli.campaign import register
 from bot.campaigns import (
     DefinitionError,
     ReminderKind,

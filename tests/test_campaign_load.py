@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from sqlmodel import func, select
 
 from bot.campaigns import LoadRefused, definition_of, find_campaign, list_campaigns, load_definition, load_into_db
-from bot.db import session
+from bot.store.engine import session
 from tests.fixtures_cli import safetybot
-from bot.models import Answer, AnswerRevision, Campaign, Deadline, DeadlinePeriod, Submission, Unit
+from bot.store.models import Answer, AnswerRevision, Campaign, Deadline, DeadlinePeriod, Submission, Unit
 
 CAMPAIGNS = Path(__file__).parent.parent / "campaigns"
 JINCHENG = CAMPAIGNS / "jincheng-commerce-2023.toml"

@@ -13,10 +13,10 @@ from sqlmodel import select
 
 from bot.app import create_app
 from bot.config import Settings
-from bot.db import make_engine, session
-from bot.fake_wechat import BackgroundServer
-from bot.models import InboundMessage
-from bot.wechat_client import WeChatAPI, WeChatAPIError
+from bot.store.engine import make_engine, session
+from simulator.fake_wechat import BackgroundServer
+from bot.store.models import InboundMessage
+from bot.wechat.client import WeChatAPI, WeChatAPIError
 from bot.texts import Texts
 from tests.conftest import free_port, make_settings
 from tests.fixtures_fake import ServedFake

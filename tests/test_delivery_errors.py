@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.db import session
-from bot.delivery import record_template_job
-from bot.models import Delivery, Person, Role
+from bot.store.engine import session
+from bot.outbound.delivery import record_template_job
+from bot.store.models import Delivery, Person, Role
 from tests.fixtures_reminders import TEMPLATE_ID, ReminderWorld, beijing
 
 TEMPLATE_SEND = "/cgi-bin/message/template/send"

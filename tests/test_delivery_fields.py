@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.delivery import FieldValueError, checked_field, template_data
+from bot.outbound.delivery import FieldValueError, checked_field, template_data
 
 
 @pytest.mark.parametrize(("field", "value", "sent"), [

@@ -16,8 +16,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from wechatpy.crypto import WeChatCrypto
 
-from bot.fake_wechat import BackgroundServer, Callback
-from bot.wechat_side import sign
+from simulator.fake_wechat import BackgroundServer, Callback
+from simulator.wechat_side import sign
 from tests.conftest import free_port
 from tests.fixtures_fake import APP_ID, APP_SECRET, ServedFake
 

@@ -11,10 +11,10 @@ import pytest
 from defusedxml.ElementTree import fromstring
 from sqlalchemy.engine import make_url
 
-from bot.gateway import text_reply_xml
-from bot.models import InboundStatus
+from bot.wechat.gateway import text_reply_xml
+from bot.store.models import InboundStatus
 from bot.texts import Texts
-from bot.wechat_side import sign
+from simulator.wechat_side import sign
 from tests.fixtures_gateway import RecordingDispatch, StartBot
 
 TEXTS = Texts()

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 import handlers
-from bot.db import session
-from bot.models import Conversation, InboundMessage, InboundStatus, utcnow
+from bot.store.engine import session
+from bot.store.models import Conversation, InboundMessage, InboundStatus, utcnow
 from bot.texts import Texts
-from bot.wechat_side import Reply
+from simulator.wechat_side import Reply
 from handlers.base import Outcome
 from handlers.changes import ClaimUnit
 from tests.fixtures_gateway import Bot, RecordingDispatch, StartBot

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from bot.models import InboundStatus
+from bot.store.models import InboundStatus
 from bot.texts import Texts
-from bot.wechat_side import WeChatSide, sign
+from simulator.wechat_side import WeChatSide, sign
 from tests.fixtures_gateway import AES_KEY, StartBot
 
 TEXTS = Texts()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from bot.db import session
-from bot.models import Person, Role
+from bot.store.engine import session
+from bot.store.models import Person, Role
 from bot.texts import Texts
 from tests.fixtures_forms import Campaign, jincheng  # noqa: F401  (fixture)
 from tests.test_statistics import fill_and_submit

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from bot.db import session
-from bot.models import MediaFile
+from bot.store.engine import session
+from bot.store.models import MediaFile
 from tests.fixtures_forms import Campaign, jincheng  # noqa: F401  (fixture)
 from tests.test_weekly_report import ZEZHOU, eventually, media
 

@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-import bot.models  # noqa: F401  (registers every table)
+import bot.store.models  # noqa: F401  (registers every table)
 
 
 def test_an_upgraded_database_matches_the_models(engine: sa.Engine) -> None:

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.campaigns import load_definition, load_into_db
-from bot.db import session
-from bot.models import LiaisonReplacement, Role
+from bot.store.engine import session
+from bot.store.models import LiaisonReplacement, Role
 from bot.texts import Texts
-from bot.units import import_units, unit_codes
+from bot.campaigns.units import import_units, unit_codes
 from tests.fixtures_forms import ROOT, Campaign, Clock
 from tests.fixtures_gateway import StartBot
 

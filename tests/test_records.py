@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from bot.campaigns import load_definition
-from bot.models import MediaFile, ReportItem
+from bot.store.models import MediaFile, ReportItem
 from bot.texts import Texts
 from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.db import session
-from bot.models import LiaisonReplacement, Role
+from bot.store.engine import session
+from bot.store.models import LiaisonReplacement, Role
 from bot.texts import Texts
 from tests.fixtures_forms import Campaign, jincheng  # noqa: F401  (fixture)
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from bot import reminder_commands
+from bot.cli import reminders as reminder_commands
 from tests.fixtures_reminders import ReminderWorld, beijing
 
 
 def _safetybot(argv: list[str]) -> int:
-    # The same shape as bot/cli.py's parser: --env-file, then the sub-commands register() adds.
+    # The same shape as bot/cli/main.py's parser: --env-file, then the sub-commands register() adds.
     parser = argparse.ArgumentParser(prog="safetybot")
     parser.add_argument("--env-file", default=".env")
     reminder_commands.register(parser.add_subparsers(dest="command", required=True))

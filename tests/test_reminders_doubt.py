@@ -16,8 +16,8 @@ from typing import Callable, Mapping
 
 from sqlmodel import select
 
-from bot.db import make_engine, session
-from bot.models import Delivery
+from bot.store.engine import make_engine, session
+from bot.store.models import Delivery
 from scheduler.run import Reminders
 from tests.fixtures_fake import losing_message_answers
 from tests.fixtures_reminders import TEMPLATE_ID, LaterClock, ReminderWorld, beijing, build_sender

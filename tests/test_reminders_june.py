@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.models import Role
+from bot.store.models import Role
 from scheduler.plan import Stage, plan
 from tests.fixtures_reminders import BEIJING, ReminderWorld, beijing
 

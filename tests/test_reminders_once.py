@@ -9,9 +9,9 @@ from typing import Mapping
 import pytest
 from sqlmodel import select
 
-from bot.db import make_engine, session
-from bot.delivery import record_template_job
-from bot.models import Delivery
+from bot.store.engine import make_engine, session
+from bot.outbound.delivery import record_template_job
+from bot.store.models import Delivery
 from scheduler.run import Reminders
 from tests.fixtures_reminders import ReminderWorld, beijing, build_sender
 

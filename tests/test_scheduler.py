@@ -7,8 +7,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bot.db import make_engine
-from bot.models import SchedulerJob
+from bot.store.engine import make_engine
+from bot.store.models import SchedulerJob
 from scheduler.service import Lease, ReminderScheduler
 from tests.fixtures_reminders import ReminderWorld, beijing, build_sender
 

@@ -17,10 +17,10 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from bot.db import make_engine, session
-from bot.models import InboundMessage, InboundStatus, Person
+from bot.store.engine import make_engine, session
+from bot.store.models import InboundMessage, InboundStatus, Person
 from bot.texts import Texts
-from bot.wechat_side import WeChatSide
+from simulator.wechat_side import WeChatSide
 from tests.conftest import free_port
 from tests.fixtures_fake import APP_ID, APP_SECRET, ServedFake
 

@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import select
 
 from bot.campaigns import load_definition, load_into_db
-from bot.db import session
-from bot.models import Delivery, LiaisonReplacement, Role
+from bot.store.engine import session
+from bot.store.models import Delivery, LiaisonReplacement, Role
 from bot.texts import Texts
 from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
 from tests.test_weekly_report import eventually

@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 from sqlmodel import select
 
-from bot.db import session
-from bot.models import Delivery, Person
+from bot.store.engine import session
+from bot.store.models import Delivery, Person
 from tests.fixtures_gateway import StartBot
 
 FIXED_NOW = datetime(2026, 6, 6, 10, 0, tzinfo=timezone.utc)

@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from bot.config import Settings
-from bot.db import make_engine
-from bot.token_store import DatabaseTokenStore, RedisTokenStore, build_token_store
-from bot.wechat_client import WeChatAPI
+from bot.store.engine import make_engine
+from bot.wechat.token_store import DatabaseTokenStore, RedisTokenStore, build_token_store
+from bot.wechat.client import WeChatAPI
 from tests.conftest import REDIS_UP, make_settings
 from tests.fixtures_fake import APP_ID, ServedFake
 

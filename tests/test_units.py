@@ -16,10 +16,10 @@ from openpyxl import Workbook, load_workbook
 from sqlmodel import select
 
 from bot.campaigns import load_definition, load_into_db
-from bot.db import session
+from bot.store.engine import session
 from tests.fixtures_cli import safetybot
-from bot.models import Unit
-from bot.units import JOIN_CODE_ALPHABET
+from bot.store.models import Unit
+from bot.campaigns.units import JOIN_CODE_ALPHABET
 
 CAMPAIGNS = Path(__file__).parent.parent / "campaigns"
 UNITS_CSV = "单位名称,分组,联络员手机\n城区商务局,县（市、区）商务主管部门,13800138000\n泽州县商务局,县（市、区）商务主管部门,\n市场秩序科,机关科室,13912345678\n"

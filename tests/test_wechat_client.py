@@ -15,9 +15,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from bot.config import Settings
-from bot.fake_wechat import BackgroundServer
-from bot.token_store import DatabaseTokenStore
-from bot.wechat_client import ForeignHostError, WeChatAPI, WeChatAPIError, WeChatSetupError
+from simulator.fake_wechat import BackgroundServer
+from bot.wechat.token_store import DatabaseTokenStore
+from bot.wechat.client import ForeignHostError, WeChatAPI, WeChatAPIError, WeChatSetupError
 from tests.conftest import free_port, make_settings
 from tests.fixtures_fake import ServedFake, losing_message_answers
 
@@ -494,7 +494,7 @@ def test_every_call_is_logged_without_the_token_or_the_secret(
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert token not in text
     assert client_settings.wechat_app_secret not in text
-    client_lines = [r.getMessage() for r in caplog.records if r.name == "bot.wechat_client"]
+    client_lines = [r.getMessage() for r in caplog.records if r.name == "bot.wechat.client"]
     assert client_lines[0].startswith("wechat POST /cgi-bin/stable_token errcode=0 ")
     assert client_lines[1].startswith("wechat POST /cgi-bin/message/custom/send errcode=40001 ")
     assert client_lines[-1].startswith("wechat POST /cgi-bin/message/custom/send errcode=0 ")

@@ -7,7 +7,7 @@ import pytest
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.parser import parse_message
 
-from bot.wechat_side import WeChatSide
+from simulator.wechat_side import WeChatSide
 from tests.fixtures_gateway import AES_KEY
 
 TOKEN, APP_ID = "safetybottest", "wx0123456789abcdef"

@@ -8,8 +8,8 @@ from typing import Callable, TypeVar
 
 from sqlmodel import select
 
-from bot.db import session
-from bot.models import MediaFile, ReportItem, Submission
+from bot.store.engine import session
+from bot.store.models import MediaFile, ReportItem, Submission
 from bot.texts import Texts
 from tests.fixtures_forms import Campaign, jincheng  # noqa: F401  (fixture)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.campaigns import check_file, load_definition, load_into_db
-from bot.db import session
-from bot.models import Unit
-from bot.report_store import weekly_sums
+from bot.store.engine import session
+from bot.store.models import Unit
+from bot.store.reports import weekly_sums
 from bot.texts import Texts
 from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
 

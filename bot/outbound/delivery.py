@@ -8,7 +8,7 @@ WeChat lets an account reach a person in two ways (wechat-rules A1, A2, R2-R5):
 - a template message (verified service accounts), at any time, with short typed fields and a
   link, and only to a person who agreed to receive reminders.
 
-Every send is a :class:`~bot.models.Delivery` row, unique by its key. The row is inserted as
+Every send is a :class:`~bot.store.models.Delivery` row, unique by its key. The row is inserted as
 ``claimed`` in the transaction that decides the send, turns ``sending`` in a transaction of its
 own just before the request leaves (re-checking that the unit still owes; ``sent_at`` then holds
 when the request left), and gets WeChat's answer afterwards. A crash between ``sending`` and the
@@ -30,8 +30,8 @@ from typing import Any, Mapping, Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.models import Delivery, Person, UTCDateTime, utcnow
-from bot.wechat_client import WeChatAPIError
+from bot.store.models import Delivery, Person, UTCDateTime, utcnow
+from bot.wechat.client import WeChatAPIError
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +341,7 @@ def take_in_doubt(conn: sa.Connection, delivery_id: int, attempts: int, left_at:
 
 
 class Outbound(Protocol):
-    """The two calls of :class:`bot.wechat_client.WeChatAPI` the send path uses."""
+    """The two calls of :class:`bot.wechat.client.WeChatAPI` the send path uses."""
 
     def send_text(self, openid: str, content: str) -> None: ...
 

@@ -9,7 +9,7 @@ documentation leaves a choice, the fake takes the stricter one. Each rule names 
 
 Like WeChat, the fake pushes a ``TEMPLATESENDJOBFINISH`` event to the bot's callback URL after
 every template message it accepted (signed, and encrypted in safe mode, by
-:class:`bot.wechat_side.WeChatSide`), once a callback is configured.
+:class:`simulator.wechat_side.WeChatSide`), once a callback is configured.
 
 Tests and demos drive the WeChat side (users writing, clicking, time passing) through
 :class:`FakeWeChat` in Python or the ``/_fake/`` HTTP endpoints, which WeChat does not have.
@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.wechat_side import WeChatSide
+from simulator.wechat_side import WeChatSide
 
 # WeChat's daily quotas reset at midnight Beijing time.
 QUOTA_ZONE = ZoneInfo("Asia/Shanghai")

@@ -18,11 +18,11 @@ import httpx
 import sqlalchemy as sa
 
 from bot.config import WECHAT_API_BASE_URL, Settings, load_settings
-from bot.db import make_engine
-from bot.models import utcnow
+from bot.store.engine import make_engine
+from bot.store.models import utcnow
 from bot.texts import Texts
-from bot.token_store import build_token_store
-from bot.wechat_client import WeChatAPI
+from bot.wechat.token_store import build_token_store
+from bot.wechat.client import WeChatAPI
 from scheduler.plan import QuietHours, plan, upcoming
 from scheduler.run import Reminders, template_names
 from scheduler.service import Lease, ReminderScheduler, describe

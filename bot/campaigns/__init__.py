@@ -3,13 +3,13 @@
 ``load_definition(path)`` reads a campaign file (see ``docs/campaign-format.md``) into a
 :class:`CampaignDefinition`; ``check_file(path)`` lists every problem of a file;
 ``load_into_db(engine, definition)`` stores it idempotently; ``definition_of(campaign)`` gives
-back the definition of a stored campaign. The format lives in ``bot.campaign_format`` and the
-storage in ``bot.campaign_store``; this module only gathers them.
+back the definition of a stored campaign. The format lives in ``bot.campaigns.format`` and the
+storage in ``bot.campaigns.store``; this module only gathers them.
 """
 
 from __future__ import annotations
 
-from bot.campaign_format import (
+from bot.campaigns.format import (
     SCHEMA_VERSION,
     CampaignDefinition,
     Contact,
@@ -37,7 +37,7 @@ from bot.campaign_format import (
     load_definition,
     parse_definition,
 )
-from bot.campaign_store import (
+from bot.campaigns.store import (
     CampaignSummary,
     LoadRefused,
     LoadResult,

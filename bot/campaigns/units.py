@@ -19,9 +19,9 @@ from typing import Any, Sequence, TextIO
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from bot.campaign_format import DefinitionError, parse_definition
-from bot.db import session
-from bot.models import Campaign, Unit
+from bot.campaigns.format import DefinitionError, parse_definition
+from bot.store.engine import session
+from bot.store.models import Campaign, Unit
 
 # No 0/O or 1/I/L: codes are read out over the phone and typed on phones.
 JOIN_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"

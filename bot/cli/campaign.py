@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from bot.campaign_format import DefinitionError, Problem, check_file, load_definition
-from bot.campaign_store import LoadRefused, list_campaigns, load_into_db
+from bot.campaigns.format import DefinitionError, Problem, check_file, load_definition
+from bot.campaigns.store import LoadRefused, list_campaigns, load_into_db
 from bot.config import load_settings
-from bot.db import make_engine
-from bot.units import ImportRefused, export_units, import_units
+from bot.store.engine import make_engine
+from bot.campaigns.units import ImportRefused, export_units, import_units
 
 
 def _with_database(command: Callable[[argparse.Namespace, sa.Engine], int]) -> Callable[[argparse.Namespace], int]:

@@ -1,9 +1,9 @@
 """Reports (周报, 要情) in the database: what handlers may read about them, and the writer of their
-changes, registered in ``bot.storage.WRITERS`` as :data:`REPORT_WRITERS`.
+changes, registered in ``bot.store.facts.WRITERS`` as :data:`REPORT_WRITERS`.
 
-A report is a :class:`~bot.models.Submission` of a weekly deadline; each text, picture, voice note,
-video or link is a :class:`~bot.models.ReportItem`. Pictures, voice and video also get a
-:class:`~bot.models.MediaFile` row in the same transaction, which ``bot.media`` fetches from WeChat.
+A report is a :class:`~bot.store.models.Submission` of a weekly deadline; each text, picture, voice note,
+video or link is a :class:`~bot.store.models.ReportItem`. Pictures, voice and video also get a
+:class:`~bot.store.models.MediaFile` row in the same transaction, which ``bot.outbound.media`` fetches from WeChat.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.campaign_store import definition_of
-from bot.models import Answer, Campaign, Deadline, MediaFile, ReportItem, Submission
+from bot.campaigns.store import definition_of
+from bot.store.models import Answer, Campaign, Deadline, MediaFile, ReportItem, Submission
 from handlers.base import Incoming
 from handlers.report_changes import AddReportItem
 

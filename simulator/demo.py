@@ -33,7 +33,7 @@ def check_demo_settings(settings: Settings, fake_port: int) -> None:
 
 async def _serve_both(settings: Settings, fake_port: int) -> None:
     from bot.app import create_app
-    from bot.fake_wechat import Callback, FakeWeChat, create_fake_app
+    from simulator.fake_wechat import Callback, FakeWeChat, create_fake_app
 
     # Like WeChat, the fake pushes events (TEMPLATESENDJOBFINISH) to the bot's callback.
     callback = Callback(f"http://127.0.0.1:{settings.port}/wechat", settings.wechat_token,

@@ -2,7 +2,7 @@
 
 Used by tests, ``safetybot chat`` and the benchmark, against Starlette's TestClient or a real
 server (both are ``httpx.Client``). Formats follow WeChat's pages on receiving messages and events
-and on message encryption (see ``bot/gateway.py`` for the links); the crypto is wechatpy's.
+and on message encryption (see ``bot/wechat/gateway.py`` for the links); the crypto is wechatpy's.
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ from typing import Iterable, Sequence
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from bot.campaign_format import CampaignDefinition, DeadlineDefinition, DefinitionError, parse_definition
-from bot.db import session
-from bot.models import Answer, AnswerRevision, Campaign, Deadline, DeadlinePeriod, ReportItem, Submission, Unit, utcnow
-from bot.units import new_join_code
+from bot.campaigns.format import CampaignDefinition, DeadlineDefinition, DefinitionError, parse_definition
+from bot.store.engine import session
+from bot.store.models import Answer, AnswerRevision, Campaign, Deadline, DeadlinePeriod, ReportItem, Submission, Unit, utcnow
+from bot.campaigns.units import new_join_code
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from bot.background import repeating
-from bot.models import Campaign, MediaFile, ReportItem, Submission, Unit
-from bot.outbox import note_staff
+from bot.store.models import Campaign, MediaFile, ReportItem, Submission, Unit
+from bot.outbound.outbox import note_staff
 from bot.texts import Texts
 
 log = logging.getLogger("safetybot.media")
@@ -66,8 +66,8 @@ class Taken:
 class MediaFetcher:
     """Downloads due ``media_file`` rows with ``wechat.download_media`` into ``media_dir``.
 
-    ``reads`` is the engine for read-only work (:func:`bot.db.read_engine`); ``wechat`` is the
-    outbound client (:class:`bot.wechat_client.WeChatAPI`); ``clock`` gives aware now.
+    ``reads`` is the engine for read-only work (:func:`bot.store.engine.read_engine`); ``wechat`` is the
+    outbound client (:class:`bot.wechat.client.WeChatAPI`); ``clock`` gives aware now.
     """
 
     def __init__(self, engine: sa.Engine, reads: sa.Engine, wechat: Any, media_dir: Path, clock: Callable[[], datetime],

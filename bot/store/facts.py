@@ -15,14 +15,14 @@ from typing import Any, Callable
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.campaign_format import CampaignDefinition
-from bot.campaign_store import definition_of
-from bot.delivery import record_template_job_on
-from bot.models import (
+from bot.campaigns.format import CampaignDefinition
+from bot.campaigns.store import definition_of
+from bot.outbound.delivery import record_template_job_on
+from bot.store.models import (
     Answer, AnswerRevision, Campaign, Deadline, DeadlinePeriod, LiaisonReplacement, Person, Role, Submission, Unit,
 )
-from bot.outbox import NOTE_WRITERS
-from bot.report_store import REPORT_WRITERS
+from bot.outbound.outbox import NOTE_WRITERS
+from bot.store.reports import REPORT_WRITERS
 from handlers.base import Incoming
 from handlers.changes import (
     AppointLiaison, BecomeStaff, ClaimUnit, DecideRequest, RenamePerson, RequestLiaison, SaveAnswers, SubmitForm, Value,
@@ -366,7 +366,7 @@ WRITERS.update(NOTE_WRITERS)
 
 
 def write_template_job(conn: sa.Connection, incoming: Incoming, change: TemplateJobFinished, now: datetime) -> None:
-    """The reminders ledger learns how a template message ended (bot/delivery.py)."""
+    """The reminders ledger learns how a template message ended (bot/outbound/delivery.py)."""
     record_template_job_on(conn, incoming.openid, change.msgid, change.status)
 
 

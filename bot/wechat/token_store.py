@@ -19,8 +19,8 @@ import redis
 import sqlalchemy as sa
 
 from bot.config import Settings
-from bot.db import is_postgres, session
-from bot.models import AccessToken, utcnow
+from bot.store.engine import is_postgres, session
+from bot.store.models import AccessToken, utcnow
 
 # WeChat renews a stable token 5 minutes before it expires and keeps both valid meanwhile
 # (wechat-rules A6), so a token with less than this left is renewed before use.
@@ -62,7 +62,7 @@ class TokenStore(Protocol):
 
 class DatabaseTokenStore:
     """The ``access_token`` table. SQLite locks by ``BEGIN IMMEDIATE`` (every transaction of our
-    SQLite engine, see bot/db.py); PostgreSQL by a transaction-scoped advisory lock, which works
+    SQLite engine, see bot/store/engine.py); PostgreSQL by a transaction-scoped advisory lock, which works
     even before the row exists (``SELECT ... FOR UPDATE`` would lock nothing then)."""
 
     def __init__(self, engine: sa.Engine):

@@ -1,7 +1,7 @@
 """The stored domain: campaigns and their deadlines, units, people, conversations, what came in,
 what went out, and what units submitted (with every change kept).
 
-Tables are created and upgraded only by the Alembic migrations in ``bot/migrations``.
+Tables are created and upgraded only by the Alembic migrations in ``bot/store/migrations``.
 All times are stored as UTC and come back timezone-aware.
 """
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, TextIO
 import httpx
 
 from bot.config import Settings
-from bot.wechat_side import Reply, WeChatSide
+from simulator.wechat_side import Reply, WeChatSide
 
 COMMANDS = """commands:
   /image PATH     send a picture

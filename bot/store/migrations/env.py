@@ -1,10 +1,10 @@
-"""Alembic environment: runs the migrations against the URL ``bot.db.upgrade`` passes in."""
+"""Alembic environment: runs the migrations against the URL ``bot.store.engine.upgrade`` passes in."""
 
 from alembic import context
 from sqlmodel import SQLModel
 
-import bot.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from bot.db import make_engine
+import bot.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from bot.store.engine import make_engine
 
 config = context.config
 database_url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")

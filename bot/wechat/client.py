@@ -10,7 +10,7 @@ but left alone it would break three rules of this project (wechat-rules A6, R12)
 - it has no ``/cgi-bin/stable_token``, and for video ``media/get`` answers JSON with a ``video_url``.
 
 So :class:`WeChatAPI` wraps a subclass that puts every URL on ``WECHAT_API_BASE_URL`` (and refuses
-others at the transport too), takes the token from :mod:`bot.token_store`, and retries as WeChat's
+others at the transport too), takes the token from :mod:`bot.wechat.token_store`, and retries as WeChat's
 error codes call for.
 """
 
@@ -35,8 +35,8 @@ from wechatpy.constants import WeChatErrorCode
 from wechatpy.exceptions import WeChatClientException
 
 from bot.config import WECHAT_API_BASE_URL, Settings
-from bot.models import utcnow
-from bot.token_store import SharedAccessToken, StoredToken, TokenStore
+from bot.store.models import utcnow
+from bot.wechat.token_store import SharedAccessToken, StoredToken, TokenStore
 
 logger = logging.getLogger(__name__)
 

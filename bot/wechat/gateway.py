@@ -36,9 +36,9 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import WeChatSigner
 
 from bot.config import Settings
-from bot.db import Prepared, is_postgres, take_turn, transaction, writer_queue
-from bot.models import Conversation, InboundMessage, InboundStatus, Person, Role, utcnow
-from bot.storage import StaleDecision, StoredFacts, apply_changes
+from bot.store.engine import Prepared, is_postgres, take_turn, transaction, writer_queue
+from bot.store.models import Conversation, InboundMessage, InboundStatus, Person, Role, utcnow
+from bot.store.facts import StaleDecision, StoredFacts, apply_changes
 from bot.texts import Texts
 from handlers.base import Context, DialogueState, Incoming, Outcome
 
@@ -565,7 +565,7 @@ class Gateway:
         if settings.safe_mode:
             self._crypto = WeChatCrypto(settings.wechat_token, settings.wechat_encoding_aes_key, settings.wechat_app_id)
         self._sql = _Statements(engine.dialect)
-        # Handlers read through this one (bot.db.read_engine): on SQLite it never takes the write lock.
+        # Handlers read through this one (bot.store.engine.read_engine): on SQLite it never takes the write lock.
         self._reads = reads
         self._turns = _Turns()
         # Handlers decide (and, on PostgreSQL, messages are claimed and written) on a few threads of
@@ -958,7 +958,7 @@ class Gateway:
 
     def _lock_person(self, conn: sa.Connection, openid: str) -> None:
         if is_postgres(self.engine):
-            # SQLite needs nothing here: BEGIN IMMEDIATE (bot/db.py) already serialises writers.
+            # SQLite needs nothing here: BEGIN IMMEDIATE (bot/store/engine.py) already serialises writers.
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:openid))"),
                          {"namespace": _PERSON_LOCK_NAMESPACE, "openid": openid})
 

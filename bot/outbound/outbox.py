@@ -2,9 +2,9 @@
 WeChat no longer has), and to a person when staff decided their request.
 
 A note is data a handler returns (:class:`~handlers.changes.StaffNote`,
-:class:`~handlers.changes.PersonNote`); its writer turns it into :class:`~bot.models.Delivery` rows
+:class:`~handlers.changes.PersonNote`); its writer turns it into :class:`~bot.store.models.Delivery` rows
 in the handling transaction, one per recipient, unique by ``note:<topic>:<person id>``, so a WeChat
-retry or a second worker cannot note twice. The channel is decided with ``bot.delivery``'s rules:
+retry or a second worker cannot note twice. The channel is decided with ``bot.outbound.delivery``'s rules:
 a customer-service message inside the person's 48-hour window; outside it the row is ``held`` (no
 template fits free text, wechat-rules A1/A2) until the person writes again.
 
@@ -23,11 +23,11 @@ from typing import Any, Callable, Iterator
 import sqlalchemy as sa
 
 from bot.background import repeating
-from bot.delivery import (
+from bot.outbound.delivery import (
     CUSTOMER_SERVICE_WINDOW, WINDOW_CLOSED, Channel, HeldReason, Notice, Outbound, Status, Verdict, claim_many,
     record_many, send, start_sending,
 )
-from bot.models import Delivery, Person, Role
+from bot.store.models import Delivery, Person, Role
 from handlers.base import Incoming
 from handlers.changes import PersonNote, StaffNote
 
@@ -65,7 +65,7 @@ def note_staff(conn: sa.Connection, topic: str, text: str, now: datetime) -> Non
 
 
 def write_staff_note(conn: sa.Connection, incoming: Incoming, change: StaffNote, now: datetime) -> None:
-    """The writer of :class:`StaffNote` (registered in ``bot.storage.WRITERS``)."""
+    """The writer of :class:`StaffNote` (registered in ``bot.store.facts.WRITERS``)."""
     note_staff(conn, change.topic, change.text, now)
 
 
@@ -80,9 +80,9 @@ NOTE_WRITERS: dict[type, Any] = {StaffNote: write_staff_note, PersonNote: write_
 
 
 class Outbox:
-    """Sends claimed notes through ``wechat`` (:class:`bot.wechat_client.WeChatAPI`), and claims
+    """Sends claimed notes through ``wechat`` (:class:`bot.wechat.client.WeChatAPI`), and claims
     again a held note once its person has written (their window is open again). ``reads`` is the
-    engine for read-only work (:func:`bot.db.read_engine`)."""
+    engine for read-only work (:func:`bot.store.engine.read_engine`)."""
 
     def __init__(self, engine: sa.Engine, reads: sa.Engine, wechat: Outbound, clock: Callable[[], datetime]):
         self.engine = engine

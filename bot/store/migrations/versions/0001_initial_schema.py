@@ -8,7 +8,7 @@ Create Date: 2026-11-24 16:17:31.948152
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import bot.models
+import bot.store.models
 
 
 revision = '0001'
@@ -21,8 +21,8 @@ def upgrade() -> None:
     op.create_table('access_token',
     sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('token', sa.Text(), nullable=False),
-    sa.Column('expires_at', bot.models.UTCDateTime(), nullable=False),
-    sa.Column('fetched_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', bot.store.models.UTCDateTime(), nullable=False),
+    sa.Column('fetched_at', bot.store.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('app_id')
     )
     op.create_table('apscheduler_jobs',
@@ -42,7 +42,7 @@ def upgrade() -> None:
     sa.Column('year', sa.Integer(), nullable=False),
     sa.Column('timezone', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('definition', sa.JSON(), nullable=False),
-    sa.Column('loaded_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('loaded_at', bot.store.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('campaign', schema=None) as batch_op:
@@ -53,7 +53,7 @@ def upgrade() -> None:
     sa.Column('flow', sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
     sa.Column('step', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
-    sa.Column('updated_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', bot.store.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('openid')
     )
     op.create_table('inbound_message',
@@ -63,11 +63,11 @@ def upgrade() -> None:
     sa.Column('msg_type', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
     sa.Column('event', sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
     sa.Column('raw', sa.Text(), nullable=False),
-    sa.Column('received_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('received_at', bot.store.models.UTCDateTime(), nullable=False),
     sa.Column('deliveries', sa.Integer(), nullable=False),
     sa.Column('status', sa.Enum('claimed', 'answered', 'deferred', 'failed', name='inboundstatus', native_enum=False, length=20), nullable=False),
     sa.Column('reply', sa.Text(), nullable=True),
-    sa.Column('answered_at', bot.models.UTCDateTime(), nullable=True),
+    sa.Column('answered_at', bot.store.models.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('openid', 'dedupe_key')
     )
@@ -77,7 +77,7 @@ def upgrade() -> None:
     op.create_table('scheduler_lease',
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
     sa.Column('holder', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-    sa.Column('expires_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', bot.store.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
     op.create_table('deadline',
@@ -108,9 +108,9 @@ def upgrade() -> None:
     sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
-    sa.Column('next_attempt_at', bot.models.UTCDateTime(), nullable=True),
-    sa.Column('received_at', bot.models.UTCDateTime(), nullable=False),
-    sa.Column('stored_at', bot.models.UTCDateTime(), nullable=True),
+    sa.Column('next_attempt_at', bot.store.models.UTCDateTime(), nullable=True),
+    sa.Column('received_at', bot.store.models.UTCDateTime(), nullable=False),
+    sa.Column('stored_at', bot.store.models.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['inbound_message_id'], ['inbound_message.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('media_id')
@@ -127,7 +127,7 @@ def upgrade() -> None:
     sa.Column('group', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('join_code', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('liaison_mobile', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-    sa.Column('created_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', bot.store.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('campaign_id', 'name'),
@@ -140,7 +140,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('deadline_id', sa.Integer(), nullable=False),
     sa.Column('period', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-    sa.Column('due_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('due_at', bot.store.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['deadline_id'], ['deadline.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('deadline_id', 'period')
@@ -166,8 +166,8 @@ def upgrade() -> None:
     sa.Column('period', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('stage', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
     sa.Column('local_day', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
-    sa.Column('created_at', bot.models.UTCDateTime(), nullable=False),
-    sa.Column('sent_at', bot.models.UTCDateTime(), nullable=True),
+    sa.Column('created_at', bot.store.models.UTCDateTime(), nullable=False),
+    sa.Column('sent_at', bot.store.models.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['deadline_id'], ['deadline.id'], ),
     sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -186,8 +186,8 @@ def upgrade() -> None:
     sa.Column('openid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('holder_openid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-    sa.Column('requested_at', bot.models.UTCDateTime(), nullable=False),
-    sa.Column('decided_at', bot.models.UTCDateTime(), nullable=True),
+    sa.Column('requested_at', bot.store.models.UTCDateTime(), nullable=False),
+    sa.Column('decided_at', bot.store.models.UTCDateTime(), nullable=True),
     sa.Column('decided_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -205,10 +205,10 @@ def upgrade() -> None:
     sa.Column('unit_id', sa.Integer(), nullable=True),
     sa.Column('following', sa.Boolean(), nullable=False),
     sa.Column('unreachable_reason', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-    sa.Column('last_message_at', bot.models.UTCDateTime(), nullable=True),
-    sa.Column('last_interaction_at', bot.models.UTCDateTime(), nullable=True),
-    sa.Column('reminder_opt_in_at', bot.models.UTCDateTime(), nullable=True),
-    sa.Column('created_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('last_message_at', bot.store.models.UTCDateTime(), nullable=True),
+    sa.Column('last_interaction_at', bot.store.models.UTCDateTime(), nullable=True),
+    sa.Column('reminder_opt_in_at', bot.store.models.UTCDateTime(), nullable=True),
+    sa.Column('created_at', bot.store.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('openid')
@@ -223,9 +223,9 @@ def upgrade() -> None:
     sa.Column('period', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('late', sa.Boolean(), nullable=False),
-    sa.Column('submitted_at', bot.models.UTCDateTime(), nullable=True),
+    sa.Column('submitted_at', bot.store.models.UTCDateTime(), nullable=True),
     sa.Column('submitted_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('updated_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', bot.store.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['deadline_id'], ['deadline.id'], ),
     sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -243,7 +243,7 @@ def upgrade() -> None:
     sa.Column('number', sa.BigInteger(), nullable=True),
     sa.Column('approximate', sa.Boolean(), nullable=False),
     sa.Column('updated_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('updated_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', bot.store.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['submission_id'], ['submission.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('submission_id', 'field_key')
@@ -260,7 +260,7 @@ def upgrade() -> None:
     sa.Column('url', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
     sa.Column('media_file_id', sa.Integer(), nullable=True),
     sa.Column('featured', sa.Boolean(), nullable=False),
-    sa.Column('created_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', bot.store.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['media_file_id'], ['media_file.id'], ),
     sa.ForeignKeyConstraint(['submission_id'], ['submission.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -274,7 +274,7 @@ def upgrade() -> None:
     sa.Column('old_value', sa.Text(), nullable=True),
     sa.Column('new_value', sa.Text(), nullable=True),
     sa.Column('changed_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('changed_at', bot.models.UTCDateTime(), nullable=False),
+    sa.Column('changed_at', bot.store.models.UTCDateTime(), nullable=False),
     sa.Column('late', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['answer_id'], ['answer.id'], ),
     sa.PrimaryKeyConstraint('id')
