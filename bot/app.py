@@ -26,8 +26,10 @@ from starlette.routing import Route
 
 import handlers
 from bot.config import Settings
-from bot.store.engine import Checkpointer, make_engine, ping, read_engine
-from bot.wechat.gateway import Answer, Dispatch, Gateway
+from bot.store.engine import make_engine, ping, read_engine
+from bot.store.sqlite_writer import Checkpointer
+from bot.handling import Dispatch
+from bot.wechat.gateway import Answer, Gateway
 from bot.outbound.media import MediaFetcher
 from bot.outbound.outbox import Outbox
 from bot.store.models import utcnow

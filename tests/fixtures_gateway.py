@@ -26,7 +26,7 @@ from bot.app import create_app
 from bot.config import Settings
 from bot.store.engine import session
 from simulator.fake_wechat import BackgroundServer, FakeWeChat
-from bot.wechat.gateway import Dispatch
+from bot.handling import Dispatch
 from bot.store.models import InboundMessage, Person, utcnow
 from bot.wechat.client import WeChatAPI
 from simulator.wechat_side import WeChatSide

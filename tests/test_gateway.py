@@ -11,7 +11,7 @@ import pytest
 from defusedxml.ElementTree import fromstring
 from sqlalchemy.engine import make_url
 
-from bot.wechat.gateway import text_reply_xml
+from bot.wechat.callback import text_reply_xml
 from bot.store.models import InboundStatus
 from bot.texts import Texts
 from simulator.wechat_side import sign

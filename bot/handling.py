@@ -1,0 +1,521 @@
+"""Handling one message: claim it, decide, write the outcome under the person's lock.
+
+1. Claim: one committed transaction inserts the raw message into ``inbound_message`` under its
+   unique key (sender, dedupe key) and reads the person's state and facts; a re-delivery only
+   counts itself and gets the stored answer. One person's messages queue in arrival order first.
+2. Decide: the routing table's handler runs on a handler thread (:mod:`bot.decision_pool`), outside
+   any write lock, on that snapshot, reading stored facts through a read-only connection.
+3. Write: one transaction under the person's lock (PostgreSQL advisory lock; SQLite's single
+   writer) re-checks that the message is still unanswered and the state unchanged (else decides
+   again), writes the handler's changes, the reply, the person's last-message time and the state.
+
+On a SQLite file steps 1 and 3 run on the event loop through :class:`~bot.store.sqlite_writer.GroupCommit`;
+on PostgreSQL (network round trips) steps 1 to 3 run on a handler thread, each transaction on a
+pooled connection. :class:`bot.wechat.gateway.Gateway` calls :meth:`Handling.process` and answers
+WeChat within the budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bot.config import Settings
+from bot.decision_pool import DecisionPool
+from bot.store.engine import Prepared, is_postgres
+from bot.store.facts import StaleDecision, StoredFacts, apply_changes
+from bot.store.models import Conversation, InboundMessage, InboundStatus, Person, Role
+from bot.store.sqlite_writer import GroupCommit, transaction, writer_queue
+from bot.texts import Texts
+from bot.wechat.callback import INTERACTION_EVENTS, KNOWN_EVENTS, USER_MESSAGE_KINDS, Message, text_reply_xml
+from handlers.base import Context, DialogueState, Incoming, Outcome
+
+log = logging.getLogger("safetybot.handling")
+
+# Separate advisory-lock namespace for "one person's handling", so it never collides with other
+# modules' advisory locks.
+_PERSON_LOCK_NAMESPACE = 7301
+
+Dispatch = Callable[[Incoming, DialogueState, Context], Outcome]
+# Sends texts to a person through the customer-service API, in order; False (logged) if one failed.
+Push = Callable[[str, tuple[str, ...]], bool]
+
+
+@dataclass(frozen=True)
+class Handled:
+    """How a delivery ended: the passive reply XML (None → ``success``) and texts to push after it."""
+
+    reply_xml: str | None = None
+    followups: tuple[str, ...] = ()
+    deferred: bool = False
+    unavailable: bool = False
+
+
+class Handoff:
+    """Decides, once, who delivers the reply: the HTTP response, or the outbound client later.
+
+    The request gives up when the budget runs out; the handler settles just before its commit.
+    Whichever comes first wins, so a reply is never both returned and pushed, nor lost.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settled = False
+        self._deferred = False
+
+    def give_up(self) -> bool:
+        """Request side: True if the handler has not settled, so the reply will be pushed later."""
+        with self._lock:
+            if self._settled:
+                return False
+            self._deferred = True
+            return True
+
+    def settle(self) -> bool:
+        """Handler side: True if the request already answered ``success`` (push the reply)."""
+        with self._lock:
+            self._settled = True
+            return self._deferred
+
+
+class _Turns:
+    """A FIFO per person: a message is handled only after that person's previous one finished.
+
+    Turns are taken synchronously on arrival, so the order is the order requests reached this
+    process; the database lock in the handling transaction orders across processes.
+    """
+
+    def __init__(self) -> None:
+        self._tails: dict[str, asyncio.Future[None]] = {}
+
+    def take(self, openid: str) -> "_Turn":
+        previous = self._tails.get(openid)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tails[openid] = mine
+        return _Turn(self._tails, openid, previous, mine)
+
+
+class _Turn:
+    def __init__(self, tails: dict[str, asyncio.Future[None]], openid: str, previous: asyncio.Future[None] | None, mine: asyncio.Future[None]):
+        self._tails = tails
+        self._openid = openid
+        self._previous = previous
+        self._mine = mine
+
+    async def wait(self) -> None:
+        """Return when the person's previous message is done."""
+        if self._previous is not None:
+            # shield: cancelling this waiter must not cancel the predecessor's future.
+            await asyncio.shield(self._previous)
+
+    def finish(self) -> None:
+        """Let the next message of this person go, once every earlier one is done."""
+        if self._previous is None or self._previous.done():
+            self._complete()
+        else:
+            self._previous.add_done_callback(lambda _: self._complete())
+
+    def _complete(self) -> None:
+        self._mine.set_result(None)
+        if self._tails.get(self._openid) is self._mine:
+            del self._tails[self._openid]
+
+
+@dataclass
+class _Claim:
+    id: int
+    deliveries: int
+    status: InboundStatus
+    reply: str | None
+    received_at: datetime
+
+
+class _DispatchFailed(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """The person's dialogue state and facts as the handler saw them; ``version`` tells a change."""
+
+    state: DialogueState
+    facts: dict[str, Any]
+    version: datetime | None
+
+
+def _facts(role: Role, unit_id: int | None, name: str, following: bool) -> dict[str, Any]:
+    return {"role": role.value, "unit_id": unit_id, "name": name, "following": following}
+
+
+def _look_up(conn: sa.Connection, sql: "_Statements", openid: str) -> _Snapshot:
+    """The person's dialogue state and facts, in one query (either may not exist yet)."""
+    row = sql.look_up.one(conn, {"openid": openid})
+    state = DialogueState(row.flow, row.step, dict(row.data)) if row.updated_at is not None else DialogueState()
+    facts = (_facts(row.role, row.unit_id, row.name, row.following) if row.role is not None
+             else _facts(Role.LIAISON, None, "", True))
+    return _Snapshot(state, facts, row.updated_at)
+
+
+class _Statements:
+    """The hot path's SQL, compiled once per dialect and run on the DBAPI cursor (:class:`Prepared`).
+
+    Building a SQLAlchemy statement (and its cache key) per request, or even running a built one
+    through Core, costs more than SQLite takes to run it.
+    """
+
+    def __init__(self, dialect: sa.Dialect):
+        self._dialect = dialect
+        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        inbound, people, conversations = InboundMessage.__table__, Person.__table__, Conversation.__table__
+        claim = insert(inbound).values(
+            **{name: sa.bindparam(name) for name in ("openid", "dedupe_key", "msg_type", "event", "raw", "received_at")},
+            deliveries=1, status=InboundStatus.CLAIMED,
+        )
+        self.claim = Prepared(claim.on_conflict_do_update(
+            index_elements=["openid", "dedupe_key"], set_={"deliveries": inbound.c.deliveries + 1}
+        ).returning(inbound.c.id, inbound.c.deliveries, inbound.c.status, inbound.c.reply, inbound.c.received_at), dialect)
+        key = sa.select(sa.cast(sa.bindparam("openid"), sa.String).label("openid")).subquery()
+        self.look_up = Prepared(sa.select(
+            conversations.c.flow, conversations.c.step, conversations.c.data, conversations.c.updated_at,
+            people.c.role, people.c.unit_id, people.c.name, people.c.following,
+        ).select_from(key.outerjoin(conversations, conversations.c.openid == key.c.openid)
+                      .outerjoin(people, people.c.openid == key.c.openid)), dialect)
+        self.count_delivery = Prepared(
+            sa.update(inbound)
+            .where(inbound.c.openid == sa.bindparam("key_openid"), inbound.c.dedupe_key == sa.bindparam("key_dedupe"))
+            .values(deliveries=inbound.c.deliveries + 1), dialect
+        )
+        self.settle = Prepared(
+            sa.update(inbound)
+            .where(inbound.c.id == sa.bindparam("inbound_id"), inbound.c.status == InboundStatus.CLAIMED)
+            .values(status=sa.bindparam("status"), reply=sa.bindparam("reply"), answered_at=sa.bindparam("answered_at")),
+            dialect,
+        )
+        self.pushed = Prepared(
+            sa.update(inbound).where(inbound.c.id == sa.bindparam("inbound_id"))
+            .values(status=InboundStatus.ANSWERED, answered_at=sa.bindparam("answered_at")), dialect
+        )
+        self.stored = Prepared(
+            sa.select(inbound.c.status, inbound.c.reply).where(inbound.c.id == sa.bindparam("inbound_id")), dialect
+        )
+        # The stored answer and the sender's state version, read together before writing a handling.
+        self.unanswered = Prepared(
+            sa.select(inbound.c.status, inbound.c.reply, conversations.c.updated_at)
+            .select_from(inbound.outerjoin(conversations, conversations.c.openid == inbound.c.openid))
+            .where(inbound.c.id == sa.bindparam("inbound_id")), dialect
+        )
+        save = insert(conversations).values(
+            {name: sa.bindparam(name) for name in ("openid", "flow", "step", "data", "updated_at")}
+        )
+        self.save_state = Prepared(save.on_conflict_do_update(
+            index_elements=["openid"], set_={name: save.excluded[name] for name in ("flow", "step", "data", "updated_at")}
+        ), dialect)
+        self._touch = insert(people).values(
+            **{name: sa.bindparam(name) for name in ("openid", "following", "created_at", "last_message_at",
+                                                     "last_interaction_at")},
+            name="", role=Role.LIAISON, unreachable_reason=None,
+        )
+        self._touches: dict[tuple[str, ...], Prepared] = {}
+
+    def touch_person(self, changed: tuple[str, ...]) -> Prepared:
+        """The person upsert that, for an existing person, updates only the ``changed`` columns."""
+        statement = self._touches.get(changed)
+        if statement is None:
+            excluded = self._touch.excluded
+            statement = Prepared(self._touch.on_conflict_do_update(index_elements=["openid"],
+                                                                   set_={name: excluded[name] for name in changed})
+                                 if changed else self._touch.on_conflict_do_nothing(index_elements=["openid"]),
+                                 self._dialect)
+            self._touches[changed] = statement
+        return statement
+
+
+class Handling:
+    """Claim → decide → write for one process: the per-person order, the handler threads, and on
+    SQLite the group commit. ``dispatch`` is the routing table's entry point; ``push`` sends a reply
+    the request could not wait for; ``clock`` gives aware now."""
+
+    def __init__(self, settings: Settings, *, engine: sa.Engine, reads: sa.Engine, texts: Texts,
+                 dispatch: Dispatch, push: Push, clock: Callable[[], datetime]):
+        self.settings = settings
+        self.engine = engine
+        self.texts = texts
+        self.dispatch = dispatch
+        self.push = push
+        self.clock = clock
+        self._sql = _Statements(engine.dialect)
+        # Handlers read through this one (bot.store.engine.read_engine): on SQLite it never takes the write lock.
+        self._reads = reads
+        self._turns = _Turns()
+        # Handlers decide (and, on PostgreSQL, messages are claimed and written) on a few threads of
+        # their own: every extra thread costs each of them more waiting for Python's lock.
+        self._handlers = ThreadPoolExecutor(settings.handler_threads, thread_name_prefix="safetybot-handler")
+        self._decisions = DecisionPool(self._handlers)
+        # A SQLite file: the claim and the handling write from the event loop; PostgreSQL's round
+        # trips would hold the loop up, so there they run on a handler thread.
+        self._group_commit = GroupCommit(engine) if writer_queue(engine) is not None else None
+        # On SQLite without a file (in memory) each handler thread keeps its connection (see _writing).
+        self._kept = threading.local()
+        self._all_kept: list[sa.Connection] = []
+
+    def close(self) -> None:
+        """Stop the handler threads and close the connections kept (the engines are the caller's)."""
+        self._handlers.shutdown()
+        if self._group_commit is not None:
+            self._group_commit.close()
+        for conn in self._all_kept:
+            conn.close()
+
+    async def process(self, message: Message, handoff: Handoff) -> Handled:
+        """Handle one delivery after the person's previous message: claim it, decide, write the
+        outcome; a delivery already handled gets its stored answer. Never raises: a failure outside
+        the handler is logged and comes back ``unavailable`` (503, so WeChat tries again)."""
+        turn = self._turns.take(message.incoming.openid)
+        try:
+            await turn.wait()
+            if self._group_commit is not None:
+                return await self._claim_and_handle_here(message, handoff)
+            return await self._in_thread(self._claim_and_handle, message, handoff)
+        except Exception:
+            log.exception("handling %s %s failed outside the handler", message.incoming.openid, message.dedupe_key)
+            return Handled(unavailable=True)
+        finally:
+            turn.finish()
+
+    def _in_thread(self, function: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
+        return asyncio.get_running_loop().run_in_executor(self._handlers, functools.partial(function, *args))
+
+    async def _claim_and_handle_here(self, message: Message, handoff: Handoff) -> Handled:
+        """:meth:`_claim_and_handle` with the writes on the event loop (SQLite): only the decision,
+        which may be slow, and the pushes go to a handler thread. A decision taken again under the
+        lock (rare: another worker changed the person's state meanwhile) runs in the write step."""
+        claim, snapshot = await self._group_commit.run(self._claim, message)
+        if claim.deliveries > 1 and not self._take_over(claim, message):
+            return _stored(claim.status, claim.reply)
+        outcome = await self._decisions.run(functools.partial(self._first_decision, message, snapshot))
+        handled: Handled = await self._group_commit.run(self._write_handling, claim.id, message, handoff, snapshot, outcome)
+        if handled.deferred:
+            await self._in_thread(self._push_deferred, claim.id, message.incoming.openid, handled.followups)
+            return Handled(deferred=True)
+        return handled
+
+    def _claim_and_handle(self, message: Message, handoff: Handoff) -> Handled:
+        with self._writing() as conn:
+            claim, snapshot = self._claim(conn, message)
+        if claim.deliveries > 1 and not self._take_over(claim, message):
+            return _stored(claim.status, claim.reply)
+        outcome = self._first_decision(message, snapshot)
+        with self._writing() as conn:
+            handled = self._write_handling(conn, claim.id, message, handoff, snapshot, outcome)
+        if handled.deferred:
+            self._push_deferred(claim.id, message.incoming.openid, handled.followups)
+            return Handled(deferred=True)
+        return handled
+
+    def _take_over(self, claim: _Claim, message: Message) -> bool:
+        """For a delivery already claimed: whether to handle it after all (the claim is stale)."""
+        if not self._stale(claim):
+            log.info("delivery %d of %s %s: %s", claim.deliveries, message.incoming.openid,
+                     message.dedupe_key, claim.status.value)
+            return False
+        # The claim outlived the budget unanswered: its worker died (handling is one transaction,
+        # so nothing of it was applied) or is still running. Taking over is safe either way:
+        # _write_handling re-checks the status under the person's lock and writes only if the row
+        # is still unanswered.
+        log.warning("taking over the stale claim of %s %s", message.incoming.openid, message.dedupe_key)
+        return True
+
+    def _stale(self, claim: _Claim) -> bool:
+        age = self.clock() - claim.received_at
+        return claim.status is InboundStatus.CLAIMED and age > timedelta(seconds=self.settings.reply_budget_seconds)
+
+    def _claim(self, conn: sa.Connection, message: Message) -> tuple[_Claim, _Snapshot]:
+        """Store the raw message (or count one more delivery of it) and read the person's state.
+
+        Committed before the handler runs, outside any transaction, so a slow handler never holds
+        SQLite's single write lock.
+        """
+        incoming = message.incoming
+        row = self._sql.claim.one(conn, {
+            "openid": incoming.openid, "dedupe_key": message.dedupe_key, "msg_type": incoming.kind,
+            "event": incoming.event, "raw": message.raw, "received_at": self.clock(),
+        })
+        snapshot = _look_up(conn, self._sql, incoming.openid)
+        claim = _Claim(id=row.id, deliveries=row.deliveries, status=row.status, reply=row.reply, received_at=row.received_at)
+        return claim, snapshot
+
+    def _writing(self) -> contextlib.AbstractContextManager[sa.Connection]:
+        """The claim's and the handling's transaction.
+
+        On SQLite on a connection this thread keeps: checking one out of the pool and back in
+        costs more than these transactions' own work. PostgreSQL's are checked out each time, so
+        the pool's pre-ping still finds a connection the server dropped.
+        """
+        if self.engine.dialect.name != "sqlite":
+            return self.engine.begin()
+        return transaction(self._kept_connection())
+
+    def _kept_connection(self) -> sa.Connection:
+        conn: sa.Connection | None = getattr(self._kept, "conn", None)
+        if conn is None or conn.invalidated:
+            conn = self._kept.conn = self.engine.connect()
+            self._all_kept.append(conn)
+        return conn
+
+    def count_delivery(self, message: Message) -> None:
+        """One more delivery of a message another request is handling (a WeChat retry)."""
+        with self.engine.begin() as conn:
+            self._sql.count_delivery.count(conn, {"key_openid": message.incoming.openid, "key_dedupe": message.dedupe_key})
+
+    def _first_decision(self, message: Message, snapshot: _Snapshot) -> Outcome | None:
+        """Decide on ``snapshot`` outside any write lock; None if the handler failed.
+
+        It reads through a read-only connection, opened only if the handler reads stored facts,
+        so a slow handler holds nobody up.
+        """
+        incoming = message.incoming
+        if not message.known:
+            log.warning("unknown MsgType %r from %s: stored, answered success", incoming.kind, incoming.openid)
+            return Outcome()
+        try:
+            with contextlib.ExitStack() as opened:
+                reader = StoredFacts(lambda: opened.enter_context(self._reads.connect()))
+                return self._decide(incoming, snapshot, reader)
+        except _DispatchFailed:
+            return None
+
+    def _write_handling(self, conn: sa.Connection, inbound_id: int, message: Message, handoff: Handoff,
+                        snapshot: _Snapshot, outcome: Outcome | None) -> Handled:
+        """Under the person's lock, write the handler's changes, the answer, the person and the
+        state; ``outcome`` None (the handler failed) records the failure instead.
+
+        If the person's state moved since ``snapshot``, or a change finds what it read outdated
+        (another person's concurrent write), the handler decides again under the lock.
+        """
+        if outcome is None:
+            return self._record_failure(conn, inbound_id, message, handoff)
+        incoming = message.incoming
+        self._lock_person(conn, incoming.openid)
+        # Every handling of this person's messages holds this lock, so the status read here stays
+        # true until commit: a take-over never writes changes twice.
+        status, reply, version = self._sql.unanswered.one(conn, {"inbound_id": inbound_id})
+        if status is not InboundStatus.CLAIMED:
+            return _stored(status, reply)
+        if message.known:
+            try:
+                if version != snapshot.version:
+                    outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), StoredFacts(conn))
+                outcome = self._apply(conn, incoming, outcome)
+            except _DispatchFailed:
+                # Nothing of this handling is written: _apply undid its own changes.
+                return self._record_failure(conn, inbound_id, message, handoff)
+        handled = self._settle(conn, inbound_id, message, outcome.replies, InboundStatus.ANSWERED, handoff)
+        if handled is None:
+            raise RuntimeError(f"inbound {inbound_id} was settled by another worker under the person's lock")
+        if message.known:
+            _touch_person(conn, self._sql, incoming, self.clock())
+        if outcome.state is not None:
+            state = outcome.state
+            self._sql.save_state.count(conn, {"openid": incoming.openid, "flow": state.flow, "step": state.step,
+                                              "data": dict(state.data), "updated_at": self.clock()})
+        return handled
+
+    def _apply(self, conn: sa.Connection, incoming: Incoming, outcome: Outcome) -> Outcome:
+        """Write the outcome's changes; on an outdated read, decide once more under the lock."""
+        if not outcome.changes:
+            return outcome
+        try:
+            with conn.begin_nested():
+                apply_changes(conn, incoming, outcome.changes, self.clock())
+            return outcome
+        except StaleDecision:
+            log.info("%s: a change met newer data; deciding again under the lock", incoming.openid)
+        outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), StoredFacts(conn))
+        try:
+            with conn.begin_nested():
+                apply_changes(conn, incoming, outcome.changes, self.clock())
+        except Exception as exc:
+            log.exception("writing the changes for %s failed", incoming.openid)
+            raise _DispatchFailed() from exc
+        return outcome
+
+    def _lock_person(self, conn: sa.Connection, openid: str) -> None:
+        if is_postgres(self.engine):
+            # SQLite needs nothing here: BEGIN IMMEDIATE (bot/store/engine.py) already serialises writers.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:openid))"),
+                         {"namespace": _PERSON_LOCK_NAMESPACE, "openid": openid})
+
+    def _decide(self, incoming: Incoming, snapshot: _Snapshot, stored: StoredFacts) -> Outcome:
+        if incoming.kind == "event" and incoming.event not in KNOWN_EVENTS:
+            log.info("event %r from %s is not one the bot knows; routing it anyway", incoming.event, incoming.openid)
+        try:
+            context = Context(texts=self.texts, facts=snapshot.facts, now=self.clock(), stored=stored)
+            return self.dispatch(incoming, snapshot.state, context)
+        except Exception as exc:
+            log.exception("handler failed on %s from %s", incoming.kind, incoming.openid)
+            raise _DispatchFailed() from exc
+
+    def _record_failure(self, conn: sa.Connection, inbound_id: int, message: Message, handoff: Handoff) -> Handled:
+        """Mark the message failed (a retry will not run the handler again) and apologise."""
+        self._lock_person(conn, message.incoming.openid)
+        apology = self.texts.render("handler_failed")
+        handled = self._settle(conn, inbound_id, message, (apology,), InboundStatus.FAILED, handoff)
+        if handled is None:
+            return _stored(*self._sql.stored.one(conn, {"inbound_id": inbound_id}))
+        _touch_person(conn, self._sql, message.incoming, self.clock())
+        return handled
+
+    def _settle(self, conn: sa.Connection, inbound_id: int, message: Message, replies: tuple[str, ...],
+                status: InboundStatus, handoff: Handoff) -> Handled | None:
+        """Record how the message was answered; None if it was answered meanwhile (a take-over)."""
+        now = self.clock()
+        if handoff.settle():
+            values: dict[str, Any] = {"status": InboundStatus.DEFERRED, "reply": None, "answered_at": None}
+            handled = Handled(followups=replies, deferred=True)
+        else:
+            reply = (text_reply_xml(message.incoming.openid, message.account, replies[0], int(now.timestamp()))
+                     if replies else None)
+            values = {"status": status, "reply": reply, "answered_at": now}
+            handled = Handled(reply_xml=reply, followups=replies[1:])
+        settled = self._sql.settle.count(conn, {"inbound_id": inbound_id, **values})
+        return handled if settled == 1 else None
+
+    def _push_deferred(self, inbound_id: int, openid: str, texts: tuple[str, ...]) -> None:
+        """Push a reply the request could not wait for; the row goes from deferred to answered."""
+        if not self.push(openid, texts):
+            return
+        with self.engine.begin() as conn:
+            self._sql.pushed.count(conn, {"inbound_id": inbound_id, "answered_at": self.clock()})
+
+
+def _stored(status: InboundStatus, reply: str | None) -> Handled:
+    """The answer for a delivery already handled: its stored reply, or ``success``."""
+    if status in (InboundStatus.ANSWERED, InboundStatus.FAILED):
+        return Handled(reply_xml=reply)
+    return Handled()
+
+
+def _touch_person(conn: sa.Connection, sql: _Statements, incoming: Incoming, now: datetime) -> None:
+    """Record when the person last wrote or interacted; it decides which channel may reach them."""
+    values: dict[str, Any] = {"openid": incoming.openid, "following": incoming.event != "unsubscribe",
+                              "created_at": now, "last_message_at": None, "last_interaction_at": None}
+    changed: tuple[str, ...] = ()
+    if incoming.kind in USER_MESSAGE_KINDS:
+        values["last_message_at"], changed = incoming.created_at, ("last_message_at",)
+    elif incoming.event in INTERACTION_EVENTS:
+        values["last_interaction_at"], changed = incoming.created_at, ("last_interaction_at",)
+    if incoming.event == "subscribe":
+        changed += ("following", "unreachable_reason")
+    elif incoming.event == "unsubscribe":
+        changed += ("following",)
+    sql.touch_person(changed).count(conn, values)
