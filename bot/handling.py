@@ -284,7 +284,7 @@ class Handling:
         try:
             await turn.wait()
             if self._group_commit is not None:
-                return await self._claim_and_handle_here(message, handoff)
+                return await self._claim_and_handle_here(self._group_commit, message, handoff)
             return await self._in_thread(self._claim_and_handle, message, handoff)
         except Exception:
             log.exception("handling %s %s failed outside the handler", message.incoming.openid, message.dedupe_key)
@@ -295,15 +295,15 @@ class Handling:
     def _in_thread(self, function: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
         return asyncio.get_running_loop().run_in_executor(self._handlers, functools.partial(function, *args))
 
-    async def _claim_and_handle_here(self, message: Message, handoff: Handoff) -> Handled:
+    async def _claim_and_handle_here(self, commit: GroupCommit, message: Message, handoff: Handoff) -> Handled:
         """:meth:`_claim_and_handle` with the writes on the event loop (SQLite): only the decision,
         which may be slow, and the pushes go to a handler thread. A decision taken again under the
         lock (rare: another worker changed the person's state meanwhile) runs in the write step."""
-        claim, snapshot = await self._group_commit.run(self._claim, message)
+        claim, snapshot = await commit.run(self._claim, message)
         if claim.deliveries > 1 and not self._take_over(claim, message):
             return _stored(claim.status, claim.reply)
         outcome = await self._decisions.run(functools.partial(self._first_decision, message, snapshot))
-        handled: Handled = await self._group_commit.run(self._write_handling, claim.id, message, handoff, snapshot, outcome)
+        handled: Handled = await commit.run(self._write_handling, claim.id, message, handoff, snapshot, outcome)
         if handled.deferred:
             await self._in_thread(self._push_deferred, claim.id, message.incoming.openid, handled.followups)
             return Handled(deferred=True)

@@ -168,7 +168,8 @@ def queue_writers(engine: sa.Engine, queue: WriterQueue) -> None:
         # BEGIN IMMEDIATE takes SQLite's write lock up front, so two transactions that both read
         # and then write never deadlock on the upgrade from a shared to a write lock. Sent on the
         # DBAPI connection: through SQLAlchemy it costs more than the transaction's own work.
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
+        # (A checked-out connection always has its DBAPI connection: typed Optional for closed ones.)
+        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
 
     def done(_dbapi_connection: Any, record: Any, *_: Any) -> None:
         # The pool gets the connection back after its commit or rollback: only then is SQLite's
@@ -311,7 +312,9 @@ class Checkpointer:
             return
         connection = self.engine.raw_connection()
         try:
-            with repeating(lambda: connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall(),
+            # (A checked-out connection always has its DBAPI connection: typed Optional for closed ones.)
+            with repeating(lambda: connection.driver_connection.execute(  # type: ignore[union-attr]
+                    "PRAGMA wal_checkpoint(PASSIVE)").fetchall(),
                            "safetybot-checkpointer", CHECKPOINT_SECONDS):
                 yield
         finally:

@@ -177,7 +177,8 @@ class _FlatFields:
         raise EntitiesForbidden(name, None, base, sysid, pubid, notation)
 
     @staticmethod
-    def _refuse_external(context: str, base: str | None, sysid: str | None, pubid: str | None) -> None:
+    def _refuse_external(context: str, base: str | None, sysid: str | None, pubid: str | None) -> int:
+        # expat's signature wants an int (0 refuses the reference); raising says why.
         raise ExternalReferenceForbidden(context, base, sysid, pubid)
 
 
