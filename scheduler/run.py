@@ -23,7 +23,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 import sqlalchemy as sa
 
@@ -134,7 +134,9 @@ class Owed:
 
 def owed(conn: sa.Connection, campaign_id: int, deadline_id: int, period: str) -> Owed:
     """The units of the campaign that have not submitted ``deadline_id`` for ``period``."""
-    units, subs, people = Unit.__table__, Submission.__table__, Person.__table__
+    units = Unit.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+    subs = Submission.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+    people = Person.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
     all_units = conn.execute(sa.select(units.c.id, units.c.name).where(units.c.campaign_id == campaign_id)
                              .order_by(units.c.id)).all()
     submitted = set(conn.execute(sa.select(subs.c.unit_id).where(
@@ -150,7 +152,7 @@ def owed(conn: sa.Connection, campaign_id: int, deadline_id: int, period: str) -
 
 def coordinators(conn: sa.Connection) -> list[tuple[int, str]]:
     """Every coordinator's person id and OpenID."""
-    people = Person.__table__
+    people = Person.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
     return [(r.id, r.openid) for r in conn.execute(
         sa.select(people.c.id, people.c.openid).where(people.c.role == Role.COORDINATOR.value).order_by(people.c.id))]
 
@@ -208,7 +210,7 @@ class Reminders:
         """Send, for the moments due at ``now`` that are still useful, what earlier runs left:
         rows a crash left ``claimed``, and template messages WeChat never confirmed within
         ``resend_after``. Cheap when there are none (one query), so the scheduler runs it often."""
-        table = Delivery.__table__
+        table = Delivery.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
         with self.engine.connect() as conn:
             waiting = conn.execute(sa.select(table.c.id).where(
                 table.c.kind == REMINDER, table.c.status == Status.CLAIMED.value).limit(1)).first()
@@ -295,7 +297,8 @@ class Reminders:
         None when there are none, or while WeChat's job events still flow (one heard within
         ``resend_after``: a backlog of events may yet hold theirs)."""
         cutoff = self.real_clock() - self.resend_after
-        table, inbound = Delivery.__table__, InboundMessage.__table__
+        table = Delivery.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+        inbound = InboundMessage.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
         with self.engine.connect() as conn:
             if conn.execute(sa.select(table.c.id).where(unconfirmed_filter(cutoff)).limit(1)).first() is None:
                 return None
@@ -306,13 +309,13 @@ class Reminders:
 
     def _claimed(self, kind: str, item: PlannedReminder) -> list[dict[str, Any]]:
         """This moment's rows to send: claimed ones, and template messages WeChat never confirmed."""
-        table = Delivery.__table__
+        table = Delivery.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
         cutoff = self._resend_cutoff()
         to_send = table.c.status == Status.CLAIMED.value
         if cutoff is not None:
             to_send = sa.or_(to_send, unconfirmed_filter(cutoff))
         with self.engine.connect() as conn:
-            people = Person.__table__
+            people = Person.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
             rows = conn.execute(sa.select(table.c.id, table.c.openid, table.c.channel, table.c.payload,
                                           table.c.status, table.c.attempts, people.c.id.label("person_id"))
                                 .join(people, people.c.openid == table.c.openid).where(
@@ -367,7 +370,7 @@ class Reminders:
             if result.verdict is not Verdict.SENT:
                 log.warning("reminder to %s: %s %s", openid, result.errcode, result.errmsg)
 
-    def _send_row(self, row: dict[str, Any], template_ready: bool) -> Result | Status:
+    def _send_row(self, row: dict[str, Any], template_ready: bool) -> Result | Literal[Status.SENDING, Status.SKIPPED]:
         """Mark the row and send it: WeChat's answer, or SKIPPED (the unit submitted meanwhile) or
         SENDING (another sender took this unconfirmed row first, or its job event came)."""
         channel = Channel(row["channel"])
@@ -387,7 +390,7 @@ class Reminders:
         return send(self.api, row["payload"], row["openid"], channel, fallback)
 
     @staticmethod
-    def _count(tally: Tally, result: Result | Status, resent: bool) -> None:
+    def _count(tally: Tally, result: Result | Literal[Status.SENDING, Status.SKIPPED], resent: bool) -> None:
         if result is Status.SENDING:
             return
         if result is Status.SKIPPED:
@@ -409,7 +412,7 @@ class Reminders:
 
     def _problems(self, item: PlannedReminder) -> dict[str, list[str]]:
         """Liaisons of this moment that no reminder reached, by reason, with their unit's name."""
-        table, units = Delivery.__table__, Unit.__table__
+        table, units = Delivery.__table__, Unit.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(table.c.status, table.c.errmsg, table.c.errcode, units.c.name)
                                 .join(units, units.c.id == table.c.unit_id).where(
@@ -449,7 +452,9 @@ class Reminders:
 
     def _totals(self, conn: sa.Connection, campaign_id: int, now: datetime, units: int) -> tuple[int, int]:
         """Submissions so far against what was owed by ``now``, over the whole campaign."""
-        deadlines, periods, subs = Deadline.__table__, DeadlinePeriod.__table__, Submission.__table__
+        deadlines = Deadline.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+        periods = DeadlinePeriod.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+        subs = Submission.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
         passed = sa.select(periods.c.deadline_id, periods.c.period).join(
             deadlines, deadlines.c.id == periods.c.deadline_id).where(
             deadlines.c.campaign_id == campaign_id, periods.c.due_at <= now).subquery()
@@ -460,7 +465,7 @@ class Reminders:
         return int(given), int(owed_so_far)
 
     def _problems_of_deadline(self, item: PlannedReminder) -> list[str]:
-        people, units = Person.__table__, Unit.__table__
+        people, units = Person.__table__, Unit.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(units.c.name).join(people, people.c.unit_id == units.c.id).where(
                 units.c.campaign_id == item.campaign_id, people.c.role == Role.LIAISON.value,

@@ -70,6 +70,25 @@ def test_a_failed_fetch_is_retried_after_a_back_off_until_the_file_is_stored(jin
     assert len([c for c in fake.calls if c.path == MEDIA_GET]) == 2
 
 
+def test_a_file_still_failing_after_a_day_and_a_half_is_tried_again_an_hour_later(jincheng: Campaign) -> None:
+    jincheng.register(ZEZHOU, "泽州县商务局")
+    fake = jincheng.bot.fake
+    picture = fake.add_user_media("image", b"\xff\xd8stubborn", "image/jpeg")
+    fake.fail_next(MEDIA_GET, 45009, times=2)
+    jincheng.say(ZEZHOU, "周报")
+    jincheng.bot.side.image(ZEZHOU, picture)
+    assert eventually(lambda: (r := row(jincheng, picture)).attempts == 1 and r.status == "pending")
+    # Hourly retries since: the 49th has just failed, and the 50th is due.
+    jincheng.clock.advance(hours=36)
+    with session(jincheng.engine) as db:
+        stubborn = db.exec(select(MediaFile).where(MediaFile.media_id == picture)).one()
+        stubborn.attempts, stubborn.next_attempt_at = 49, jincheng.clock.now
+        db.add(stubborn)
+        db.commit()
+    failed = eventually(lambda: (r := row(jincheng, picture)).attempts == 50 and r.status == "pending" and r)
+    assert failed and failed.next_attempt_at == jincheng.clock.now + timedelta(hours=1)
+
+
 def test_media_wechat_no_longer_has_is_given_up_and_the_report_names_it(jincheng: Campaign) -> None:
     jincheng.register(ZEZHOU, "泽州县商务局")
     jincheng.say(ZEZHOU, "周报")

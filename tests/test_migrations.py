@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -14,3 +15,15 @@ def test_an_upgraded_database_matches_the_models(engine: sa.Engine) -> None:
     with engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert differences == []
+
+
+def test_migrations_without_a_database_url_say_so() -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from bot.store.engine import MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with pytest.raises(RuntimeError, match="no database URL"):
+        command.upgrade(config, "head")

@@ -432,6 +432,13 @@ def test_a_video_is_fetched_from_the_video_url_wechat_answers(wechat_api: WeChat
     assert (got.content, got.content_type, got.filename) == (b"\x00\x00\x00\x18ftypmp42", "video/mp4", video + ".mp4")
 
 
+def test_a_video_url_answering_json_instead_of_a_file_is_an_error(wechat_api: WeChatAPI, fake_wechat: ServedFake) -> None:
+    video = fake_wechat.fake.add_user_media("video", b'{"error": "link expired"}', "application/json")
+
+    with pytest.raises(WeChatAPIError, match="answered JSON, not a file"):
+        wechat_api.download_media(video)
+
+
 def test_media_older_than_three_days_is_gone(wechat_api: WeChatAPI, fake_wechat: ServedFake) -> None:
     picture = fake_wechat.fake.add_user_media("image", PNG, "image/png")
     fake_wechat.fake.advance(3 * 24 * 3600)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
@@ -181,7 +181,8 @@ def _losses(db: Session, rows: dict[str, Deadline], definition: CampaignDefiniti
     return losses
 
 
-def _delete_answers(db: Session, answer_ids: Iterable[int]) -> None:
+def _delete_answers(db: Session, answer_ids: Iterable[int | None]) -> None:
+    # Optional only because SQLModel types a primary key None until the row is inserted.
     ids = list(answer_ids)
     if ids:
         db.exec(sa.delete(AnswerRevision).where(col(AnswerRevision.answer_id).in_(ids)))
@@ -189,12 +190,12 @@ def _delete_answers(db: Session, answer_ids: Iterable[int]) -> None:
 
 
 def _delete_submissions(db: Session, deadline_id: int, period: str | None) -> None:
-    query = select(Submission.id).where(Submission.deadline_id == deadline_id)
+    query = select(col(Submission.id)).where(Submission.deadline_id == deadline_id)
     if period is not None:
         query = query.where(Submission.period == period)
     submission_ids = list(db.exec(query))
     if submission_ids:
-        _delete_answers(db, db.exec(select(Answer.id).where(col(Answer.submission_id).in_(submission_ids))))
+        _delete_answers(db, db.exec(select(col(Answer.id)).where(col(Answer.submission_id).in_(submission_ids))))
         db.exec(sa.delete(ReportItem).where(col(ReportItem.submission_id).in_(submission_ids)))
         db.exec(sa.delete(Submission).where(col(Submission.id).in_(submission_ids)))
 
@@ -203,7 +204,7 @@ def _discard(db: Session, loss: Loss) -> None:
     """Delete what ``loss`` describes (only ever with --force)."""
     if loss.field_key is not None:
         answers = db.exec(
-            select(Answer.id)
+            select(col(Answer.id))
             .join(Submission, col(Answer.submission_id) == col(Submission.id))
             .where(Submission.deadline_id == loss.deadline_id, Answer.field_key == loss.field_key)
         )
@@ -221,7 +222,8 @@ def _delete_deadline(db: Session, row: Deadline) -> None:
 def _store_deadline(db: Session, campaign_id: int, row: Deadline | None, deadline: DeadlineDefinition) -> list[str]:
     """Insert or update one deadline and its periods; the changes, in sentences."""
     changes = []
-    values = dict(kind=deadline.kind.value, title=deadline.title, collects=deadline.collects, rule=deadline.rule())
+    values: dict[str, Any] = dict(kind=deadline.kind.value, title=deadline.title, collects=deadline.collects,
+                                  rule=deadline.rule())
     if row is None:
         row = Deadline(campaign_id=campaign_id, key=deadline.key, **values)
         changes.append(f"deadline {deadline.key} added")

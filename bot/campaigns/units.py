@@ -179,6 +179,7 @@ def import_units(engine: sa.Engine, slug: str, path: str | Path) -> ImportResult
     table = read_table(Path(path))
     with session(engine) as db:
         campaign = _campaign(db, slug)
+        assert campaign.id is not None  # read from the database
         rows, problems = parse_unit_rows(table, _groups(campaign))
         if problems:
             raise ImportRefused(problems)

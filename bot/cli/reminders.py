@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Any, Callable
 
 import httpx
 import sqlalchemy as sa
@@ -146,8 +146,9 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add ``reminders plan|run-due`` and ``scheduler`` to the ``safetybot`` sub-commands."""
-    quiet = {"type": _quiet, "default": None,
-             "help": "no reminders in these local hours, e.g. 21:00-07:30 or off (default: the QUIET_HOURS setting)"}
+    quiet: dict[str, Any] = {
+        "type": _quiet, "default": None,
+        "help": "no reminders in these local hours, e.g. 21:00-07:30 or off (default: the QUIET_HOURS setting)"}
     reminders = commands.add_parser("reminders", help="deadline reminders").add_subparsers(
         dest="reminders_command", required=True)
     planned = reminders.add_parser("plan", help="print the upcoming reminders as a table")

@@ -34,7 +34,7 @@ from bot.texts import Texts
 
 log = logging.getLogger("safetybot.media")
 
-_MEDIA = MediaFile.__table__
+_MEDIA = MediaFile.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
 # WeChat keeps temporary media 3 days (wechat-rules A7); after that no retry can succeed.
 MEDIA_LIFETIME = timedelta(days=3)
 # A row still failing after a day needs a person to look (wechat-rules R13): logged as an error.
@@ -50,7 +50,14 @@ TAKEABLE = ("pending", "fetching")
 
 def backoff(attempts: int) -> timedelta:
     """How long to wait after the ``attempts``-th failed download: 30 s, doubling, at most an hour."""
-    return min(FIRST_BACKOFF * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
+    # Doubling stops at the cap: a row is retried for 3 days (some 75 attempts), and 30 s doubled
+    # 42 times is beyond what a timedelta holds.
+    delay = FIRST_BACKOFF
+    for _ in range(attempts - 1):
+        if delay >= MAX_BACKOFF:
+            break
+        delay *= 2
+    return min(delay, MAX_BACKOFF)
 
 
 @dataclass(frozen=True)
@@ -148,8 +155,10 @@ class MediaFetcher:
 
     def _note_lost(self, conn: sa.Connection, taken: Taken, now: datetime) -> None:
         """Staff learn which unit's report lost a file, in the transaction that gives it up."""
-        items, submissions, units = ReportItem.__table__, Submission.__table__, Unit.__table__
-        campaigns = Campaign.__table__
+        items = ReportItem.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+        submissions = Submission.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+        units = Unit.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+        campaigns = Campaign.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
         row = conn.execute(sa.select(units.c.name, items.c.kind, items.c.featured, items.c.created_at,
                                      campaigns.c.timezone)
                            .join(campaigns, campaigns.c.id == units.c.campaign_id)

@@ -268,9 +268,13 @@ class BoundWeChatClient(WeChatClient):
         """Download the file behind the ``video_url`` that ``media/get`` answered for a video."""
         if not video_url.startswith(("http://", "https://")):
             raise WeChatAPIError(TRANSPORT_ERROR, f"media/get answered an unusable video_url {redact(video_url)!r}")
-        return self._retrying(
+        answer = self._retrying(
             lambda _auth: self._send("get", video_url, http=self._video_http), authorized=False, backoff=API_BACKOFF
         )
+        # wechatpy hands back the response only when the body is not JSON; JSON would be an answer, not a file.
+        if not isinstance(answer, requests.Response):
+            raise WeChatAPIError(TRANSPORT_ERROR, f"the video_url {redact(video_url)!r} answered JSON, not a file")
+        return answer
 
     def _retrying(self, send: Callable[[dict[str, str]], Any], *, authorized: bool, backoff: Mapping[int, float],
                   repeatable: bool = True) -> Any:

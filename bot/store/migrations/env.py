@@ -8,6 +8,9 @@ from bot.store.engine import make_engine
 
 config = context.config
 database_url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+if not database_url:
+    # Alembic run by hand (not through bot.store.engine.upgrade) with no sqlalchemy.url set.
+    raise RuntimeError("no database URL: migrate with bot.store.engine.upgrade(url) or set sqlalchemy.url")
 engine = make_engine(database_url)
 
 with engine.connect() as connection:

@@ -7,7 +7,7 @@ Create Date: 2026-11-24 16:17:31.948152
 
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 import bot.store.models
 
 
