@@ -25,7 +25,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,7 +34,7 @@ from bot.config import Settings
 from bot.decision_pool import DecisionPool
 from bot.store.engine import Prepared, is_postgres
 from bot.store.facts import StaleDecision, StoredFacts, apply_changes
-from bot.store.models import Conversation, InboundMessage, InboundStatus, Person, Role
+from bot.store.models import Conversation, InboundMessage, InboundStatus, Person, Role, table_of
 from bot.store.sqlite_writer import GroupCommit, transaction, writer_queue
 from bot.texts import Texts
 from bot.wechat.callback import INTERACTION_EVENTS, KNOWN_EVENTS, USER_MESSAGE_KINDS, Message, text_reply_xml
@@ -46,6 +46,7 @@ log = logging.getLogger("safetybot.handling")
 # modules' advisory locks.
 _PERSON_LOCK_NAMESPACE = 7301
 
+T = TypeVar("T")
 Dispatch = Callable[[Incoming, DialogueState, Context], Outcome]
 # Sends texts to a person through the customer-service API, in order; False (logged) if one failed.
 Push = Callable[[str, tuple[str, ...]], bool]
@@ -176,7 +177,7 @@ class _Statements:
     def __init__(self, dialect: sa.Dialect):
         self._dialect = dialect
         insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-        inbound, people, conversations = InboundMessage.__table__, Person.__table__, Conversation.__table__
+        inbound, people, conversations = table_of(InboundMessage), table_of(Person), table_of(Conversation)
         claim = insert(inbound).values(
             **{name: sa.bindparam(name) for name in ("openid", "dedupe_key", "msg_type", "event", "raw", "received_at")},
             deliveries=1, status=InboundStatus.CLAIMED,
@@ -292,7 +293,7 @@ class Handling:
         finally:
             turn.finish()
 
-    def _in_thread(self, function: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
+    def _in_thread(self, function: Callable[..., T], *args: Any) -> "asyncio.Future[T]":
         return asyncio.get_running_loop().run_in_executor(self._handlers, functools.partial(function, *args))
 
     async def _claim_and_handle_here(self, commit: GroupCommit, message: Message, handoff: Handoff) -> Handled:

@@ -49,7 +49,7 @@ from bot.outbound.delivery import (
     unconfirmed_filter,
 )
 from bot.store.models import (
-    Campaign, Deadline, DeadlinePeriod, Delivery, InboundMessage, Person, Role, Submission, Unit, utcnow,
+    Campaign, Deadline, DeadlinePeriod, Delivery, InboundMessage, Person, Role, Submission, Unit, table_of, utcnow,
 )
 from bot.texts import Texts
 from scheduler.plan import PlannedReminder, QuietHours, Stage, plan
@@ -134,9 +134,9 @@ class Owed:
 
 def owed(conn: sa.Connection, campaign_id: int, deadline_id: int, period: str) -> Owed:
     """The units of the campaign that have not submitted ``deadline_id`` for ``period``."""
-    units = Unit.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
-    subs = Submission.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
-    people = Person.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+    units = table_of(Unit)
+    subs = table_of(Submission)
+    people = table_of(Person)
     all_units = conn.execute(sa.select(units.c.id, units.c.name).where(units.c.campaign_id == campaign_id)
                              .order_by(units.c.id)).all()
     submitted = set(conn.execute(sa.select(subs.c.unit_id).where(
@@ -152,7 +152,7 @@ def owed(conn: sa.Connection, campaign_id: int, deadline_id: int, period: str) -
 
 def coordinators(conn: sa.Connection) -> list[tuple[int, str]]:
     """Every coordinator's person id and OpenID."""
-    people = Person.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+    people = table_of(Person)
     return [(r.id, r.openid) for r in conn.execute(
         sa.select(people.c.id, people.c.openid).where(people.c.role == Role.COORDINATOR.value).order_by(people.c.id))]
 
@@ -210,7 +210,7 @@ class Reminders:
         """Send, for the moments due at ``now`` that are still useful, what earlier runs left:
         rows a crash left ``claimed``, and template messages WeChat never confirmed within
         ``resend_after``. Cheap when there are none (one query), so the scheduler runs it often."""
-        table = Delivery.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+        table = table_of(Delivery)
         with self.engine.connect() as conn:
             waiting = conn.execute(sa.select(table.c.id).where(
                 table.c.kind == REMINDER, table.c.status == Status.CLAIMED.value).limit(1)).first()
@@ -297,8 +297,8 @@ class Reminders:
         None when there are none, or while WeChat's job events still flow (one heard within
         ``resend_after``: a backlog of events may yet hold theirs)."""
         cutoff = self.real_clock() - self.resend_after
-        table = Delivery.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
-        inbound = InboundMessage.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+        table = table_of(Delivery)
+        inbound = table_of(InboundMessage)
         with self.engine.connect() as conn:
             if conn.execute(sa.select(table.c.id).where(unconfirmed_filter(cutoff)).limit(1)).first() is None:
                 return None
@@ -309,13 +309,13 @@ class Reminders:
 
     def _claimed(self, kind: str, item: PlannedReminder) -> list[dict[str, Any]]:
         """This moment's rows to send: claimed ones, and template messages WeChat never confirmed."""
-        table = Delivery.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+        table = table_of(Delivery)
         cutoff = self._resend_cutoff()
         to_send = table.c.status == Status.CLAIMED.value
         if cutoff is not None:
             to_send = sa.or_(to_send, unconfirmed_filter(cutoff))
         with self.engine.connect() as conn:
-            people = Person.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+            people = table_of(Person)
             rows = conn.execute(sa.select(table.c.id, table.c.openid, table.c.channel, table.c.payload,
                                           table.c.status, table.c.attempts, people.c.id.label("person_id"))
                                 .join(people, people.c.openid == table.c.openid).where(
@@ -412,7 +412,7 @@ class Reminders:
 
     def _problems(self, item: PlannedReminder) -> dict[str, list[str]]:
         """Liaisons of this moment that no reminder reached, by reason, with their unit's name."""
-        table, units = Delivery.__table__, Unit.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+        table, units = table_of(Delivery), table_of(Unit)
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(table.c.status, table.c.errmsg, table.c.errcode, units.c.name)
                                 .join(units, units.c.id == table.c.unit_id).where(
@@ -452,9 +452,9 @@ class Reminders:
 
     def _totals(self, conn: sa.Connection, campaign_id: int, now: datetime, units: int) -> tuple[int, int]:
         """Submissions so far against what was owed by ``now``, over the whole campaign."""
-        deadlines = Deadline.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
-        periods = DeadlinePeriod.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
-        subs = Submission.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+        deadlines = table_of(Deadline)
+        periods = table_of(DeadlinePeriod)
+        subs = table_of(Submission)
         passed = sa.select(periods.c.deadline_id, periods.c.period).join(
             deadlines, deadlines.c.id == periods.c.deadline_id).where(
             deadlines.c.campaign_id == campaign_id, periods.c.due_at <= now).subquery()
@@ -465,7 +465,7 @@ class Reminders:
         return int(given), int(owed_so_far)
 
     def _problems_of_deadline(self, item: PlannedReminder) -> list[str]:
-        people, units = Person.__table__, Unit.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+        people, units = table_of(Person), table_of(Unit)
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(units.c.name).join(people, people.c.unit_id == units.c.id).where(
                 units.c.campaign_id == item.campaign_id, people.c.role == Role.LIAISON.value,

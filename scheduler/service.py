@@ -30,7 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.store.models import SchedulerLease, utcnow
+from bot.store.models import SchedulerLease, table_of, utcnow
 from scheduler.plan import plan, upcoming
 from scheduler.run import Reminders, Tally
 
@@ -111,7 +111,7 @@ class Lease:
 
     def acquire(self) -> bool:
         """Take or renew the lease; False while another holder's lease is still valid."""
-        table = SchedulerLease.__table__
+        table = table_of(SchedulerLease)
         now = self.clock()
         until = now + timedelta(seconds=self.seconds)
         with self.engine.begin() as conn:
@@ -125,7 +125,7 @@ class Lease:
 
     def release(self) -> None:
         """Give the lease up at once (on a clean stop) so a standby takes over without waiting."""
-        table = SchedulerLease.__table__
+        table = table_of(SchedulerLease)
         with self.engine.begin() as conn:
             conn.execute(table.delete().where(table.c.name == self.name, table.c.holder == self.holder))
 

@@ -30,7 +30,7 @@ from typing import Any, Mapping, Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.store.models import Delivery, Person, UTCDateTime, utcnow
+from bot.store.models import Delivery, Person, UTCDateTime, table_of, utcnow
 from bot.wechat.client import WeChatAPIError
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ def insert_ignoring_duplicates(conn: sa.Connection, rows: list[dict[str, Any]]) 
     if not rows:
         return set()
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    table = Delivery.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+    table = table_of(Delivery)
     statement = dialect.insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
     # A returned key says the row is ours (psycopg reports no rowcount for DO NOTHING).
     return set(conn.execute(statement, rows).scalars())
@@ -209,7 +209,7 @@ def insert_ignoring_duplicates(conn: sa.Connection, rows: list[dict[str, Any]]) 
 def reaches(conn: sa.Connection, person_ids: list[int]) -> dict[int, Reach]:
     """Each person's reach as stored now, with the customer-service messages already spent in
     their current window (read inside the deciding transaction)."""
-    people, table = Person.__table__, Delivery.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+    people, table = table_of(Person), table_of(Delivery)
     rows = conn.execute(sa.select(people).where(people.c.id.in_(person_ids))).mappings().all()
     spent: dict[int, int] = dict(conn.execute(
         sa.select(people.c.id, sa.func.count(table.c.id)).join(table, table.c.openid == people.c.openid).where(
@@ -231,7 +231,7 @@ def reminded_today(conn: sa.Connection, notices: list[Notice]) -> set[str]:
     dated = [n for n in notices if n.unit_id is not None and n.local_day]
     if not dated:
         return set()
-    table = Delivery.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+    table = table_of(Delivery)
     taken = {(r.openid, r.unit_id, r.deadline_id, r.local_day, r.kind): r.key for r in conn.execute(
         sa.select(table.c.openid, table.c.unit_id, table.c.deadline_id, table.c.local_day, table.c.kind, table.c.key)
         .where(table.c.openid.in_([n.openid for n in dated]), table.c.status.in_(ACTIVE),
@@ -434,7 +434,7 @@ def record_many(conn: sa.Connection, answers: list[tuple[int, str, Result]], now
 def mark_unreachable(conn: sa.Connection, openid: str, reason: str, *, following: bool = True) -> None:
     """Record why WeChat cannot reach ``openid``; reminders are held and coordinators told until
     the person follows again (the gateway clears the reason on subscribe)."""
-    people = Person.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+    people = table_of(Person)
     conn.execute(people.update().where(people.c.openid == openid)
                  .values(unreachable_reason=reason[:200], following=following))
 
@@ -453,7 +453,7 @@ def record_template_job(engine: sa.Engine, openid: str, msgid: str, status: str)
 
 def record_template_job_on(conn: sa.Connection, openid: str, msgid: str, status: str) -> bool:
     """:func:`record_template_job` inside the caller's transaction (the gateway's handling one)."""
-    table = Delivery.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+    table = table_of(Delivery)
     by_msgid = table.update().where(table.c.wechat_msg_id == msgid).values(job_status=status[:100])
     found = conn.execute(by_msgid).rowcount or _settle_in_doubt(conn, openid, msgid, status)
     if not found:
@@ -467,7 +467,7 @@ def record_template_job_on(conn: sa.Connection, openid: str, msgid: str, status:
 
 
 def _settle_in_doubt(conn: sa.Connection, openid: str, msgid: str, status: str) -> int:
-    table = Delivery.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+    table = table_of(Delivery)
     in_doubt = conn.execute(
         sa.select(table.c.id).where(table.c.openid == openid, table.c.status == Status.SENDING.value,
                                     table.c.channel == Channel.TEMPLATE.value)

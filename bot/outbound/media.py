@@ -28,13 +28,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from bot.background import repeating
-from bot.store.models import Campaign, MediaFile, ReportItem, Submission, Unit
+from bot.store.models import Campaign, MediaFile, ReportItem, Submission, Unit, table_of
 from bot.outbound.outbox import note_staff
 from bot.texts import Texts
 
 log = logging.getLogger("safetybot.media")
 
-_MEDIA = MediaFile.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+_MEDIA = table_of(MediaFile)
 # WeChat keeps temporary media 3 days (wechat-rules A7); after that no retry can succeed.
 MEDIA_LIFETIME = timedelta(days=3)
 # A row still failing after a day needs a person to look (wechat-rules R13): logged as an error.
@@ -155,10 +155,10 @@ class MediaFetcher:
 
     def _note_lost(self, conn: sa.Connection, taken: Taken, now: datetime) -> None:
         """Staff learn which unit's report lost a file, in the transaction that gives it up."""
-        items = ReportItem.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
-        submissions = Submission.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
-        units = Unit.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
-        campaigns = Campaign.__table__  # type: ignore[attr-defined]  # set by SQLModel's mapping
+        items = table_of(ReportItem)
+        submissions = table_of(Submission)
+        units = table_of(Unit)
+        campaigns = table_of(Campaign)
         row = conn.execute(sa.select(units.c.name, items.c.kind, items.c.featured, items.c.created_at,
                                      campaigns.c.timezone)
                            .join(campaigns, campaigns.c.id == units.c.campaign_id)

@@ -33,6 +33,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a SQLModel table class, for statements built with SQLAlchemy Core.
+
+    SQLModel sets ``__table__`` when the class is mapped; type checkers cannot see it.
+    """
+    return model.__table__  # type: ignore[attr-defined, no-any-return]
+
+
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(timezone.utc)
