@@ -31,6 +31,7 @@ from bot.wechat.gateway import Answer, Dispatch, Gateway
 from bot.outbound.media import MediaFetcher
 from bot.outbound.outbox import Outbox
 from bot.store.models import utcnow
+from bot.store.writers import writers
 from bot.texts import Texts
 
 log = logging.getLogger("safetybot.app")
@@ -106,8 +107,9 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     outbound = wechat or _outbound_client(settings, engine)
     # One engine for every read-only pass in this process: on SQLite it never waits for the writer.
     reads = read_engine(engine)
+    # The handlers' routing table decides; the writers' table writes what it decided.
     gateway = Gateway(settings, engine=engine, reads=reads, texts=texts, wechat=outbound, dispatch=dispatch,
-                      clock=clock or utcnow)
+                      writers=writers(), clock=clock or utcnow)
     endpoints = Endpoints(gateway, reads, settings.max_body_bytes)
     # Every process fetches report media; bot.outbound.media makes sure each file is fetched by one of them.
     fetcher = MediaFetcher(engine, reads, outbound, settings.media_dir, clock or utcnow)

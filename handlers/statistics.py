@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from bot.store import reports as report_store  # the module: it imports handlers' change types
 from bot.campaigns.format import CampaignDefinition, FieldType, FormDefinition, FormKind
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import SaveAnswers, SubmitForm, Value
@@ -70,7 +69,7 @@ def _table(ctx: Context, deadline_id: int | None = None, period: str | None = No
     """The unit's current statistics table: the walk's own period when one is open, else the
     first period still to come of a deadline collecting a statistics form (the last one when all
     have passed: late answers are still taken)."""
-    unit = ctx.stored.unit(ctx.facts["unit_id"])
+    unit = ctx.stored.unit(ctx.facts.unit_id)
     definition = ctx.stored.definition(unit.campaign_id)
     candidates = [p for p in ctx.stored.periods(unit.campaign_id) if statistics_form(definition, p.collects)]
     if deadline_id is not None:
@@ -94,12 +93,12 @@ def _prefill(table: Table, ctx: Context) -> tuple[Value, ...]:
     """Header fields the bot knows already (填报单位, 联系人, 电话, 填报日期) and the sums of the
     weekly reports' numbers, where still empty."""
     unit = ctx.stored.unit(table.unit_id)
-    known = {FieldType.UNIT_NAME: unit.name, FieldType.PERSON_NAME: ctx.facts.get("name") or None,
+    known = {FieldType.UNIT_NAME: unit.name, FieldType.PERSON_NAME: ctx.facts.name or None,
              FieldType.DATE: table.today.isoformat(), **{t: _liaison_phone(ctx, unit.campaign_id) for t in PHONE_TYPES}}
     header = tuple(Value(f.answer_key, known[f.type]) for f in table.walk.form.fields
                    if f.answer_key not in table.walk.answers and known.get(f.type))
     # Counts the unit gave with its weekly reports (sums_into), added up, for the liaison to confirm.
-    sums = report_store.weekly_sums(ctx.stored.conn, table.unit_id, unit.campaign_id)
+    sums = ctx.stored.weekly_sums(table.unit_id, unit.campaign_id)
     summed = tuple(Value(f.answer_key, str(sums[f.answer_key]), sums[f.answer_key]) for f in table.walk.fields
                    if f.answer_key in sums and f.answer_key not in table.walk.answers)
     return header + summed
@@ -108,7 +107,7 @@ def _prefill(table: Table, ctx: Context) -> tuple[Value, ...]:
 def _liaison_phone(ctx: Context, campaign_id: int) -> str | None:
     """The phone number the liaison gave when registering (their liaison-table answers)."""
     for period in ctx.stored.periods(campaign_id):
-        submission = ctx.stored.submission(ctx.facts["unit_id"], period.deadline_id, period.period)
+        submission = ctx.stored.submission(ctx.facts.unit_id, period.deadline_id, period.period)
         if submission is None:
             continue
         answers = ctx.stored.answers(submission.id)
@@ -122,7 +121,7 @@ def _liaison_phone(ctx: Context, campaign_id: int) -> str | None:
 
 def open_table(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """Open the table and ask the first unanswered field (or show it whole when all are answered)."""
-    if ctx.facts.get("unit_id") is None:
+    if ctx.facts.unit_id is None:
         return Outcome(replies=(ctx.texts.render("fill_needs_registration"),))
     table = _table(ctx)
     if table is None:
@@ -142,7 +141,7 @@ def open_table(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcom
 
 def continue_table(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """One message inside the walk: an answer or a command."""
-    table = _table(ctx, state.data.get("deadline_id"), state.data.get("period")) if ctx.facts.get("unit_id") else None
+    table = _table(ctx, state.data.get("deadline_id"), state.data.get("period")) if ctx.facts.unit_id else None
     if table is None:
         return Outcome(replies=(ctx.texts.render("fill_no_table"),), state=DialogueState())
     if table.locked:

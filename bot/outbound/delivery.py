@@ -28,9 +28,9 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.models import Delivery, Person, UTCDateTime, utcnow
+from bot.store.sql import insert_on_conflict
 from bot.wechat.client import WeChatAPIError
 
 log = logging.getLogger(__name__)
@@ -199,9 +199,8 @@ def insert_ignoring_duplicates(conn: sa.Connection, rows: list[dict[str, Any]]) 
     """Insert delivery rows whose key is new; the keys this call inserted."""
     if not rows:
         return set()
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     table = Delivery.__table__
-    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+    statement = insert_on_conflict(conn, table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
     # A returned key says the row is ours (psycopg reports no rowcount for DO NOTHING).
     return set(conn.execute(statement, rows).scalars())
 

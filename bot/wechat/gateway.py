@@ -29,7 +29,6 @@ from xml.parsers import expat
 
 import sqlalchemy as sa
 from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
-from sqlalchemy.dialects import postgresql, sqlite
 from starlette.concurrency import run_in_threadpool
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
@@ -38,9 +37,12 @@ from wechatpy.utils import WeChatSigner
 from bot.config import Settings
 from bot.store.engine import Prepared, is_postgres, take_turn, transaction, writer_queue
 from bot.store.models import Conversation, InboundMessage, InboundStatus, Person, Role, utcnow
-from bot.store.facts import StaleDecision, StoredFacts, apply_changes
+from bot.store.facts import DatabaseFacts
+from bot.store.sql import insert_on_conflict
+from bot.store.writers import StaleDecision, Writers, apply_changes
 from bot.texts import Texts
 from handlers.base import Context, DialogueState, Incoming, Outcome
+from handlers.ports import PersonFacts, StoredFacts
 
 log = logging.getLogger("safetybot.gateway")
 
@@ -452,12 +454,12 @@ class _Snapshot:
     """The person's dialogue state and facts as the handler saw them; ``version`` tells a change."""
 
     state: DialogueState
-    facts: dict[str, Any]
+    facts: PersonFacts
     version: datetime | None
 
 
-def _facts(role: Role, unit_id: int | None, name: str, following: bool) -> dict[str, Any]:
-    return {"role": role.value, "unit_id": unit_id, "name": name, "following": following}
+def _facts(role: Role, unit_id: int | None, name: str, following: bool) -> PersonFacts:
+    return PersonFacts(role.value, unit_id, name, following)
 
 
 def _look_up(conn: sa.Connection, sql: "_Statements", openid: str) -> _Snapshot:
@@ -481,7 +483,7 @@ class _Statements:
 
     def __init__(self, dialect: sa.Dialect):
         self._dialect = dialect
-        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        insert = functools.partial(insert_on_conflict, dialect)
         inbound, people, conversations = InboundMessage.__table__, Person.__table__, Conversation.__table__
         claim = insert(inbound).values(
             **{name: sa.bindparam(name) for name in ("openid", "dedupe_key", "msg_type", "event", "raw", "received_at")},
@@ -554,12 +556,13 @@ class Gateway:
     """
 
     def __init__(self, settings: Settings, *, engine: sa.Engine, reads: sa.Engine, texts: Texts, wechat: Any,
-                 dispatch: Dispatch, clock: Callable[[], datetime] = utcnow):
+                 dispatch: Dispatch, writers: Writers, clock: Callable[[], datetime] = utcnow):
         self.settings = settings
         self.engine = engine
         self.texts = texts
         self.wechat = wechat
         self.dispatch = dispatch
+        self.writers = writers
         self.clock = clock
         self._crypto: WeChatCrypto | None = None
         if settings.safe_mode:
@@ -896,7 +899,7 @@ class Gateway:
             return Outcome()
         try:
             with contextlib.ExitStack() as opened:
-                reader = StoredFacts(lambda: opened.enter_context(self._reads.connect()))
+                reader = DatabaseFacts(lambda: opened.enter_context(self._reads.connect()))
                 return self._decide(incoming, snapshot, reader)
         except _DispatchFailed:
             return None
@@ -921,7 +924,7 @@ class Gateway:
         if message.known:
             try:
                 if version != snapshot.version:
-                    outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), StoredFacts(conn))
+                    outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), DatabaseFacts(conn))
                 outcome = self._apply(conn, incoming, outcome)
             except _DispatchFailed:
                 # Nothing of this handling is written: _apply undid its own changes.
@@ -943,14 +946,14 @@ class Gateway:
             return outcome
         try:
             with conn.begin_nested():
-                apply_changes(conn, incoming, outcome.changes, self.clock())
+                apply_changes(conn, incoming, outcome.changes, self.clock(), self.writers)
             return outcome
         except StaleDecision:
             log.info("%s: a change met newer data; deciding again under the lock", incoming.openid)
-        outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), StoredFacts(conn))
+        outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), DatabaseFacts(conn))
         try:
             with conn.begin_nested():
-                apply_changes(conn, incoming, outcome.changes, self.clock())
+                apply_changes(conn, incoming, outcome.changes, self.clock(), self.writers)
         except Exception as exc:
             log.exception("writing the changes for %s failed", incoming.openid)
             raise _DispatchFailed() from exc
