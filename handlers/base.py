@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Callable, Collection, Mapping
 
 from bot.texts import Texts
+from handlers.answers import normalise
 from handlers.ports import PersonFacts, StoredFacts
 
 
@@ -82,8 +83,9 @@ class Route:
 
 
 def asked_for(incoming: Incoming, words: Collection[str], menu_key: str) -> bool:
-    """Whether the person typed one of ``words`` (surrounding spaces and case ignored) or clicked
-    the menu button ``menu_key``: a text command and its menu click lead to the same handler."""
+    """Whether the person typed one of ``words`` (read as the walks read commands: surrounding spaces,
+    end punctuation, full width and case ignored) or clicked the menu button ``menu_key``: a text
+    command and its menu click lead to the same handler."""
     if incoming.kind == "text":
-        return incoming.text.strip().lower() in words
+        return normalise(incoming.text).lower() in words
     return incoming.kind == "event" and incoming.event == "CLICK" and incoming.text == menu_key

@@ -44,7 +44,7 @@ def is_records(incoming: Incoming, state: DialogueState) -> bool:
 
 
 def is_recording(incoming: Incoming, state: DialogueState) -> bool:
-    """A text (other dialogues' opening words excepted) or a picture while the table walk is open."""
+    """A text or a picture while the table walk is open."""
     return continues(incoming, state, FLOW) or (state.flow == FLOW and incoming.kind == "image")
 
 

@@ -24,8 +24,7 @@ from handlers.changes import (
     BecomeStaff, ClaimUnit, RenamePerson, RequestLiaison, SaveAnswers, StaffNote, SubmitForm, Value,
 )
 from handlers.dialogue import (
-    REVIEW, Move, Walk, command_of, is_opening_word, pending_of, question, react, state_values, stored_values, summary,
-    with_pending,
+    REVIEW, Move, Walk, command_of, pending_of, question, react, state_values, stored_values, summary, with_pending,
 )
 from handlers.ports import DuePeriod, Holder
 
@@ -61,8 +60,8 @@ def is_details(incoming: Incoming, state: DialogueState) -> bool:
 
 
 def is_registering(incoming: Incoming, state: DialogueState) -> bool:
-    """A text while registration or 修改资料 is open (other dialogues' opening words excepted)."""
-    return state.flow in (FLOW, DETAILS_FLOW) and incoming.kind == "text" and not is_opening_word(incoming.text)
+    """A text while registration or 修改资料 is open."""
+    return state.flow in (FLOW, DETAILS_FLOW) and incoming.kind == "text"
 
 
 @dataclass(frozen=True)

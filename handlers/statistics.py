@@ -33,7 +33,7 @@ def is_fill(incoming: Incoming, state: DialogueState) -> bool:
 
 
 def is_walking(incoming: Incoming, state: DialogueState) -> bool:
-    """A text while the statistics walk is open (other dialogues' opening words excepted)."""
+    """A text while the statistics walk is open."""
     return continues(incoming, state, FLOW)
 
 

@@ -22,7 +22,7 @@ from bot.campaigns.format import CampaignDefinition, DeadlineKind, FieldType
 from handlers.answers import normalise
 from handlers.base import Context, DialogueState, Incoming, Outcome
 from handlers.changes import SaveAnswers, StaffNote, SubmitForm, Value
-from handlers.dialogue import Walk, is_opening_word, pending_of, question, react, with_pending
+from handlers.dialogue import Walk, pending_of, question, react, with_pending
 from handlers.ports import ItemFacts
 from handlers.report_changes import AddReportItem
 
@@ -51,10 +51,8 @@ def is_report_opener(incoming: Incoming, state: DialogueState) -> bool:
 
 
 def is_reporting(incoming: Incoming, state: DialogueState) -> bool:
-    """A message while a report is open; words opening another dialogue are left to their routes."""
-    if state.flow not in (WEEKLY, FEATURED) or incoming.kind == "event":
-        return False
-    return not (incoming.kind == "text" and is_opening_word(incoming.text))
+    """A message (any kind but an event) while a report is open."""
+    return state.flow in (WEEKLY, FEATURED) and incoming.kind != "event"
 
 
 @dataclass(frozen=True)
