@@ -118,8 +118,8 @@ class ItemFacts:
 class StoredFacts(Protocol):
     """Every read a handler may make while deciding, on the handling transaction's data."""
 
-    def unit(self, unit_id: int) -> UnitFacts | None:
-        """The unit with this id."""
+    def unit(self, unit_id: int) -> UnitFacts:
+        """The unit with this id (ids handlers hold come from stored rows); LookupError if there is none."""
 
     def unit_by_join_code(self, code: str) -> UnitFacts | None:
         """The unit whose join code is ``code`` (compared without case: codes are typed on phones)."""

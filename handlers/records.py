@@ -90,8 +90,8 @@ def table_form(definition: CampaignDefinition, key: str) -> FormDefinition | Non
     return form if form is not None and form.kind is FormKind.TABLE else None
 
 
-def _sheet(ctx: Context, deadline_id: int | None = None, period: str | None = None) -> Sheet | None:
-    unit = ctx.stored.unit(ctx.facts.unit_id)
+def _sheet(ctx: Context, unit_id: int, deadline_id: int | None = None, period: str | None = None) -> Sheet | None:
+    unit = ctx.stored.unit(unit_id)
     definition = ctx.stored.definition(unit.campaign_id)
     candidates = [p for p in ctx.stored.periods(unit.campaign_id) if table_form(definition, p.collects)]
     if deadline_id is not None:
@@ -123,7 +123,7 @@ def open_records(incoming: Incoming, state: DialogueState, ctx: Context) -> Outc
     """Open this month's table and ask the first empty cell (or show it whole when all are filled)."""
     if ctx.facts.unit_id is None:
         return Outcome(replies=(ctx.texts.render("records_needs_registration"),))
-    sheet = _sheet(ctx)
+    sheet = _sheet(ctx, ctx.facts.unit_id)
     if sheet is None:
         return Outcome(replies=(ctx.texts.render("records_no_table"),))
     if sheet.locked(ctx.now):
@@ -141,7 +141,8 @@ def open_records(incoming: Incoming, state: DialogueState, ctx: Context) -> Outc
 
 def continue_records(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """One message inside the walk: an answer to the cell asked, or a walk command."""
-    sheet = _sheet(ctx, state.data.get("deadline_id"), state.data.get("period")) if ctx.facts.unit_id else None
+    unit_id = ctx.facts.unit_id
+    sheet = None if unit_id is None else _sheet(ctx, unit_id, state.data.get("deadline_id"), state.data.get("period"))
     if sheet is None:
         return Outcome(replies=(ctx.texts.render("records_no_table"),), state=DialogueState())
     if sheet.locked(ctx.now):

@@ -78,11 +78,11 @@ class Week:
         return SaveAnswers(self.unit_id, self.deadline_id, self.period, self.due_at, values)
 
 
-def current_week(ctx: Context, deadline_id: int | None = None, period: str | None = None) -> Week | None:
-    """The week the report is for: ``deadline_id``/``period`` when a report is open, else the
-    period of the campaign's weekly deadline due next; once the last one has passed, that last
+def current_week(ctx: Context, unit_id: int, deadline_id: int | None = None, period: str | None = None) -> Week | None:
+    """The week the unit's report is for: ``deadline_id``/``period`` when a report is open, else
+    the period of the campaign's weekly deadline due next; once the last one has passed, that last
     week while its report was never submitted (taken late, as 帮助 offers), else None."""
-    unit = ctx.stored.unit(ctx.facts.unit_id)
+    unit = ctx.stored.unit(unit_id)
     definition = ctx.stored.definition(unit.campaign_id)
     weekly = {d.key: d for d in definition.deadlines if d.kind is DeadlineKind.WEEKLY}
     periods = [p for p in ctx.stored.periods(unit.campaign_id) if p.key in weekly]
@@ -107,7 +107,7 @@ def open_report(incoming: Incoming, state: DialogueState, ctx: Context) -> Outco
     flow = OPENERS.get(normalise(incoming.text)) or MENU_KEYS[incoming.text]
     if ctx.facts.unit_id is None:
         return Outcome(replies=(ctx.texts.render("report_needs_registration"),))
-    week = current_week(ctx)
+    week = current_week(ctx, ctx.facts.unit_id)
     # A 要情 is news of the day: after the last week it has no week to go with.
     if week is None or (flow == FEATURED and ctx.now > week.due_at):
         return Outcome(replies=(ctx.texts.render("report_no_week", featured=flow == FEATURED),))
@@ -122,7 +122,8 @@ def open_report(incoming: Incoming, state: DialogueState, ctx: Context) -> Outco
 
 def continue_report(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """One message inside an open report: an item to keep, or 完成, 查看, 取消, 帮助."""
-    week = current_week(ctx, state.data.get("deadline_id"), state.data.get("period")) if ctx.facts.unit_id else None
+    unit_id, data = ctx.facts.unit_id, state.data
+    week = None if unit_id is None else current_week(ctx, unit_id, data.get("deadline_id"), data.get("period"))
     if week is None:
         return Outcome(replies=(ctx.texts.render("report_no_week", featured=state.flow == FEATURED),),
                        state=DialogueState())

@@ -60,11 +60,13 @@ class DatabaseFacts:
             self._opened = self._connect()
         return self._opened
 
-    def unit(self, unit_id: int) -> UnitFacts | None:
-        """The unit with this id."""
+    def unit(self, unit_id: int) -> UnitFacts:
+        """The unit with this id; LookupError if there is none."""
         row = self._conn.execute(sa.select(_UNIT.c.id, _UNIT.c.campaign_id, _UNIT.c.name)
                                  .where(_UNIT.c.id == unit_id)).first()
-        return None if row is None else UnitFacts(row.id, row.campaign_id, row.name)
+        if row is None:
+            raise LookupError(f"no unit {unit_id}")
+        return UnitFacts(row.id, row.campaign_id, row.name)
 
     def unit_by_join_code(self, code: str) -> UnitFacts | None:
         """The unit whose join code is ``code`` (compared without case: codes are typed on phones)."""

@@ -13,8 +13,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 Insert = postgresql.Insert | sqlite.Insert
 
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
 
 def insert_on_conflict(bind: sa.Connection | sa.Engine | sa.Dialect, table: sa.Table) -> Insert:
     """An INSERT into ``table`` that can say ``.on_conflict_do_nothing(index_elements=[…])`` (insert
@@ -24,7 +22,8 @@ def insert_on_conflict(bind: sa.Connection | sa.Engine | sa.Dialect, table: sa.T
     Raises ValueError for a database other than SQLite and PostgreSQL.
     """
     dialect = bind if isinstance(bind, sa.Dialect) else bind.dialect
-    insert = _INSERTS.get(dialect.name)
-    if insert is None:
-        raise ValueError(f"no INSERT … ON CONFLICT for the {dialect.name} database, only for SQLite and PostgreSQL")
-    return insert(table)
+    if dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise ValueError(f"no INSERT … ON CONFLICT for the {dialect.name} database, only for SQLite and PostgreSQL")
