@@ -33,9 +33,40 @@ from bot.wechat.gateway import Answer, Gateway
 from bot.outbound.media import MediaFetcher
 from bot.outbound.outbox import Outbox
 from bot.store.models import utcnow
+from bot.outbound.delivery import write_template_job
+from bot.outbound.outbox import write_person_note, write_staff_note
+from bot.store import writers
+from bot.store.reports import write_report_item
+from bot.store.writers import Writers
 from bot.texts import Texts
+from handlers.changes import (
+    AppointLiaison, BecomeStaff, ClaimUnit, DecideRequest, PersonNote, RenamePerson, RequestLiaison, SaveAnswers,
+    StaffNote, SubmitForm,
+)
+from handlers.report_changes import AddReportItem
+from handlers.template_job import TemplateJobFinished
 
 log = logging.getLogger("safetybot.app")
+
+
+def change_writers() -> Writers:
+    """Every change type handlers may return, with its writer ``(conn, incoming, change, now)``, run
+    inside the handling transaction (:func:`bot.store.writers.apply_changes`). A test checks that no
+    change type is missing."""
+    return {
+        SaveAnswers: writers.write_answers,
+        SubmitForm: writers.write_submit,
+        ClaimUnit: writers.write_claim,
+        RenamePerson: writers.write_rename,
+        RequestLiaison: writers.write_request,
+        DecideRequest: writers.write_decision,
+        AppointLiaison: writers.write_appointment,
+        BecomeStaff: writers.write_staff,
+        AddReportItem: write_report_item,
+        StaffNote: write_staff_note,
+        PersonNote: write_person_note,
+        TemplateJobFinished: write_template_job,
+    }
 
 
 class BodyTooLarge(Exception):
@@ -108,8 +139,9 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     outbound = wechat or _outbound_client(settings, engine)
     # One engine for every read-only pass in this process: on SQLite it never waits for the writer.
     reads = read_engine(engine)
+    # The handlers' routing table decides; the writers' table writes what it decided.
     gateway = Gateway(settings, engine=engine, reads=reads, texts=texts, wechat=outbound, dispatch=dispatch,
-                      clock=clock or utcnow)
+                      writers=change_writers(), clock=clock or utcnow)
     endpoints = Endpoints(gateway, reads, settings.max_body_bytes)
     # Every process fetches report media; bot.outbound.media makes sure each file is fetched by one of them.
     fetcher = MediaFetcher(engine, reads, outbound, settings.media_dir, clock or utcnow)

@@ -28,17 +28,19 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.config import Settings
 from bot.decision_pool import DecisionPool
 from bot.store.engine import Prepared, is_postgres
-from bot.store.facts import StaleDecision, StoredFacts, apply_changes
+from bot.store.facts import DatabaseFacts
 from bot.store.models import Conversation, InboundMessage, InboundStatus, Person, Role, table_of
+from bot.store.sql import insert_on_conflict
 from bot.store.sqlite_writer import GroupCommit, transaction, writer_queue
+from bot.store.writers import StaleDecision, Writers, apply_changes
 from bot.texts import Texts
 from bot.wechat.callback import INTERACTION_EVENTS, KNOWN_EVENTS, USER_MESSAGE_KINDS, Message, text_reply_xml
 from handlers.base import Context, DialogueState, Incoming, Outcome
+from handlers.ports import PersonFacts, StoredFacts
 
 log = logging.getLogger("safetybot.handling")
 
@@ -150,12 +152,12 @@ class _Snapshot:
     """The person's dialogue state and facts as the handler saw them; ``version`` tells a change."""
 
     state: DialogueState
-    facts: dict[str, Any]
+    facts: PersonFacts
     version: datetime | None
 
 
-def _facts(role: Role, unit_id: int | None, name: str, following: bool) -> dict[str, Any]:
-    return {"role": role.value, "unit_id": unit_id, "name": name, "following": following}
+def _facts(role: Role, unit_id: int | None, name: str, following: bool) -> PersonFacts:
+    return PersonFacts(role.value, unit_id, name, following)
 
 
 def _look_up(conn: sa.Connection, sql: "_Statements", openid: str) -> _Snapshot:
@@ -176,7 +178,7 @@ class _Statements:
 
     def __init__(self, dialect: sa.Dialect):
         self._dialect = dialect
-        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        insert = functools.partial(insert_on_conflict, dialect)
         inbound, people, conversations = table_of(InboundMessage), table_of(Person), table_of(Conversation)
         claim = insert(inbound).values(
             **{name: sa.bindparam(name) for name in ("openid", "dedupe_key", "msg_type", "event", "raw", "received_at")},
@@ -247,11 +249,12 @@ class Handling:
     the request could not wait for; ``clock`` gives aware now."""
 
     def __init__(self, settings: Settings, *, engine: sa.Engine, reads: sa.Engine, texts: Texts,
-                 dispatch: Dispatch, push: Push, clock: Callable[[], datetime]):
+                 dispatch: Dispatch, writers: Writers, push: Push, clock: Callable[[], datetime]):
         self.settings = settings
         self.engine = engine
         self.texts = texts
         self.dispatch = dispatch
+        self.writers = writers
         self.push = push
         self.clock = clock
         self._sql = _Statements(engine.dialect)
@@ -390,7 +393,7 @@ class Handling:
             return Outcome()
         try:
             with contextlib.ExitStack() as opened:
-                reader = StoredFacts(lambda: opened.enter_context(self._reads.connect()))
+                reader = DatabaseFacts(lambda: opened.enter_context(self._reads.connect()))
                 return self._decide(incoming, snapshot, reader)
         except _DispatchFailed:
             return None
@@ -415,7 +418,7 @@ class Handling:
         if message.known:
             try:
                 if version != snapshot.version:
-                    outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), StoredFacts(conn))
+                    outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), DatabaseFacts(conn))
                 outcome = self._apply(conn, incoming, outcome)
             except _DispatchFailed:
                 # Nothing of this handling is written: _apply undid its own changes.
@@ -437,14 +440,14 @@ class Handling:
             return outcome
         try:
             with conn.begin_nested():
-                apply_changes(conn, incoming, outcome.changes, self.clock())
+                apply_changes(conn, incoming, outcome.changes, self.clock(), self.writers)
             return outcome
         except StaleDecision:
             log.info("%s: a change met newer data; deciding again under the lock", incoming.openid)
-        outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), StoredFacts(conn))
+        outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), DatabaseFacts(conn))
         try:
             with conn.begin_nested():
-                apply_changes(conn, incoming, outcome.changes, self.clock())
+                apply_changes(conn, incoming, outcome.changes, self.clock(), self.writers)
         except Exception as exc:
             log.exception("writing the changes for %s failed", incoming.openid)
             raise _DispatchFailed() from exc

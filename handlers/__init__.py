@@ -1,8 +1,11 @@
 """The one routing table: the WeChat callback, menu clicks and text commands all come through it.
 
 Routes are tried in order; the first whose ``matches`` says yes handles the message. Matchers do
-no I/O, so choosing a handler is cheap. A dialogue in progress comes first, so the person's next
-message reaches it; words that open another dialogue (登记, 填报, …) are left to their own routes.
+no I/O, so choosing a handler is cheap. The words and buttons that open a dialogue (登记, 填报, 周报,
+…) come before the dialogue in progress, as PTB's ConversationHandler tries its entry points first
+when re-entry is allowed: typed in the middle of a walk they open their own dialogue instead of
+being taken as an answer (what the walk stored so far stays). Any other message in a dialogue
+reaches the dialogue; commands and words no dialogue takes come last.
 """
 
 from __future__ import annotations
@@ -16,15 +19,15 @@ ROUTES: list[Route] = [
     Route("greeting", greeting.is_subscribe, greeting.greet),
     Route("template_job", template_job.is_template_job_finished, template_job.record_job),
     Route("silent_event", fallback.is_silent_event, fallback.stay_silent),
-    Route("registration_step", registration.is_registering, registration.continue_registration),
-    Route("statistics_step", statistics.is_walking, statistics.continue_table),
-    Route("report_step", weekly_report.is_reporting, weekly_report.continue_report),
-    Route("records_step", records.is_recording, records.continue_records),
     Route("register", registration.is_register, registration.start_registration),
     Route("details", registration.is_details, registration.start_details),
     Route("fill", statistics.is_fill, statistics.open_table),
     Route("report", weekly_report.is_report_opener, weekly_report.open_report),
     Route("records", records.is_records, records.open_records),
+    Route("registration_step", registration.is_registering, registration.continue_registration),
+    Route("statistics_step", statistics.is_walking, statistics.continue_table),
+    Route("report_step", weekly_report.is_reporting, weekly_report.continue_report),
+    Route("records_step", records.is_recording, records.continue_records),
     Route("staff", staff.is_staff_command, staff.handle),
     Route("help", help.is_help, help.show_help),
     Route("unused_kind", fallback.is_unused_kind, fallback.explain_unused_kind),

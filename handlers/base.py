@@ -2,7 +2,8 @@
 
 Handlers are pure: they take an :class:`Incoming` and the person's :class:`DialogueState` and
 return an :class:`Outcome`. The gateway and storage apply the outcome (reply, state write);
-handlers never touch HTTP, the database or the WeChat API.
+handlers never touch HTTP, the database or the WeChat API: what they read comes through the
+:class:`Context`'s read port (``handlers/ports.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from datetime import datetime
 from typing import Any, Callable, Collection, Mapping
 
 from bot.texts import Texts
+from handlers.answers import normalise
+from handlers.ports import PersonFacts, StoredFacts
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class DialogueState:
 @dataclass(frozen=True)
 class Outcome:
     """What a handler decided: texts to send (the first as the passive reply), the next state, and
-    the changes to stored data (values the storage layer knows how to write, see bot/store/facts.py).
+    the changes to stored data (values of ``handlers/changes.py``, ``handlers/report_changes.py`` and
+    :class:`~handlers.template_job.TemplateJobFinished`; ``bot/store/writers.py`` lists their writers).
 
     ``state`` is None when the dialogue state stays as it was.
     """
@@ -55,14 +59,14 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Context:
-    """Read-only things a handler may consult: the texts, facts the gateway looked up about the
-    person, the current time, and ``stored``, a read-only view of stored data (bot.store.facts.StoredFacts,
-    bound to the handling transaction; None where a test needs no stored data)."""
+    """Read-only things a handler may consult: the texts, the sender as stored when their message
+    was claimed, the current time (aware, UTC) and ``stored``, the stored data
+    (:class:`~handlers.ports.StoredFacts`, read on the handling transaction's data)."""
 
     texts: Texts
-    facts: Mapping[str, Any] = field(default_factory=dict)
-    now: datetime | None = None
-    stored: Any = None
+    facts: PersonFacts
+    now: datetime
+    stored: StoredFacts
 
 
 Handler = Callable[[Incoming, DialogueState, Context], Outcome]
@@ -79,8 +83,9 @@ class Route:
 
 
 def asked_for(incoming: Incoming, words: Collection[str], menu_key: str) -> bool:
-    """Whether the person typed one of ``words`` (surrounding spaces and case ignored) or clicked
-    the menu button ``menu_key``: a text command and its menu click lead to the same handler."""
+    """Whether the person typed one of ``words`` (read as the walks read commands: surrounding spaces,
+    end punctuation, full width and case ignored) or clicked the menu button ``menu_key``: a text
+    command and its menu click lead to the same handler."""
     if incoming.kind == "text":
-        return incoming.text.strip().lower() in words
+        return normalise(incoming.text).lower() in words
     return incoming.kind == "event" and incoming.event == "CLICK" and incoming.text == menu_key

@@ -30,8 +30,6 @@ COMMAND_WORDS = {
     "退出": "cancel", "提交": "submit", "确认": "confirm", "确定": "confirm", "帮助": "help",
 }
 EDIT = re.compile(r"(?:修改|改)\s*第?\s*(\d+)\s*[项题]?")
-# Words that start their own dialogue even in the middle of a walk (the draft is kept).
-OPENING_WORDS = frozenset({"登记", "填报", "修改资料", "周报", "要情", "典型案例"})
 # Item answers given in one line need fields that cannot contain spaces themselves.
 SPLITTABLE = (FieldType.COUNT, FieldType.YES_NO)
 
@@ -53,14 +51,10 @@ def command_of(text: str) -> Command | None:
     return Command("edit", int(edit[1])) if edit else None
 
 
-def is_opening_word(text: str) -> bool:
-    """Whether ``text`` opens a dialogue of its own (so it is no answer to the current field)."""
-    return normalise(text) in OPENING_WORDS
-
-
 def continues(incoming: Incoming, state: DialogueState, flow: str) -> bool:
-    """A text while the walk ``flow`` is open, other dialogues' opening words excepted."""
-    return state.flow == flow and incoming.kind == "text" and not is_opening_word(incoming.text)
+    """A text while the walk ``flow`` is open. Words opening a dialogue never get here: their
+    routes come first in the routing table (``handlers/__init__.py``)."""
+    return state.flow == flow and incoming.kind == "text"
 
 
 @dataclass(frozen=True)

@@ -33,5 +33,5 @@ def not_understood(incoming: Incoming, state: DialogueState, ctx: Context) -> Ou
     if incoming.kind == "event":
         return Outcome()
     # Someone not yet registered most likely wants to start: the reply names the first step.
-    newcomer = ctx.facts.get("unit_id") is None and ctx.facts.get("role") not in ("staff", "coordinator")
+    newcomer = ctx.facts.unit_id is None and not ctx.facts.is_staff
     return Outcome(replies=(ctx.texts.render("not_understood", text=incoming.text, newcomer=newcomer),))

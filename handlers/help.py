@@ -30,12 +30,12 @@ def is_help(incoming: Incoming, state: DialogueState) -> bool:
 def show_help(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """Newcomers learn to register; liaisons see their unit's open deadlines and commands; staff and
     coordinators their commands and how many liaison requests wait for them."""
-    if ctx.facts.get("role") in ("staff", "coordinator"):
-        pending = len(ctx.stored.requests()) if ctx.stored is not None else 0
-        return Outcome(replies=(ctx.texts.render("help_staff", role=ctx.facts["role"], pending=pending),))
-    if ctx.facts.get("unit_id") is None or ctx.stored is None:
+    if ctx.facts.is_staff:
+        pending = len(ctx.stored.requests())
+        return Outcome(replies=(ctx.texts.render("help_staff", role=ctx.facts.role, pending=pending),))
+    if ctx.facts.unit_id is None:
         return Outcome(replies=(ctx.texts.render("help"),))
-    unit = ctx.stored.unit(ctx.facts["unit_id"])
+    unit = ctx.stored.unit(ctx.facts.unit_id)
     definition = ctx.stored.definition(unit.campaign_id)
     owed = _owed(ctx, unit.id, unit.campaign_id)
     kinds = {d.key: d.kind for d in definition.deadlines}

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from bot.store import reports as report_store
 from bot.campaigns.format import CampaignDefinition, FieldType, FormDefinition, FormKind, TableRow
 from handlers.answers import means_none, normalise
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
@@ -45,7 +44,7 @@ def is_records(incoming: Incoming, state: DialogueState) -> bool:
 
 
 def is_recording(incoming: Incoming, state: DialogueState) -> bool:
-    """A text (other dialogues' opening words excepted) or a picture while the table walk is open."""
+    """A text or a picture while the table walk is open."""
     return continues(incoming, state, FLOW) or (state.flow == FLOW and incoming.kind == "image")
 
 
@@ -91,8 +90,8 @@ def table_form(definition: CampaignDefinition, key: str) -> FormDefinition | Non
     return form if form is not None and form.kind is FormKind.TABLE else None
 
 
-def _sheet(ctx: Context, deadline_id: int | None = None, period: str | None = None) -> Sheet | None:
-    unit = ctx.stored.unit(ctx.facts["unit_id"])
+def _sheet(ctx: Context, unit_id: int, deadline_id: int | None = None, period: str | None = None) -> Sheet | None:
+    unit = ctx.stored.unit(unit_id)
     definition = ctx.stored.definition(unit.campaign_id)
     candidates = [p for p in ctx.stored.periods(unit.campaign_id) if table_form(definition, p.collects)]
     if deadline_id is not None:
@@ -106,7 +105,7 @@ def _sheet(ctx: Context, deadline_id: int | None = None, period: str | None = No
     submission = ctx.stored.submission(unit.id, due.deadline_id, due.period)
     answers = ctx.stored.answers(submission.id) if submission else {}
     values = {key: Value(key, a.text, a.number, a.approximate) for key, a in answers.items()}
-    items = report_store.report_items(ctx.stored.conn, submission.id) if submission else []
+    items = ctx.stored.report_items(submission.id) if submission else []
     return Sheet(unit.id, due.deadline_id, due.period, due.due_at, submission.status if submission else "draft",
                  ctx.now.astimezone(definition.timezone).date(), occurrence.covers_from, occurrence.covers_until,
                  definition, Walk.of(form, values, pictures=True), sum(1 for i in items if i.kind == "image"))
@@ -114,7 +113,7 @@ def _sheet(ctx: Context, deadline_id: int | None = None, period: str | None = No
 
 def _prefill(sheet: Sheet, ctx: Context) -> tuple[Value, ...]:
     """Header fields the bot knows (填报单位, 联系人, 填报日期), where still empty."""
-    known = {FieldType.UNIT_NAME: ctx.stored.unit(sheet.unit_id).name, FieldType.PERSON_NAME: ctx.facts.get("name"),
+    known = {FieldType.UNIT_NAME: ctx.stored.unit(sheet.unit_id).name, FieldType.PERSON_NAME: ctx.facts.name,
              FieldType.DATE: sheet.today.isoformat()}
     return tuple(Value(f.answer_key, known[f.type]) for f in sheet.walk.form.fields
                  if f in sheet.walk.fields and f.answer_key not in sheet.walk.answers and known.get(f.type))
@@ -122,9 +121,9 @@ def _prefill(sheet: Sheet, ctx: Context) -> tuple[Value, ...]:
 
 def open_records(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """Open this month's table and ask the first empty cell (or show it whole when all are filled)."""
-    if ctx.facts.get("unit_id") is None:
+    if ctx.facts.unit_id is None:
         return Outcome(replies=(ctx.texts.render("records_needs_registration"),))
-    sheet = _sheet(ctx)
+    sheet = _sheet(ctx, ctx.facts.unit_id)
     if sheet is None:
         return Outcome(replies=(ctx.texts.render("records_no_table"),))
     if sheet.locked(ctx.now):
@@ -142,7 +141,8 @@ def open_records(incoming: Incoming, state: DialogueState, ctx: Context) -> Outc
 
 def continue_records(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """One message inside the walk: an answer to the cell asked, or a walk command."""
-    sheet = _sheet(ctx, state.data.get("deadline_id"), state.data.get("period")) if ctx.facts.get("unit_id") else None
+    unit_id = ctx.facts.unit_id
+    sheet = None if unit_id is None else _sheet(ctx, unit_id, state.data.get("deadline_id"), state.data.get("period"))
     if sheet is None:
         return Outcome(replies=(ctx.texts.render("records_no_table"),), state=DialogueState())
     if sheet.locked(ctx.now):

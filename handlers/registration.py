@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.campaigns.format import FieldType, FormDefinition
 from handlers.answers import normalise, yes_or_no
@@ -24,12 +24,9 @@ from handlers.changes import (
     BecomeStaff, ClaimUnit, RenamePerson, RequestLiaison, SaveAnswers, StaffNote, SubmitForm, Value,
 )
 from handlers.dialogue import (
-    REVIEW, Move, Walk, command_of, is_opening_word, pending_of, question, react, state_values, stored_values, summary,
-    with_pending,
+    REVIEW, Move, Walk, command_of, pending_of, question, react, state_values, stored_values, summary, with_pending,
 )
-
-if TYPE_CHECKING:
-    from bot.store.facts import DuePeriod
+from handlers.ports import DuePeriod, Holder
 
 FLOW = "registration"
 DETAILS_FLOW = "details"
@@ -63,8 +60,8 @@ def is_details(incoming: Incoming, state: DialogueState) -> bool:
 
 
 def is_registering(incoming: Incoming, state: DialogueState) -> bool:
-    """A text while registration or 修改资料 is open (other dialogues' opening words excepted)."""
-    return state.flow in (FLOW, DETAILS_FLOW) and incoming.kind == "text" and not is_opening_word(incoming.text)
+    """A text while registration or 修改资料 is open."""
+    return state.flow in (FLOW, DETAILS_FLOW) and incoming.kind == "text"
 
 
 @dataclass(frozen=True)
@@ -74,7 +71,7 @@ class Liaison:
     unit_id: int
     unit_name: str
     form: FormDefinition | None
-    deadline: "DuePeriod | None"  # the deadline collecting the form, if one does
+    deadline: DuePeriod | None  # the deadline collecting the form, if one does
     today: date
     limit: int  # the campaign's implausible number
 
@@ -126,12 +123,12 @@ def _join(*texts: str) -> str:
 def start_registration(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """Ask for the unit's join code (or, where registration is open, list the units to pick from),
     unless the person is registered already or waits for staff."""
-    if ctx.facts.get("unit_id") is not None:
-        unit = ctx.stored.unit(ctx.facts["unit_id"])
+    if ctx.facts.unit_id is not None:
+        unit = ctx.stored.unit(ctx.facts.unit_id)
         return Outcome(replies=(ctx.texts.render("register_already", unit=unit.name),), state=DialogueState())
-    if ctx.facts.get("role") in ("staff", "coordinator"):
+    if ctx.facts.is_staff:
         # Staff stay staff: a unit's join code must not turn them into a liaison.
-        return Outcome(replies=(ctx.texts.render("staff_registered", role=ctx.facts["role"]),), state=DialogueState())
+        return Outcome(replies=(ctx.texts.render("staff_registered", role=ctx.facts.role),), state=DialogueState())
     waiting = ctx.stored.requests(openid=incoming.openid)
     if waiting:
         return Outcome(replies=(ctx.texts.render("register_pending", unit=waiting[-1].unit_name),),
@@ -270,7 +267,7 @@ def _opt_in(incoming: Incoming, liaison: Liaison, values: dict[str, Value], mode
 
 
 def _request(incoming: Incoming, liaison: Liaison, values: dict[str, Value], reminders: bool,
-             holder: Any, ctx: Context) -> Outcome:
+             holder: Holder | None, ctx: Context) -> Outcome:
     """The table waits with a request for staff, who are told at once."""
     kind = "replacement" if holder is not None else "registration"
     name = liaison.name_in(values)
@@ -285,9 +282,9 @@ def _request(incoming: Incoming, liaison: Liaison, values: dict[str, Value], rem
 
 def start_details(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """Show the liaison's stored details, numbered, for 修改 N."""
-    if ctx.facts.get("unit_id") is None:
+    if ctx.facts.unit_id is None:
         return Outcome(replies=(ctx.texts.render("fill_needs_registration"),))
-    liaison = liaison_of(ctx, ctx.facts["unit_id"])
+    liaison = liaison_of(ctx, ctx.facts.unit_id)
     values = _stored_details(liaison, ctx)
     walk = liaison.walk(values)
     if walk is None:
@@ -318,7 +315,7 @@ def _save_details(liaison: Liaison, values: dict[str, Value], ctx: Context) -> O
     changed = {k: v for k, v in values.items() if before.get(k) != v}
     changes: tuple[Any, ...] = liaison.store(changed) if changed else ()
     name = liaison.name_in(values)
-    if name and name != ctx.facts.get("name"):
+    if name and name != ctx.facts.name:
         changes += (RenamePerson(name),)
     return Outcome(replies=(ctx.texts.render("details_saved", changed=len(changed)),), state=DialogueState(),
                    changes=changes)

@@ -24,7 +24,6 @@ PENDING_WORDS = {"待审批", "审批", "待审核"}
 MENU_KEY = "PENDING"
 DECIDE = re.compile(r"(批准|同意|通过|驳回|拒绝|不同意)\s*第?\s*(\d+)\s*[号个项]?")
 APPROVE_WORDS = {"批准", "同意", "通过"}
-STAFF_ROLES = {"staff", "coordinator"}
 TEMPLATES = ("staff_pending", "staff_only", "staff_no_request", "staff_already_decided", "staff_decided",
              "request_approved", "request_refused", "liaison_replaced")
 
@@ -52,7 +51,7 @@ def is_staff_command(incoming: Incoming, state: DialogueState) -> bool:
 
 def handle(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """List the pending requests, or decide one."""
-    if ctx.facts.get("role") not in STAFF_ROLES:
+    if not ctx.facts.is_staff:
         return Outcome(replies=(ctx.texts.render("staff_only"),))
     decision = DECIDE.fullmatch(normalise(incoming.text)) if incoming.kind == "text" else None
     if decision is None:

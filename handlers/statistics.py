@@ -12,13 +12,13 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from bot.store import reports as report_store  # the module: it imports handlers' change types
 from bot.campaigns.format import CampaignDefinition, FieldType, FormDefinition, FormKind
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import SaveAnswers, SubmitForm, Value
 from handlers.dialogue import (
     REVIEW, Move, Walk, continues, locked_after_due, pending_of, question, react, summary, with_pending,
 )
+from handlers.ports import UnitFacts
 
 FLOW = "statistics"
 KEYWORDS = {"填报", "填表", "统计表", "填报统计表"}
@@ -34,7 +34,7 @@ def is_fill(incoming: Incoming, state: DialogueState) -> bool:
 
 
 def is_walking(incoming: Incoming, state: DialogueState) -> bool:
-    """A text while the statistics walk is open (other dialogues' opening words excepted)."""
+    """A text while the statistics walk is open."""
     return continues(incoming, state, FLOW)
 
 
@@ -66,11 +66,11 @@ def statistics_form(definition: CampaignDefinition, key: str) -> FormDefinition 
     return form if form is not None and form.kind is FormKind.STATISTICS else None
 
 
-def _table(ctx: Context, deadline_id: int | None = None, period: str | None = None) -> Table | None:
+def _table(ctx: Context, unit_id: int, deadline_id: int | None = None, period: str | None = None) -> Table | None:
     """The unit's current statistics table: the walk's own period when one is open, else the
     first period still to come of a deadline collecting a statistics form (the last one when all
     have passed: late answers are still taken)."""
-    unit = ctx.stored.unit(ctx.facts["unit_id"])
+    unit = ctx.stored.unit(unit_id)
     definition = ctx.stored.definition(unit.campaign_id)
     candidates = [p for p in ctx.stored.periods(unit.campaign_id) if statistics_form(definition, p.collects)]
     if deadline_id is not None:
@@ -94,25 +94,25 @@ def _prefill(table: Table, ctx: Context) -> tuple[Value, ...]:
     """Header fields the bot knows already (填报单位, 联系人, 电话, 填报日期) and the sums of the
     weekly reports' numbers, where still empty."""
     unit = ctx.stored.unit(table.unit_id)
-    known = {FieldType.UNIT_NAME: unit.name, FieldType.PERSON_NAME: ctx.facts.get("name") or None,
-             FieldType.DATE: table.today.isoformat(), **{t: _liaison_phone(ctx, unit.campaign_id) for t in PHONE_TYPES}}
+    known = {FieldType.UNIT_NAME: unit.name, FieldType.PERSON_NAME: ctx.facts.name or None,
+             FieldType.DATE: table.today.isoformat(), **{t: _liaison_phone(ctx, unit) for t in PHONE_TYPES}}
     header = tuple(Value(f.answer_key, known[f.type]) for f in table.walk.form.fields
                    if f.answer_key not in table.walk.answers and known.get(f.type))
     # Counts the unit gave with its weekly reports (sums_into), added up, for the liaison to confirm.
-    sums = report_store.weekly_sums(ctx.stored.conn, table.unit_id, unit.campaign_id)
+    sums = ctx.stored.weekly_sums(table.unit_id, unit.campaign_id)
     summed = tuple(Value(f.answer_key, str(sums[f.answer_key]), sums[f.answer_key]) for f in table.walk.fields
                    if f.answer_key in sums and f.answer_key not in table.walk.answers)
     return header + summed
 
 
-def _liaison_phone(ctx: Context, campaign_id: int) -> str | None:
+def _liaison_phone(ctx: Context, unit: UnitFacts) -> str | None:
     """The phone number the liaison gave when registering (their liaison-table answers)."""
-    for period in ctx.stored.periods(campaign_id):
-        submission = ctx.stored.submission(ctx.facts["unit_id"], period.deadline_id, period.period)
+    for period in ctx.stored.periods(unit.campaign_id):
+        submission = ctx.stored.submission(unit.id, period.deadline_id, period.period)
         if submission is None:
             continue
         answers = ctx.stored.answers(submission.id)
-        definition = ctx.stored.definition(campaign_id)
+        definition = ctx.stored.definition(unit.campaign_id)
         form = next(f for f in definition.forms if f.key == period.collects)
         for f in form.answer_fields():
             if f.type in (FieldType.MOBILE, FieldType.OFFICE_PHONE) and answers.get(f.answer_key):
@@ -122,9 +122,9 @@ def _liaison_phone(ctx: Context, campaign_id: int) -> str | None:
 
 def open_table(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """Open the table and ask the first unanswered field (or show it whole when all are answered)."""
-    if ctx.facts.get("unit_id") is None:
+    if ctx.facts.unit_id is None:
         return Outcome(replies=(ctx.texts.render("fill_needs_registration"),))
-    table = _table(ctx)
+    table = _table(ctx, ctx.facts.unit_id)
     if table is None:
         return Outcome(replies=(ctx.texts.render("fill_no_table"),))
     if table.locked:
@@ -142,7 +142,8 @@ def open_table(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcom
 
 def continue_table(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """One message inside the walk: an answer or a command."""
-    table = _table(ctx, state.data.get("deadline_id"), state.data.get("period")) if ctx.facts.get("unit_id") else None
+    unit_id = ctx.facts.unit_id
+    table = None if unit_id is None else _table(ctx, unit_id, state.data.get("deadline_id"), state.data.get("period"))
     if table is None:
         return Outcome(replies=(ctx.texts.render("fill_no_table"),), state=DialogueState())
     if table.locked:

@@ -19,13 +19,11 @@ from datetime import date, datetime
 from typing import Any
 
 from bot.campaigns.format import CampaignDefinition, DeadlineKind, FieldType
-# The module, not its names: bot.store.reports imports handlers' change types, so each module may
-# be the first one imported.
-from bot.store import reports as report_store
 from handlers.answers import normalise
 from handlers.base import Context, DialogueState, Incoming, Outcome
 from handlers.changes import SaveAnswers, StaffNote, SubmitForm, Value
-from handlers.dialogue import Walk, is_opening_word, pending_of, question, react, with_pending
+from handlers.dialogue import Walk, pending_of, question, react, with_pending
+from handlers.ports import ItemFacts
 from handlers.report_changes import AddReportItem
 
 WEEKLY, FEATURED = "weekly", "featured"
@@ -53,10 +51,8 @@ def is_report_opener(incoming: Incoming, state: DialogueState) -> bool:
 
 
 def is_reporting(incoming: Incoming, state: DialogueState) -> bool:
-    """A message while a report is open; words opening another dialogue are left to their routes."""
-    if state.flow not in (WEEKLY, FEATURED) or incoming.kind == "event":
-        return False
-    return not (incoming.kind == "text" and is_opening_word(incoming.text))
+    """A message (any kind but an event) while a report is open."""
+    return state.flow in (WEEKLY, FEATURED) and incoming.kind != "event"
 
 
 @dataclass(frozen=True)
@@ -82,11 +78,11 @@ class Week:
         return SaveAnswers(self.unit_id, self.deadline_id, self.period, self.due_at, values)
 
 
-def current_week(ctx: Context, deadline_id: int | None = None, period: str | None = None) -> Week | None:
-    """The week the report is for: ``deadline_id``/``period`` when a report is open, else the
-    period of the campaign's weekly deadline due next; once the last one has passed, that last
+def current_week(ctx: Context, unit_id: int, deadline_id: int | None = None, period: str | None = None) -> Week | None:
+    """The week the unit's report is for: ``deadline_id``/``period`` when a report is open, else
+    the period of the campaign's weekly deadline due next; once the last one has passed, that last
     week while its report was never submitted (taken late, as 帮助 offers), else None."""
-    unit = ctx.stored.unit(ctx.facts["unit_id"])
+    unit = ctx.stored.unit(unit_id)
     definition = ctx.stored.definition(unit.campaign_id)
     weekly = {d.key: d for d in definition.deadlines if d.kind is DeadlineKind.WEEKLY}
     periods = [p for p in ctx.stored.periods(unit.campaign_id) if p.key in weekly]
@@ -109,9 +105,9 @@ def current_week(ctx: Context, deadline_id: int | None = None, period: str | Non
 def open_report(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """Open this week's report (周报) or a 要情 and say what to send."""
     flow = OPENERS.get(normalise(incoming.text)) or MENU_KEYS[incoming.text]
-    if ctx.facts.get("unit_id") is None:
+    if ctx.facts.unit_id is None:
         return Outcome(replies=(ctx.texts.render("report_needs_registration"),))
-    week = current_week(ctx)
+    week = current_week(ctx, ctx.facts.unit_id)
     # A 要情 is news of the day: after the last week it has no week to go with.
     if week is None or (flow == FEATURED and ctx.now > week.due_at):
         return Outcome(replies=(ctx.texts.render("report_no_week", featured=flow == FEATURED),))
@@ -126,7 +122,8 @@ def open_report(incoming: Incoming, state: DialogueState, ctx: Context) -> Outco
 
 def continue_report(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """One message inside an open report: an item to keep, or 完成, 查看, 取消, 帮助."""
-    week = current_week(ctx, state.data.get("deadline_id"), state.data.get("period")) if ctx.facts.get("unit_id") else None
+    unit_id, data = ctx.facts.unit_id, state.data
+    week = None if unit_id is None else current_week(ctx, unit_id, data.get("deadline_id"), data.get("period"))
     if week is None:
         return Outcome(replies=(ctx.texts.render("report_no_week", featured=state.flow == FEATURED),),
                        state=DialogueState())
@@ -228,7 +225,7 @@ def _finish(week: Week, featured: bool, ctx: Context) -> Outcome:
     text_field = next((f for f in week.definition.form(week.collects).fields
                        if f.type in (FieldType.LONG_TEXT, FieldType.TEXT)), None)
     submission = ctx.stored.submission(week.unit_id, week.deadline_id, week.period)
-    texts = report_store.report_texts(ctx.stored.conn, submission.id) if submission else []
+    texts = ctx.stored.report_texts(submission.id) if submission else []
     if text_field is not None and texts:
         # The form's text field holds the week's texts too, so the table of answers shows the report.
         save = SaveAnswers(week.unit_id, week.deadline_id, week.period, week.due_at,
@@ -237,19 +234,19 @@ def _finish(week: Week, featured: bool, ctx: Context) -> Outcome:
     return Outcome(replies=(reply,), state=DialogueState(), changes=changes)
 
 
-def _featured_note(week: Week, items: list[report_store.ItemFacts], ctx: Context) -> StaffNote:
+def _featured_note(week: Week, items: list[ItemFacts], ctx: Context) -> StaffNote:
     """Staff hear of a 要情 when the liaison finishes it: the unit, what came, and its latest text."""
     unit = ctx.stored.unit(week.unit_id)
     submission = ctx.stored.submission(week.unit_id, week.deadline_id, week.period)
-    texts = report_store.report_texts(ctx.stored.conn, submission.id, featured_only=True) if submission else []
+    texts = ctx.stored.report_texts(submission.id, featured_only=True) if submission else []
     text = ctx.texts.render("staff_note_featured", unit=unit.name, counts=_counts(items),
                             latest=texts[-1] if texts else "", at=_local(week, ctx.now))
     return StaffNote(f"featured:{week.unit_id}:{week.period}:{len(items)}:{int(ctx.now.timestamp())}", text)
 
 
-def _items(ctx: Context, week: Week) -> list[report_store.ItemFacts]:
+def _items(ctx: Context, week: Week) -> list[ItemFacts]:
     submission = ctx.stored.submission(week.unit_id, week.deadline_id, week.period)
-    return report_store.report_items(ctx.stored.conn, submission.id) if submission else []
+    return ctx.stored.report_items(submission.id) if submission else []
 
 
 def _status(ctx: Context, week: Week) -> str:
@@ -257,7 +254,7 @@ def _status(ctx: Context, week: Week) -> str:
     return submission.status if submission else "draft"
 
 
-def _counts(items: list[report_store.ItemFacts]) -> list[tuple[str, int]]:
+def _counts(items: list[ItemFacts]) -> list[tuple[str, int]]:
     """How many items of each kind, in the summary's order, for the templates."""
     found = Counter(i.kind for i in items)
     return [(kind, found[kind]) for kind in KIND_ORDER if found[kind]]

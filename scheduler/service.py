@@ -28,9 +28,9 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.models import SchedulerLease, table_of, utcnow
+from bot.store.sql import insert_on_conflict
 from scheduler.plan import plan, upcoming
 from scheduler.run import Reminders, Tally
 
@@ -115,8 +115,7 @@ class Lease:
         now = self.clock()
         until = now + timedelta(seconds=self.seconds)
         with self.engine.begin() as conn:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            conn.execute(dialect.insert(table).values(name=self.name, holder=self.holder, expires_at=until)
+            conn.execute(insert_on_conflict(conn, table).values(name=self.name, holder=self.holder, expires_at=until)
                          .on_conflict_do_nothing(index_elements=["name"]))
             taken = conn.execute(table.update().where(
                 table.c.name == self.name, sa.or_(table.c.holder == self.holder, table.c.expires_at < now))

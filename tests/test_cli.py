@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from bot.cli import main
 from tests.fixtures_cli import safetybot

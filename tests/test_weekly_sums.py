@@ -9,8 +9,8 @@ import pytest
 
 from bot.campaigns import check_file, load_definition, load_into_db
 from bot.store.engine import session
+from bot.store.facts import DatabaseFacts
 from bot.store.models import Unit
-from bot.store.reports import weekly_sums
 from bot.texts import Texts
 from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
 
@@ -48,7 +48,7 @@ def test_numbers_given_with_each_weekly_report_pre_fill_the_final_table(jincheng
     with session(jincheng.engine) as db:
         unit = db.get(Unit, zezhou)
         assert unit is not None
-        sums = weekly_sums(db.connection(), zezhou, unit.campaign_id)
+        sums = DatabaseFacts(db.connection()).weekly_sums(zezhou, unit.campaign_id)
     assert sums == {"study.lectures": 5, "study.lectures_people": 100, "study.articles": 10}
 
     jincheng.clock.advance(days=2)  # 6-29: the statistics table is due 7-01

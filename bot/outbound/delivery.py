@@ -28,10 +28,12 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.models import Delivery, Person, UTCDateTime, table_of, utcnow
+from bot.store.sql import insert_on_conflict
 from bot.wechat.client import WeChatAPIError
+from handlers.base import Incoming
+from handlers.template_job import TemplateJobFinished
 
 log = logging.getLogger(__name__)
 
@@ -199,9 +201,8 @@ def insert_ignoring_duplicates(conn: sa.Connection, rows: list[dict[str, Any]]) 
     """Insert delivery rows whose key is new; the keys this call inserted."""
     if not rows:
         return set()
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     table = table_of(Delivery)
-    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+    statement = insert_on_conflict(conn, table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
     # A returned key says the row is ours (psycopg reports no rowcount for DO NOTHING).
     return set(conn.execute(statement, rows).scalars())
 
@@ -449,6 +450,11 @@ def record_template_job(engine: sa.Engine, openid: str, msgid: str, status: str)
     """
     with engine.begin() as conn:
         return record_template_job_on(conn, openid, msgid, status)
+
+
+def write_template_job(conn: sa.Connection, incoming: Incoming, change: TemplateJobFinished, now: datetime) -> None:
+    """The writer of a handled TEMPLATESENDJOBFINISH: the ledger learns how the message ended."""
+    record_template_job_on(conn, incoming.openid, change.msgid, change.status)
 
 
 def record_template_job_on(conn: sa.Connection, openid: str, msgid: str, status: str) -> bool:

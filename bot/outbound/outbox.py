@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import sqlalchemy as sa
 
@@ -65,18 +65,16 @@ def note_staff(conn: sa.Connection, topic: str, text: str, now: datetime) -> Non
 
 
 def write_staff_note(conn: sa.Connection, incoming: Incoming, change: StaffNote, now: datetime) -> None:
-    """The writer of :class:`StaffNote` (registered in ``bot.store.facts.WRITERS``)."""
+    """The writer of :class:`StaffNote` (listed in ``bot.store.writers.writers``)."""
     note_staff(conn, change.topic, change.text, now)
 
 
 def write_person_note(conn: sa.Connection, incoming: Incoming, change: PersonNote, now: datetime) -> None:
-    """The writer of :class:`PersonNote`; a person the bot has never seen gets nothing."""
+    """The writer of :class:`PersonNote` (listed in ``bot.store.writers.writers``); a person the bot
+    has never seen gets nothing."""
     person_id = conn.execute(sa.select(_PERSON.c.id).where(_PERSON.c.openid == change.openid)).scalar()
     if person_id is not None:
         claim_notes(conn, PERSON_NOTE, change.topic, change.text, [(person_id, change.openid)], now)
-
-
-NOTE_WRITERS: dict[type, Any] = {StaffNote: write_staff_note, PersonNote: write_person_note}
 
 
 class Outbox:

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from bot.aio import finished_within
 from bot.config import Settings
 from bot.handling import Dispatch, Handled, Handling, Handoff
+from bot.store.writers import Writers
 from bot.store.models import utcnow
 from bot.texts import Texts
 from bot.wechat.callback import SUCCESS, CallbackProtocol, Message, Refused
@@ -49,12 +50,12 @@ class Gateway:
     """
 
     def __init__(self, settings: Settings, *, engine: sa.Engine, reads: sa.Engine, texts: Texts, wechat: Any,
-                 dispatch: Dispatch, clock: Callable[[], datetime] = utcnow):
+                 dispatch: Dispatch, writers: Writers, clock: Callable[[], datetime] = utcnow):
         self.settings = settings
         self.wechat = wechat
         self.protocol = CallbackProtocol(settings, clock)
         self.handling = Handling(settings, engine=engine, reads=reads, texts=texts, dispatch=dispatch,
-                                 push=self.push, clock=clock)
+                                 writers=writers, push=self.push, clock=clock)
         # Deliveries being handled in this process, so a retry can wait for the first answer.
         self._inflight: dict[tuple[str, str], asyncio.Task[Handled]] = {}
 
