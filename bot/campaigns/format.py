@@ -465,28 +465,27 @@ def _fields(fields: list[schema.FormField], prefix: str = "") -> tuple[Field, ..
 
 
 def _form(form: schema.FormEntry) -> FormDefinition:
-    common = dict(key=form.key, kind=form.kind, title=form.title, annex=form.annex, note=form.note,
-                  assumption=form.assumption, fields=_fields(form.fields))
+    common = FormDefinition(form.key, form.kind, form.title, form.annex, form.note, form.assumption, _fields(form.fields))
     if isinstance(form, schema.StatisticsForm):
-        items = tuple(StatItem(i.key, i.number, i.title, i.requirement, _fields(i.fields, i.key)) for i in form.items)
-        return FormDefinition(**common, items=items)
+        return replace(common, items=tuple(StatItem(i.key, i.number, i.title, i.requirement, _fields(i.fields, i.key))
+                                           for i in form.items))
     if isinstance(form, schema.TableForm):
-        rows = tuple(TableRow(r.key, r.number, r.label) for r in form.rows)
-        return FormDefinition(**common, row_label=form.row_label, rows=rows, columns=_fields(form.columns))
-    return FormDefinition(**common, sums_into=form.sums_into, liaison=form.liaison)
+        return replace(common, row_label=form.row_label, rows=tuple(TableRow(r.key, r.number, r.label) for r in form.rows),
+                       columns=_fields(form.columns))
+    return replace(common, sums_into=form.sums_into, liaison=form.liaison)
 
 
 def _deadline(deadline: schema.DeadlineEntry, reminders: ReminderSchedule, zone: ZoneInfo, year: int
               ) -> DeadlineDefinition:
-    common = dict(key=deadline.key, kind=deadline.kind, title=deadline.title, collects=deadline.collects,
-                  reminders=reminders, timezone=zone, year=year, quote=deadline.quote, note=deadline.note)
+    common = DeadlineDefinition(deadline.key, deadline.kind, deadline.title, deadline.collects, reminders, zone, year,
+                                quote=deadline.quote, note=deadline.note)
     if isinstance(deadline, schema.OnceDeadline):
-        return DeadlineDefinition(**common, due=deadline.due)
+        return replace(common, due=deadline.due)
     if isinstance(deadline, schema.WeeklyDeadline):
-        return DeadlineDefinition(**common, weekday=deadline.weekday, at=deadline.at, first_day=deadline.first_day,
-                                  last_day=deadline.last_day)
-    return DeadlineDefinition(**common, first_month=deadline.from_month, last_month=deadline.until_month,
-                              day=deadline.day, at=deadline.at, covers=deadline.covers)
+        return replace(common, weekday=deadline.weekday, at=deadline.at, first_day=deadline.first_day,
+                       last_day=deadline.last_day)
+    return replace(common, first_month=deadline.from_month, last_month=deadline.until_month, day=deadline.day,
+                   at=deadline.at, covers=deadline.covers)
 
 
 def _json_safe(value: Any) -> Any:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import enum
 import re
 import types
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Mapping, Sequence, Union, get_args, get_origin
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Mapping, Sequence, Union, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, ValidationError
@@ -87,7 +87,7 @@ def problems_of(error: ValidationError, data: Mapping[str, Any], text: str = "")
 
 @dataclass(frozen=True)
 class _Spot:
-    """What a pydantic location points at, walked from the file's root model and its raw data."""
+    """What a pydantic error location points at: a place in the file and what is declared there."""
 
     place: Place  # the value's own place
     table: Place  # the place of the table (or list) holding it
@@ -98,40 +98,51 @@ class _Spot:
     kinds: tuple[type[Table], ...]  # the kinds of table its model is one of, if it is one
 
     @classmethod
-    def of(cls, loc: tuple[int | str, ...], data: Any) -> "_Spot":
-        spot = cls(Place(), Place(), CampaignFile, (), None, "", ())
-        raw = data
+    def of(cls, loc: tuple[int | str, ...], data: Mapping[str, Any]) -> "_Spot":
+        """Walk ``loc`` from the file's root model, reading the raw ``data`` alongside for the
+        keys that name list entries."""
+        spot, raw = cls(Place(), Place(), CampaignFile, (), None, "", ()), data
         for step in loc:
-            expected = spot.expected
-            kinds = _kinds(expected)
-            if kinds and isinstance(step, str):
-                # A tagged union's location names the kind it chose ("weekly"): not a setting.
-                model = next((k for k in kinds if _tag(k) == step), None)
-                spot = cls(spot.place, spot.table, model, (), spot.model, spot.name, kinds)
-                continue
-            origin = get_origin(expected)
-            if isinstance(expected, type) and issubclass(expected, BaseModel) and isinstance(step, str):
-                field = next((f for n, f in expected.model_fields.items() if (f.alias or n) == step), None)
-                declared, metadata = _declared(field.annotation if field else None)
-                metadata += tuple(field.metadata) if field else ()
-                raw = raw.get(step) if isinstance(raw, dict) else None
-                spot = cls(spot.place.key(step), spot.place, declared, metadata, expected, step, spot.kinds)
-            elif origin is list and isinstance(step, int):
-                declared, metadata = _declared(get_args(expected)[0])
-                raw = raw[step] if isinstance(raw, list) and step < len(raw) else None
-                if _holds_tables(declared):
-                    entry = spot.place.element(step, raw.get("key") if isinstance(raw, dict) else None)
-                    spot = cls(entry, spot.place, declared, metadata, None, "", ())
-                else:  # a list of values: a problem of one is shown at the list
-                    spot = cls(spot.place, spot.table, declared, metadata, spot.model, spot.name, spot.kinds)
-            elif origin is dict and step == "[key]":
-                declared, metadata = _declared(get_args(expected)[0])
-                spot = cls(spot.place, spot.table, declared, metadata, spot.model, spot.name, spot.kinds)
-            elif origin is dict and isinstance(step, str):
-                declared, metadata = _declared(get_args(expected)[1])
-                raw = raw.get(step) if isinstance(raw, dict) else None
-                spot = cls(spot.place.key(step), spot.place, declared, metadata, None, step, ())
+            spot, raw = spot._step(step, raw)
         return spot
+
+    def _step(self, step: int | str, raw: Any) -> tuple["_Spot", Any]:
+        kinds, args = _kinds(self.expected), get_args(self.expected)
+        if kinds:  # a tagged union's location names the kind it chose ("weekly"), not a setting
+            chosen = next(kind for kind in kinds if _tag(kind) == step)
+            return replace(self, expected=chosen, metadata=(), kinds=kinds), raw
+        if _is_model(self.expected):  # a setting of a table
+            model: type[Table] = self.expected
+            field = next((f for n, f in model.model_fields.items() if (f.alias or n) == step), None)
+            declared, metadata = _declared(field.annotation) if field else (None, ())
+            metadata += tuple(field.metadata) if field else ()
+            return _Spot(self.place.key(str(step)), self.place, declared, metadata, model, str(step), self.kinds), \
+                _get(raw, step)
+        if get_origin(self.expected) is list:
+            declared, metadata = _declared(args[0])
+            entry = _get(raw, step)
+            if _holds_tables(declared):  # an entry, named by its key
+                place = self.place.element(int(step), _get(entry, "key"))
+                return _Spot(place, self.place, declared, metadata, None, "", ()), entry
+            # A value of a list of values is shown at the list.
+            return replace(self, expected=declared, metadata=metadata), entry
+        if step == "[key]":  # the name of a named entry ([message_templates.<kind>])
+            declared, metadata = _declared(args[0])
+            return replace(self, expected=declared, metadata=metadata), raw
+        declared, metadata = _declared(args[1])  # a named entry ([reminder_schedules.<name>])
+        return _Spot(self.place.key(str(step)), self.place, declared, metadata, None, str(step), ()), _get(raw, step)
+
+
+def _get(raw: Any, step: int | str) -> Any:
+    if isinstance(raw, dict) and isinstance(step, str):
+        return raw.get(step)
+    if isinstance(raw, list) and isinstance(step, int) and step < len(raw):
+        return raw[step]
+    return None
+
+
+def _is_model(expected: Any) -> bool:
+    return isinstance(expected, type) and issubclass(expected, BaseModel)
 
 
 def _declared(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
@@ -149,8 +160,7 @@ def _declared(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
 
 
 def _holds_tables(expected: Any) -> bool:
-    declared = _declared(expected)[0]
-    return bool(_kinds(declared)) or isinstance(declared, type) and issubclass(declared, BaseModel)
+    return bool(_kinds(expected)) or _is_model(expected)
 
 
 def _kinds(expected: Any) -> tuple[type[Table], ...]:
@@ -171,12 +181,17 @@ def _kind_of(model: type[Table]) -> enum.Enum:
     return kind
 
 
+def _settings_of(model: type[Table]) -> list[str]:
+    """A table's settings, as the file names them."""
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
 def _settings(spot: _Spot) -> list[str]:
     """The settings the table at ``spot`` may have; for one kind of table, those of every kind
     (in the order of the kinds), since its ``kind`` may be the mistake."""
     names: list[str] = []
     for model in spot.kinds or ((spot.model,) if spot.model else ()):
-        names += [f.alias or n for n, f in model.model_fields.items() if (f.alias or n) not in names]
+        names += [name for name in _settings_of(model) if name not in names]
     return names
 
 
@@ -186,64 +201,72 @@ def _choices(kind: type[enum.Enum]) -> str:
 
 def _worded(error: Mapping[str, Any], spot: _Spot) -> tuple[Place, str]:
     """Where ``error`` is shown and what it says."""
-    kind, raw, ctx = error["type"], error["input"], error.get("ctx") or {}
-    expected, name = spot.expected, spot.name
+    kind, ctx = error["type"], error.get("ctx") or {}
     if kind == "value_error" and isinstance(ctx.get("error"), Wrong):
         wrong: Wrong = ctx["error"]
         if wrong.at is None:
             return spot.place, wrong.message
         return (spot.table if wrong.at == "" else spot.table.key(wrong.at)), wrong.message
     if kind == "missing":
-        read = next((m for m in spot.metadata if isinstance(m, Read)), None)
-        if read is not None:
-            return spot.place, read.sentence(None)
-        if spot.model is CampaignFile and (get_origin(expected) is dict or isinstance(expected, type)
-                                           and issubclass(expected, BaseModel)):
-            return spot.place, f"the [{name}] section is missing"
-        if get_origin(expected) is list and _holds_tables(get_args(expected)[0]):
-            return spot.place, f"{name} is missing"
-        if isinstance(expected, type) and issubclass(expected, enum.Enum):
-            return spot.table, f"{name} is missing; use one of {_choices(expected)}"
-        return spot.table, f"{name} is missing"
-    if kind == "extra_forbidden":
-        other_kind = any(name in m.model_fields or any(f.alias == name for f in m.model_fields.values())
-                         for m in spot.kinds)
-        misplaced = spot.model.misplaced(name) if spot.model is not None and other_kind else None
-        return spot.place, misplaced or f"unknown setting {name!r}; expected one of {', '.join(_settings(spot))}"
+        return _missing(spot)
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        choices = type(_kind_of(_kinds(expected)[0]))
+        choices = type(_kind_of(_kinds(spot.expected)[0]))
         if kind == "union_tag_not_found":
             return spot.place, f"kind is missing; use one of {_choices(choices)}"
-        given = raw.get("kind") if isinstance(raw, dict) else None
+        given = error["input"].get("kind")
         return spot.place.key("kind"), f"unknown {CHOICE_NAMES[choices]} {given!r}; use one of {_choices(choices)}"
+    return spot.place, _wrong_value(kind, error["input"], ctx, spot) or str(error["msg"])
+
+
+def _missing(spot: _Spot) -> tuple[Place, str]:
+    """A setting left out: shown at its table, unless it is a table or list of its own."""
+    expected, name = spot.expected, spot.name
+    read = next((m for m in spot.metadata if isinstance(m, Read)), None)
+    if read is not None:
+        return spot.place, read.sentence(None)
+    if spot.model is CampaignFile and (_is_model(expected) or get_origin(expected) is dict):
+        return spot.place, f"the [{name}] section is missing"
+    if get_origin(expected) is list and _holds_tables(get_args(expected)[0]):
+        return spot.place, f"{name} is missing"
+    if isinstance(expected, type) and issubclass(expected, enum.Enum):
+        return spot.table, f"{name} is missing; use one of {_choices(expected)}"
+    return spot.table, f"{name} is missing"
+
+
+def _wrong_value(kind: str, raw: Any, ctx: Mapping[str, Any], spot: _Spot) -> str | None:
+    """The sentence for a value pydantic refused, by the kind of error; None for one we do not word."""
+    expected, name = spot.expected, spot.name
+    if kind == "extra_forbidden":
+        elsewhere = any(name in _settings_of(model) for model in spot.kinds)
+        misplaced = spot.model.misplaced(name) if spot.model is not None and elsewhere else None
+        return misplaced or f"unknown setting {name!r}; expected one of {', '.join(_settings(spot))}"
     if kind == "enum":
-        return spot.place, f"unknown {CHOICE_NAMES[expected]} {raw!r}; use one of {_choices(expected)}"
+        return f"unknown {CHOICE_NAMES[expected]} {raw!r}; use one of {_choices(expected)}"
     if kind == "literal_error":
-        return spot.place, f"unknown value {raw!r}; use one of {', '.join(map(str, get_args(expected)))}"
+        return f"unknown value {raw!r}; use one of {', '.join(map(str, get_args(expected)))}"
     if kind == "string_type":
-        return spot.place, f"must be text in quotes, not {raw!r}"
+        return f"must be text in quotes, not {raw!r}"
     if kind == "string_too_short":
-        return spot.place, "must not be empty"
+        return "must not be empty"
     if kind == "string_too_long":
-        return spot.place, f"is {len(raw.strip())} characters long; at most {ctx['max_length']} fit"
+        return f"is {len(raw.strip())} characters long; at most {ctx['max_length']} fit"
     if kind == "string_pattern_mismatch":
-        value = raw.strip() if isinstance(raw, str) else raw
-        return spot.place, PATTERN_SENTENCES[ctx["pattern"]].format(value=value)
+        return PATTERN_SENTENCES[ctx["pattern"]].format(value=raw.strip())
     if kind in ("int_type", "greater_than_equal", "less_than_equal"):
         low = next(m.ge for m in spot.metadata if isinstance(m, annotated_types.Ge))
         high = next(m.le for m in spot.metadata if isinstance(m, annotated_types.Le))
-        return spot.place, f"must be a whole number from {low} to {high}, not {raw!r}"
+        return f"must be a whole number from {low} to {high}, not {raw!r}"
     if kind == "bool_type":
-        return spot.place, f"must be true or false, not {raw!r}"
+        return f"must be true or false, not {raw!r}"
     if kind == "list_type":
-        return spot.place, "must be a list"
+        return "must be a list"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         if spot.model is CampaignFile:
-            return spot.place, f"must be a [{name}] section"
+            return f"must be a [{name}] section"
         if not name:
-            return spot.place, "must be a table of settings"
-        if isinstance(expected, type) and issubclass(expected, BaseModel):
-            settings = [f.alias or n for n, f in expected.model_fields.items()]
-            return spot.place, f"must be a table with {', '.join(settings[:-1])} and {settings[-1]}"
-        return spot.place, "must be a table of template field = value name"
-    return spot.place, str(error["msg"])
+            return "must be a table of settings"
+        if _is_model(expected):
+            *settings, last = _settings_of(expected)
+            return f"must be a table with {', '.join(settings)} and {last}"
+        return "must be a table of template field = value name"  # the one table of values: a template's data
+    return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Mapping, get_args
+from typing import Annotated, Any, Literal, Mapping, Sequence, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -115,7 +115,7 @@ def _in_year(day: dt.date, info: ValidationInfo) -> None:
         raise Wrong(f"{day.isoformat()} is outside the campaign year {year}")
 
 
-def also(handler: ValidatorFunctionWrapHandler, value: Any, found: list[tuple[tuple[int | str, ...], Wrong]]) -> Any:
+def also(handler: ValidatorFunctionWrapHandler, value: Any, found: Sequence[tuple[tuple[int | str, ...], Wrong]]) -> Any:
     """``value`` validated by ``handler``, with the problems ``found`` in it beside handler's own.
 
     For rules over a whole list (a key given twice), checked on the raw list so that a mistake in

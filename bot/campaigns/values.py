@@ -116,6 +116,8 @@ WEEKDAYS = {
     "周一": 0, "周二": 1, "周三": 2, "周四": 3, "周五": 4, "周六": 5, "周日": 6,
     "星期一": 0, "星期二": 1, "星期三": 2, "星期四": 3, "星期五": 4, "星期六": 5, "星期日": 6,
 }
+# A reminder's offset from the due time: "3d", "12h", "30m".
+OFFSET_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 # An answer above this asks "are you sure?" unless the campaign sets its own ([answers] implausible_above).
 DEFAULT_IMPLAUSIBLE_ABOVE = 100_000
 
@@ -190,11 +192,9 @@ def _time(raw: Any) -> dt.time:
 
 def _offset(raw: Any) -> dt.timedelta:
     match = re.fullmatch(r"(\d+)([dhm])", raw) if isinstance(raw, str) else None
-    offset = dt.timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]: int(match.group(1))}) \
-        if match else None
-    if offset is None or offset <= dt.timedelta(0):
+    if match is None or int(match.group(1)) == 0:
         raise ValueError(raw)
-    return offset
+    return dt.timedelta(**{OFFSET_UNITS[match.group(2)]: int(match.group(1))})
 
 
 def _weekday(raw: Any) -> int:
