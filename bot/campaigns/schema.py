@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import enum
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Mapping, Sequence, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -570,8 +571,21 @@ class CampaignFile(Table):
 
 
 class _TomlJsonSchema(GenerateJsonSchema):
-    """TOML has no null: a setting that may be None is one left out, so the schema shows only its
-    value's type, and no default of null."""
+    """The JSON Schema as an editor checks a TOML file with it.
+
+    TOML has no null: a setting that may be None is one left out, so the schema shows only its
+    value's type, and no default of null. A form or deadline is checked against the schema of its
+    ``kind`` by ``if``/``then`` rather than pydantic's ``oneOf``, so that an editor names the
+    setting at fault instead of "not valid under any of the schemas listed in oneOf".
+    """
+
+    def tagged_union_schema(self, schema: core_schema.TaggedUnionSchema) -> JsonSchemaValue:
+        tags = {str(tag.value if isinstance(tag, enum.Enum) else tag): choice for tag, choice in schema["choices"].items()}
+        return {
+            "type": "object", "required": ["kind"], "properties": {"kind": {"enum": list(tags)}},
+            "allOf": [{"if": {"properties": {"kind": {"const": tag}}}, "then": self.generate_inner(choice)}
+                      for tag, choice in tags.items()],
+        }
 
     def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
         return self.generate_inner(schema["schema"])
