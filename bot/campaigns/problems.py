@@ -64,7 +64,8 @@ class Place:
 
     def line(self, text: str) -> int | None:
         """The line of this place in ``text``: each pattern is searched after the previous one's
-        match, and the last one found gives the line (a missing setting points at its table)."""
+        match, and the last one found gives the line, so a missing setting points at its table.
+        A search, not a parse: an entry whose key is given twice is found at the first."""
         if not text or not self.patterns:
             return None
         position, found = 0, False

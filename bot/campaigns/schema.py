@@ -5,8 +5,8 @@ A campaign file (``campaigns/*.toml``, described in ``docs/campaign-format.md``)
 refused. Rules that look across sections (the form a deadline collects, the year a date must lie
 in) read a :class:`FileIndex` of the raw file, given as the validation context, so that one broken
 section does not hide the problems of another. A rule in our words raises
-:class:`~bot.campaigns.values.Wrong`; pydantic's own errors are worded by ``bot.campaigns.problems``. :func:`json_schema` gives the JSON Schema that
-editors check a file with as it is typed.
+:class:`~bot.campaigns.values.Wrong`; pydantic's own errors are worded by ``bot.campaigns.problems``.
+:func:`json_schema` gives the JSON Schema that editors check a file with as it is typed.
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ class FileIndex:
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> "FileIndex":
         """The index of parsed TOML ``data``."""
-        def tables(name: str, within: Any = data) -> list[dict[str, Any]]:
-            found = within.get(name) if isinstance(within, dict) else None
+        def tables(name: str) -> list[dict[str, Any]]:
+            found = data.get(name)
             return [entry for entry in found if isinstance(entry, dict)] if isinstance(found, list) else []
 
         campaign = data.get("campaign")
@@ -116,7 +116,7 @@ def _in_year(day: dt.date, info: ValidationInfo) -> None:
         raise Wrong(f"{day.isoformat()} is outside the campaign year {year}")
 
 
-def also(handler: ValidatorFunctionWrapHandler, value: Any, found: Sequence[tuple[tuple[int | str, ...], Wrong]]) -> Any:
+def _also(handler: ValidatorFunctionWrapHandler, value: Any, found: Sequence[tuple[tuple[int | str, ...], Wrong]]) -> Any:
     """``value`` validated by ``handler``, with the problems ``found`` in it beside handler's own.
 
     For rules over a whole list (a key given twice), checked on the raw list so that a mistake in
@@ -145,7 +145,7 @@ def _unique_keys(what: str) -> WrapValidator:
             if key in seen:
                 found.append(((index,), Wrong(f"duplicate {what} key {key!r}; every {what} needs its own key")))
             seen.add(key)
-        return also(handler, entries, found)
+        return _also(handler, entries, found)
     return WrapValidator(check)
 
 
@@ -353,10 +353,11 @@ class RecordForm(Form):
 
 
 def _one_liaison_table(forms: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    marked = [str(f.get("key", "")) for f in forms if isinstance(f, dict) and f.get("liaison") is True] \
-        if isinstance(forms, list) else []
+    """At most one form says ``liaison = true`` (registration walks that one)."""
+    entries = forms if isinstance(forms, list) else []
+    marked = [str(f.get("key", "")) for f in entries if isinstance(f, dict) and f.get("liaison") is True]
     found = [((), Wrong(f"only one form can be the liaison table; {', '.join(marked)} all say liaison = true"))]
-    return also(handler, forms, found if len(marked) > 1 else [])
+    return _also(handler, forms, found if len(marked) > 1 else [])
 
 
 # Listed in the order their settings are documented: a mistake names them in this order.
@@ -507,7 +508,7 @@ def _units_once(units: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         if name.strip() in seen:
             found.append(((index, "name"), Wrong(f"unit {name.strip()!r} is listed twice")))
         seen.add(name.strip())
-    return also(handler, units, found)
+    return _also(handler, units, found)
 
 
 class Registration(Table):
