@@ -3,8 +3,10 @@
 ``load_definition(path)`` reads a campaign file (see ``docs/campaign-format.md``) into a
 :class:`CampaignDefinition`; ``check_file(path)`` lists every problem of a file;
 ``load_into_db(engine, definition)`` stores it idempotently; ``definition_of(campaign)`` gives
-back the definition of a stored campaign. The format lives in ``bot.campaigns.format`` and the
-storage in ``bot.campaigns.store``; this module only gathers them.
+back the definition of a stored campaign. The definitions and their reading live in
+``bot.campaigns.format``, the file's pydantic models and JSON Schema in ``bot.campaigns.schema``
+(with the values they take in ``bot.campaigns.values``), the wording of a file's problems in
+``bot.campaigns.problems``, and the storage in ``bot.campaigns.store``; this module only gathers them.
 """
 
 from __future__ import annotations

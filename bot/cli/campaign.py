@@ -1,4 +1,4 @@
-"""``safetybot campaign check|load|list`` and ``safetybot units import|export``: operator tooling.
+"""``safetybot campaign check|load|list|schema`` and ``safetybot units import|export``: operator tooling.
 
 :func:`register` adds these sub-commands to the ``safetybot`` parser. Output is for office
 staff at a terminal, not for WeChat users, so it is printed here rather than templated.
@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import sys
+from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from bot.campaigns.format import DefinitionError, Problem, check_file, load_definition
+from bot.campaigns.schema import json_schema
 from bot.campaigns.store import LoadRefused, list_campaigns, load_into_db
 from bot.config import load_settings
 from bot.store.engine import make_engine
@@ -61,6 +64,18 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"{path}: ok ({definition.slug}: {len(definition.forms)} forms, "
                   f"{len(definition.deadlines)} deadlines)")
     return 1 if failed else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of campaign files (or write it to ``--output``), for editors that check
+    a file as it is typed (docs/campaign-format.md, "Checking as you type")."""
+    text = json.dumps(json_schema(), ensure_ascii=False, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"{args.output}: the JSON Schema of campaign files")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 @_with_database
@@ -163,6 +178,9 @@ def register(commands: Any) -> None:
     load.add_argument("--force", action="store_true", help="delete answers to fields the file no longer has")
     load.set_defaults(func=cmd_load)
     campaign.add_parser("list", help="loaded campaigns and their next deadline").set_defaults(func=cmd_list)
+    schema = campaign.add_parser("schema", help="print the JSON Schema of campaign files, for editors")
+    schema.add_argument("--output", metavar="FILE", help="write it to FILE instead")
+    schema.set_defaults(func=cmd_schema)
 
     units = commands.add_parser("units", help="units taking part and their join codes").add_subparsers(
         dest="units_command", required=True)
