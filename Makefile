@@ -24,6 +24,7 @@ run: $(BIN)/safetybot .env
 	$(BIN)/safetybot demo
 
 test: $(BIN)/safetybot
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 # The webhook benchmark; its load comes from wrk when installed (apt-get install wrk), else from Python.

@@ -27,7 +27,8 @@ RULES: list[tuple[str, tuple[str, ...] | None, tuple[str, ...]]] = [
     # The callback protocol is pure: no database, no handling, no outbound client.
     ("bot.wechat.callback", None, ("bot.store", "bot.handling", "bot.outbound", "bot.wechat.client")),
     # The campaign format is data: it reads files, never the database.
-    ("bot.campaigns.format", None, ("bot.store", "bot.wechat", "bot.outbound", "handlers")),
+    *[(f"bot.campaigns.{module}", None, ("bot.store", "bot.wechat", "bot.outbound", "bot.handling", "handlers"))
+      for module in ("format", "schema", "values", "problems")],
 ]
 
 

@@ -27,7 +27,7 @@ from bot.outbound.delivery import (
     CUSTOMER_SERVICE_WINDOW, WINDOW_CLOSED, Channel, HeldReason, Notice, Outbound, Status, Verdict, claim_many,
     record_many, send, start_sending,
 )
-from bot.store.models import Delivery, Person, Role
+from bot.store.models import Delivery, Person, Role, table_of
 from handlers.base import Incoming
 from handlers.changes import PersonNote, StaffNote
 
@@ -38,8 +38,8 @@ NOTE_KINDS = (STAFF_NOTE, PERSON_NOTE)
 POLL_SECONDS = 0.25
 # After WeChat's quota error the claimed notes wait this long rather than meet it again each poll.
 QUOTA_PAUSE = timedelta(minutes=1)
-_DELIVERY = Delivery.__table__
-_PERSON = Person.__table__
+_DELIVERY = table_of(Delivery)
+_PERSON = table_of(Person)
 
 
 def staff(conn: sa.Connection) -> list[tuple[int, str]]:

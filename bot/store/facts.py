@@ -17,22 +17,22 @@ from bot.campaigns.format import CampaignDefinition
 from bot.campaigns.store import definition_of
 from bot.store.models import (
     Answer, Campaign, Deadline, DeadlinePeriod, LiaisonReplacement, MediaFile, Person, ReportItem, Role, Submission,
-    Unit,
+    Unit, table_of,
 )
 from handlers.ports import (
     DuePeriod, Holder, ItemFacts, LiaisonRequest, StoredAnswer, SubmissionFacts, UnitFacts,
 )
 
-_UNIT = Unit.__table__
-_PERSON = Person.__table__
-_CAMPAIGN = Campaign.__table__
-_DEADLINE = Deadline.__table__
-_PERIOD = DeadlinePeriod.__table__
-_SUBMISSION = Submission.__table__
-_ANSWER = Answer.__table__
-_REPLACEMENT = LiaisonReplacement.__table__
-_ITEM = ReportItem.__table__
-_MEDIA = MediaFile.__table__
+_UNIT = table_of(Unit)
+_PERSON = table_of(Person)
+_CAMPAIGN = table_of(Campaign)
+_DEADLINE = table_of(Deadline)
+_PERIOD = table_of(DeadlinePeriod)
+_SUBMISSION = table_of(Submission)
+_ANSWER = table_of(Answer)
+_REPLACEMENT = table_of(LiaisonReplacement)
+_ITEM = table_of(ReportItem)
+_MEDIA = table_of(MediaFile)
 
 # Parsing a stored definition costs milliseconds; a campaign changes only when it is loaded again,
 # so (id, loaded_at) names one version for good.

@@ -13,14 +13,14 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from bot.store.models import MediaFile, ReportItem, Submission
+from bot.store.models import MediaFile, ReportItem, Submission, table_of
 from bot.store.sql import insert_on_conflict
 from handlers.base import Incoming
 from handlers.report_changes import AddReportItem
 
-_SUBMISSION = Submission.__table__
-_ITEM = ReportItem.__table__
-_MEDIA = MediaFile.__table__
+_SUBMISSION = table_of(Submission)
+_ITEM = table_of(ReportItem)
+_MEDIA = table_of(MediaFile)
 
 
 def submission_id(conn: sa.Connection, unit_id: int, deadline_id: int, period: str, now: datetime) -> int:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 import sqlalchemy as sa
 
 from bot.store.facts import DatabaseFacts
-from bot.store.models import Answer, AnswerRevision, LiaisonReplacement, Person, Role, Submission
+from bot.store.models import Answer, AnswerRevision, LiaisonReplacement, Person, Role, Submission, table_of
 from bot.store.reports import submission_id
 from bot.store.sql import insert_on_conflict
 from handlers.base import Incoming
@@ -24,11 +24,11 @@ from handlers.changes import (
     AppointLiaison, BecomeStaff, ClaimUnit, DecideRequest, RenamePerson, RequestLiaison, SaveAnswers, SubmitForm, Value,
 )
 
-_PERSON = Person.__table__
-_SUBMISSION = Submission.__table__
-_ANSWER = Answer.__table__
-_REVISION = AnswerRevision.__table__
-_REPLACEMENT = LiaisonReplacement.__table__
+_PERSON = table_of(Person)
+_SUBMISSION = table_of(Submission)
+_ANSWER = table_of(Answer)
+_REVISION = table_of(AnswerRevision)
+_REPLACEMENT = table_of(LiaisonReplacement)
 # Advisory-lock namespace for "who holds this unit", apart from the gateway's person locks.
 _UNIT_LOCK_NAMESPACE = 7302
 
