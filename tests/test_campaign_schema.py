@@ -102,3 +102,10 @@ def test_the_schema_is_written_to_a_file_for_the_schema_directive(
     assert main(["campaign", "schema", "--output", str(path)]) == 0
     assert json.loads(path.read_text(encoding="utf-8")) == schema
     assert capsys.readouterr().out == f"{path}: the JSON Schema of campaign files\n"
+
+
+def test_the_committed_schema_is_the_one_safetybot_prints(schema: dict[str, Any]) -> None:
+    # campaigns/campaign.schema.json is what .taplo.toml points editors at: regenerate it with
+    # `safetybot campaign schema --output campaigns/campaign.schema.json` when the format changes.
+    committed = json.loads((ROOT / "campaigns" / "campaign.schema.json").read_text(encoding="utf-8"))
+    assert committed == schema
