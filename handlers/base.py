@@ -47,7 +47,7 @@ class DialogueState:
 class Outcome:
     """What a handler decided: texts to send (the first as the passive reply), the next state, and
     the changes to stored data (values of ``handlers/changes.py``, ``handlers/report_changes.py`` and
-    :class:`~handlers.template_job.TemplateJobFinished`; ``bot/store/writers.py`` lists their writers).
+    :class:`~handlers.template_job.TemplateJobFinished`; ``bot.app.change_writers`` lists their writers).
 
     ``state`` is None when the dialogue state stays as it was.
     """

@@ -1,4 +1,4 @@
-"""What the form handlers ask storage to write; ``bot/store/writers.py`` lists a writer for each type.
+"""What the form handlers ask storage to write; ``bot.app.change_writers`` lists a writer for each type.
 
 Changes are plain values so a handler stays pure: it says *what* should be stored, and the
 gateway writes it in the same transaction as the person's dialogue state and the reply.

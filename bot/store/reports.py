@@ -1,5 +1,5 @@
 """Reports (周报, 要情) in the database: the writer of :class:`~handlers.report_changes.AddReportItem`
-(listed with the other writers in ``bot/store/writers.py``) and the draft submission it goes into.
+(listed with the other writers in ``bot.app.change_writers``) and the draft submission it goes into.
 Handlers read reports through :class:`bot.store.facts.DatabaseFacts`.
 
 A report is a :class:`~bot.store.models.Submission` of a weekly deadline; each text, picture, voice note,
