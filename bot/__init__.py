@@ -1,4 +1,6 @@
-"""safetybot: the app (``app``) and its parts, a sub-package each.
+"""safetybot: the two roles a process runs — the web role (``app``: the ASGI app, with the admin API
+in ``admin``) and the worker role (``worker``: reminders, notes, media) — and their parts, a
+sub-package each.
 
 ``wechat`` — the WeChat edge: the callback protocol, the outbound client and the shared token;
 ``store`` — the database: engine, tables, migrations, the read view handlers use and the writers;

@@ -1,7 +1,10 @@
-"""The ASGI app: one visible route table (``/wechat``, ``/healthz``), served by uvicorn.
+"""The ASGI app and the web role: one visible route table (``/wechat``, ``/healthz``, ``/api/...``),
+served by uvicorn in ``WEB_WORKERS`` processes.
 
 All protocol work is in :mod:`bot.wechat.gateway`; this module only reads requests (with a size limit)
-and writes responses, as WeRoBot's framework adapters do for its robot.
+and writes responses, as WeRoBot's framework adapters do for its robot. The admin API's endpoints
+and its guard are in :mod:`bot.admin`; what the bot sends on its own (reminders, notes, media) is
+the worker role, :mod:`bot.worker`, run inside the web process only when the settings say so.
 """
 
 from __future__ import annotations
@@ -10,8 +13,6 @@ import contextlib
 import gc
 import logging
 import os
-import signal
-import socket
 from datetime import datetime
 from typing import Any, AsyncIterator, Callable
 
@@ -20,18 +21,17 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 import handlers
-from bot.config import Settings
+from bot.admin import AdminAPI, BearerToken
+from bot.config import ConfigError, Settings, configure_logging, load_shared_settings, share_with_subprocesses
+from bot.handling import Dispatch
 from bot.store.engine import make_engine, ping, read_engine
 from bot.store.sqlite_writer import Checkpointer
-from bot.handling import Dispatch
-from bot.wechat.gateway import Answer, Gateway
-from bot.outbound.media import MediaFetcher
-from bot.outbound.outbox import Outbox
 from bot.store.models import utcnow
 from bot.outbound.delivery import write_template_job
 from bot.outbound.outbox import write_person_note, write_staff_note
@@ -45,8 +45,13 @@ from handlers.changes import (
 )
 from handlers.report_changes import AddReportItem
 from handlers.template_job import TemplateJobFinished
+from bot.wechat.gateway import Answer, Gateway
+from bot.worker import Worker
 
 log = logging.getLogger("safetybot.app")
+# On SIGTERM a web worker stops taking connections and lets requests under way finish: WeChat waits
+# 5 s for an answer, and a reply pushed after "success" needs a few seconds more.
+GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
 def change_writers() -> Writers:
@@ -126,9 +131,23 @@ def _outbound_client(settings: Settings, engine: sa.Engine) -> Any:
     return WeChatAPI(settings, build_token_store(settings, engine))
 
 
+def _admin_token(settings: Settings) -> str:
+    if settings.admin_token is None:
+        raise ConfigError("ADMIN_TOKEN", "is missing; the admin API (/api) that serve and demo answer needs it "
+                                         "(see config.example.env)")
+    return settings.admin_token
+
+
 def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: Any = None, texts: Texts | None = None,
                clock: Callable[[], datetime] | None = None, dispatch: Dispatch = handlers.dispatch) -> Starlette:
-    """The bot's ASGI app. Anything not passed in is built from ``settings``."""
+    """The bot's ASGI app. Anything not passed in is built from ``settings``.
+
+    Its lifespan checkpoints SQLite's write-ahead log (part of the write path every web process
+    shares) and, when :attr:`Settings.web_runs_worker`, runs the worker role (:class:`bot.worker.Worker`)
+    in this process too. Raises :class:`ConfigError` without ``ADMIN_TOKEN``, and :class:`LookupError`
+    when ``messages/`` lacks a template a route needs.
+    """
+    admin_token = _admin_token(settings)
     texts = texts or Texts()
     texts.check(handlers.TEMPLATES)
     lacking = settings.features.off()
@@ -143,15 +162,14 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     gateway = Gateway(settings, engine=engine, reads=reads, texts=texts, wechat=outbound, dispatch=dispatch,
                       writers=change_writers(), clock=clock or utcnow)
     endpoints = Endpoints(gateway, reads, settings.max_body_bytes)
-    # Every process fetches report media; bot.outbound.media makes sure each file is fetched by one of them.
-    fetcher = MediaFetcher(engine, reads, outbound, settings.media_dir, clock or utcnow)
-    # Notes to staff and to people staff decided about, sent as soon as their handling commits.
-    outbox = Outbox(engine, reads, outbound, clock or utcnow)
+    admin = AdminAPI(reads)
+    worker = Worker(settings, engine, reads, outbound, texts, clock or utcnow) if settings.web_runs_worker else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        log.info("safetybot listening; %s mode", "safe (AES)" if settings.safe_mode else "plaintext")
-        with Checkpointer(engine).running(), fetcher.running(), outbox.running():
+        log.info("safetybot listening; %s mode; %s", "safe (AES)" if settings.safe_mode else "plaintext",
+                 "the worker role runs here too" if worker else "web only (`safetybot worker` sends the rest)")
+        with Checkpointer(engine).running(), worker.running() if worker else contextlib.nullcontext():
             yield
         gateway.close()
         if reads is not engine:
@@ -162,59 +180,46 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     routes = [
         Route("/wechat", endpoints.wechat, methods=["GET", "POST"]),
         Route("/healthz", endpoints.healthz, methods=["GET"]),
+        Mount("/api", middleware=[Middleware(BearerToken, token=admin_token)], routes=[
+            Route("/campaigns", admin.campaigns, methods=["GET"]),
+        ]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def _serve_on(settings: Settings, listener: socket.socket) -> None:
-    config = uvicorn.Config(create_app(settings), log_level=settings.log_level.lower(), access_log=False)
+def _frozen(app: Starlette) -> Starlette:
     # Everything built so far (modules, tables, templates) lives as long as the process: out of the
     # garbage collector's sight, its oldest-generation passes take microseconds instead of stalling
     # every request for ~100 ms a few times a minute under load.
     gc.collect()
     gc.freeze()
-    uvicorn.Server(config).run(sockets=[listener])
+    return app
 
 
-def serve(settings: Settings) -> None:
-    """Run the bot with uvicorn on ``settings.host``:``settings.port``, in ``settings.web_workers``
-    processes that share one listening socket (forked after it is bound, as gunicorn does).
+def web_worker_app() -> Starlette:
+    """The app factory uvicorn calls in each web worker it starts (``uvicorn --factory
+    bot.app:web_worker_app`` works too): the settings the parent read, logging set up by them."""
+    settings = load_shared_settings()
+    configure_logging(settings)
+    return _frozen(create_app(settings))
 
-    With several workers this process only supervises: it passes SIGTERM and SIGINT on to the
-    workers and, when one of them ends, stops the others, so a service manager sees one unit.
-    Each worker builds its own app, engine and clients after the fork; retries, per-person order
-    and the access token hold across workers through the database (or Redis).
+
+def serve(settings: Settings, env_file: str | os.PathLike[str] | None = ".env") -> None:
+    """The web role: uvicorn on ``settings.host``:``settings.port`` until SIGTERM or SIGINT.
+
+    With one web worker the app runs in this process. With several, this process is uvicorn's
+    supervisor (``uvicorn.run(..., workers=N)``): it binds the socket, starts each worker as a fresh
+    interpreter that builds its own app, engine and clients from ``env_file`` and the environment
+    (:func:`web_worker_app`), replaces a worker that dies, and on SIGTERM stops them all, each
+    finishing the requests under way for up to ``GRACEFUL_SHUTDOWN_SECONDS``. Retries, per-person
+    order and the access token hold across workers through the database (or Redis).
     """
-    listener = socket.create_server((settings.host, settings.port), backlog=2048)
+    _admin_token(settings)  # refused here, once, rather than by each worker as it starts
+    options: dict[str, Any] = dict(host=settings.host, port=settings.port, backlog=2048, access_log=False,
+                                   log_level=settings.log_level.lower(),
+                                   timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
     if settings.web_workers == 1:
-        _serve_on(settings, listener)
+        uvicorn.run(_frozen(create_app(settings)), **options)
         return
-    workers = [_fork_worker(settings, listener) for _ in range(settings.web_workers)]
-    listener.close()
-
-    def pass_on(signum: int, _frame: object) -> None:
-        _signal_all(workers, signum)
-
-    signal.signal(signal.SIGTERM, pass_on)
-    signal.signal(signal.SIGINT, pass_on)
-    os.wait()
-    _signal_all(workers, signal.SIGTERM)
-    for pid in workers:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-
-
-def _fork_worker(settings: Settings, listener: socket.socket) -> int:
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _serve_on(settings, listener)
-        finally:
-            os._exit(0)
-    return pid
-
-
-def _signal_all(workers: list[int], signum: int) -> None:
-    for pid in workers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
+    share_with_subprocesses(env_file)
+    uvicorn.run(f"{__name__}:web_worker_app", factory=True, workers=settings.web_workers, **options)

@@ -1,5 +1,6 @@
-"""Work a bot process does beside answering WeChat: a step repeated a few times a second in a
-thread of its own (fetching media, sending staff notes), for as long as the app runs."""
+"""Work a bot process does beside answering WeChat: a step repeated in a thread of its own for as
+long as a ``with`` block runs — the worker role's outbox, media fetcher and scheduler lease
+(:mod:`bot.worker`), and the web role's SQLite checkpoints."""
 
 from __future__ import annotations
 

@@ -7,17 +7,22 @@ This is the only module that looks at the process environment. Everything else r
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import re
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
 WECHAT_API_BASE_URL = "https://api.weixin.qq.com"
+# uvicorn starts each of several web workers as a fresh interpreter that imports the app factory by
+# name; the factory reads the settings again, from the file the parent read (named in this variable)
+# and the environment the worker inherits. See :func:`share_with_subprocesses`.
+ENV_FILE_VARIABLE = "SAFETYBOT_ENV_FILE"
 
 
 class ConfigError(Exception):
@@ -27,6 +32,15 @@ class ConfigError(Exception):
         super().__init__(f"{variable}: {problem}")
         self.variable = variable
         self.problem = problem
+
+
+class RunWorker(str, enum.Enum):
+    """Whether ``safetybot serve`` also runs the worker role (reminder scheduler, outbox, media
+    fetcher) in its web process, or leaves it to a ``safetybot worker`` process beside it."""
+
+    AUTO = "auto"  # in the web process when it is the only one (WEB_WORKERS=1)
+    YES = "yes"  # in every web process (safe: the parts take turns through the database)
+    NO = "no"  # never: a `safetybot worker` process runs it
 
 
 class AccountKind(str, enum.Enum):
@@ -62,17 +76,18 @@ class Settings:
     wechat_token: str
     wechat_app_id: str
     wechat_app_secret: str
-    admin_token: str
+    # The admin API's bearer token; only the web role needs it (:func:`bot.app.create_app` checks).
+    admin_token: str | None = None
     wechat_encoding_aes_key: str | None = None
     wechat_account_kind: AccountKind = AccountKind.SERVICE_VERIFIED
     wechat_api_base_url: str = WECHAT_API_BASE_URL
     database_url: str = "sqlite:///var/safetybot.db"
     redis_url: str | None = None
     media_dir: Path = Path("var/media")
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
     host: str = "127.0.0.1"
     port: int = 8080
     web_workers: int = 1
+    run_worker: RunWorker = RunWorker.AUTO
     handler_threads: int = 4
     reply_budget_seconds: float = 4.0
     max_body_bytes: int = 65536
@@ -89,6 +104,11 @@ class Settings:
     @property
     def features(self) -> Features:
         return Features.for_kind(self.wechat_account_kind)
+
+    @property
+    def web_runs_worker(self) -> bool:
+        """Whether each web process runs the worker role too (``RUN_WORKER``; auto: with one web worker)."""
+        return self.run_worker is RunWorker.YES or (self.run_worker is RunWorker.AUTO and self.web_workers == 1)
 
 
 def _required(values: Mapping[str, str], name: str) -> str:
@@ -179,14 +199,14 @@ def settings_from_mapping(values: Mapping[str, str]) -> Settings:
     except ValueError:
         choices = ", ".join(k.value for k in AccountKind)
         raise ConfigError("WECHAT_ACCOUNT_KIND", f"must be one of {choices}, not {kind_raw!r}") from None
-    tz_raw = _optional(values, "TIMEZONE") or "Asia/Shanghai"
+    run_worker_raw = (_optional(values, "RUN_WORKER") or RunWorker.AUTO.value).lower()
     try:
-        tz = ZoneInfo(tz_raw)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError("TIMEZONE", f"is not a known time zone: {tz_raw!r} (e.g. Asia/Shanghai)") from None
+        run_worker = RunWorker(run_worker_raw)
+    except ValueError:
+        raise ConfigError("RUN_WORKER", f"must be auto, yes or no, not {run_worker_raw!r}") from None
     redis_url = _optional(values, "REDIS_URL")
-    admin_token = _required(values, "ADMIN_TOKEN")
-    if len(admin_token) < 16:
+    admin_token = _optional(values, "ADMIN_TOKEN")
+    if admin_token is not None and len(admin_token) < 16:
         raise ConfigError("ADMIN_TOKEN", "must be at least 16 characters")
     log_level = (_optional(values, "LOG_LEVEL") or "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -204,10 +224,10 @@ def settings_from_mapping(values: Mapping[str, str]) -> Settings:
         database_url=_database_url(_optional(values, "DATABASE_URL") or "sqlite:///var/safetybot.db"),
         redis_url=_url("REDIS_URL", redis_url, ("redis", "rediss")) if redis_url else None,
         media_dir=Path(_optional(values, "MEDIA_DIR") or "var/media"),
-        timezone=tz,
         host=_optional(values, "HOST") or "127.0.0.1",
         port=_int(values, "PORT", 8080, 1, 65535),
         web_workers=_int(values, "WEB_WORKERS", 1, 1, 64),
+        run_worker=run_worker,
         handler_threads=_int(values, "HANDLER_THREADS", 4, 2, 64),
         reply_budget_seconds=_float(values, "REPLY_BUDGET_SECONDS", 4.0, 0.1, 4.5),
         max_body_bytes=_int(values, "MAX_BODY_BYTES", 65536, 1024, 10 * 1024 * 1024),
@@ -225,3 +245,21 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env", environ: Map
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     values.update(os.environ if environ is None else environ)
     return settings_from_mapping(values)
+
+
+def share_with_subprocesses(env_file: str | os.PathLike[str] | None) -> None:
+    """Name ``env_file`` (made absolute) in this process's environment, so that processes it starts
+    (uvicorn's web workers) read the same settings with :func:`load_shared_settings`."""
+    os.environ[ENV_FILE_VARIABLE] = os.path.abspath(env_file) if env_file is not None else ""
+
+
+def load_shared_settings() -> Settings:
+    """The settings of the process that started this one (see :func:`share_with_subprocesses`);
+    when no process named a file, ``.env`` and the environment, as :func:`load_settings` reads them."""
+    return load_settings(os.environ.get(ENV_FILE_VARIABLE, ".env") or None)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log to stderr at ``LOG_LEVEL``, a line a record; every process of the bot calls this once."""
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)

@@ -2,25 +2,32 @@
 
 An office can reword any reply without touching code. Undefined variables are errors, and
 :func:`Texts.check` lets start-up fail when a template the code needs is missing.
+
+The templates are the package data of the top-level ``messages`` package, read through
+:mod:`importlib.resources`: the same files in a checkout and in an installed wheel.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any, Iterable
 
 import jinja2
 
-MESSAGES_DIR = Path(__file__).resolve().parent.parent / "messages"
+import messages
+
+MESSAGES: Traversable = files(messages)
 
 
 class Texts:
-    """Renders the named templates of one ``messages`` directory."""
+    """Renders the named templates of one ``messages`` directory (any :class:`Traversable`:
+    a folder, or a package's resources)."""
 
-    def __init__(self, directory: Path = MESSAGES_DIR):
+    def __init__(self, directory: Traversable = MESSAGES):
         self.directory = directory
         self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(directory)),
+            loader=jinja2.FunctionLoader(self._source),
             # Templates are read once; checking every file's mtime on each reply cost more than
             # rendering it. A reworded template takes effect when the bot restarts.
             auto_reload=False,
@@ -30,6 +37,11 @@ class Texts:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+
+    def _source(self, filename: str) -> str | None:
+        # None tells Jinja2 there is no such template (TemplateNotFound).
+        resource = self.directory / filename
+        return resource.read_text(encoding="utf-8") if resource.is_file() else None
 
     def render(self, name: str, **context: Any) -> str:
         """The text of template ``messages/<name>.j2`` with ``context`` filled in."""

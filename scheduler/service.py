@@ -1,4 +1,4 @@
-"""The scheduler process: APScheduler with its jobs in the database, run by one process at a time.
+"""The reminder scheduler: APScheduler with its jobs in the database, run by one process at a time.
 
 Jobs name a module-level function and carry only the moment they were planned for (as PTB's
 JobQueue does, but persistent): at run time the function asks the database who still owes, so a
@@ -10,18 +10,20 @@ Besides the planned moments, one interval job (:func:`leftovers_job`, every minu
 a crash left behind while it is still useful: rows left ``claimed``, and template messages WeChat
 never confirmed (see :meth:`scheduler.run.Reminders.send_leftovers`).
 
-Several web workers may start a scheduler; a lease row in the database lets exactly one of them
-run it, the others stand by and take over when the holder stops renewing.
+Every process of the worker role (``safetybot worker``, or a web process that runs the role too)
+keeps a scheduler standing (:meth:`ReminderScheduler.standing`); a lease row in the database lets
+exactly one of them run it, the others stand by and take over when the holder stops renewing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, Iterator
 
 import sqlalchemy as sa
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -29,6 +31,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 
+from bot.background import repeating
 from bot.store.models import SchedulerLease, table_of, utcnow
 from bot.store.sql import insert_on_conflict
 from scheduler.plan import plan, upcoming
@@ -40,6 +43,8 @@ LEASE_SECONDS = 60
 RENEW_SECONDS = 20
 LEFTOVERS_SECONDS = 60
 LEFTOVERS_JOB = "leftovers"
+# How often a standing scheduler tries for the lease, or (holding it) adds jobs for campaigns loaded meanwhile.
+STANDBY_SECONDS = 30
 
 # The process's sender, set by :meth:`ReminderScheduler.start`; jobs are plain functions and find it here.
 _running: "ReminderScheduler | None" = None
@@ -98,6 +103,15 @@ class _Scheduler(BackgroundScheduler):
         super().shutdown(wait)
 
 
+class _JobStore(SQLAlchemyJobStore):
+    """The job store on the process's own engine, which outlives the scheduler: APScheduler's
+    store disposes its engine on shutdown, which would close the pool the rest of the process
+    (the web app, when it runs the worker role too) still uses."""
+
+    def shutdown(self) -> None:
+        pass
+
+
 class Lease:
     """A named lease in the database: whoever holds an unexpired row runs the scheduler."""
 
@@ -152,7 +166,7 @@ class ReminderScheduler:
         if not self.lease.acquire():
             return False
         scheduler = _Scheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self.engine)},
+            jobstores={"default": _JobStore(engine=self.engine)},
             # One job at a time: each run sends everything due, so a second in parallel adds nothing.
             executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
@@ -164,6 +178,8 @@ class ReminderScheduler:
         self.sync_jobs()
         # Added once per start: adding it again on every sync would push its next run back each time.
         scheduler.add_job(leftovers_job, "interval", seconds=LEFTOVERS_SECONDS, id=LEFTOVERS_JOB, replace_existing=True)
+        # Cleared for this run: a stop (or a lost lease) set it to end the previous run's renewals.
+        self._renewing.clear()
         threading.Thread(target=self._renew, name="scheduler-lease", daemon=True).start()
         if not paused:
             scheduler.resume()
@@ -190,6 +206,27 @@ class ReminderScheduler:
                 log.error("the scheduler lease was taken over; stopping this scheduler")
                 self.stop(release=False)
                 return
+
+    def tend(self) -> bool:
+        """One pass of a standing scheduler: holding the lease, add the jobs of campaigns loaded
+        meanwhile; else start if the lease is free. True while this process runs the scheduler."""
+        if self.running:
+            self.sync_jobs()
+            return True
+        if self.start():
+            return True
+        log.info("another process runs the scheduler; standing by")
+        return False
+
+    @contextlib.contextmanager
+    def standing(self) -> Iterator[None]:
+        """Tend the scheduler every ``STANDBY_SECONDS`` in a thread while the ``with`` block runs
+        (the worker role's lifetime); on leaving, stop it and give the lease up."""
+        try:
+            with repeating(self.tend, "reminder-scheduler", STANDBY_SECONDS):
+                yield
+        finally:
+            self.stop()
 
     def stop(self, release: bool = True) -> None:
         """Stop running jobs (the stored ones stay for the next holder) and give up the lease."""

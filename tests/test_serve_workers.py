@@ -1,9 +1,10 @@
-"""`safetybot serve` with several worker processes on one SQLite file, as WeChat would hit it."""
+"""`safetybot serve` with two web workers under uvicorn's supervisor on one SQLite file, as WeChat
+would hit it, and `safetybot worker` beside them sending what the web workers leave to it."""
 
 from __future__ import annotations
 
 import os
-import socket
+import signal
 import subprocess
 import sys
 import threading
@@ -11,61 +12,123 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
+from bot.outbound.outbox import note_staff
 from bot.store.engine import make_engine, session
-from bot.store.models import InboundMessage, InboundStatus, Person
+from bot.store.models import Delivery, InboundMessage, InboundStatus, Person, Role, SchedulerLease, utcnow
 from bot.texts import Texts
 from simulator.wechat_side import WeChatSide
 from tests.conftest import free_port
 from tests.fixtures_fake import APP_ID, APP_SECRET, ServedFake
+from tests.test_weekly_report import eventually
+
+pytestmark = pytest.mark.slow  # starts `safetybot` processes: a few seconds each
 
 TOKEN = "safetybottest"
+STAFF = "oStaffWang"
+
+
+def web_workers(supervisor: int) -> list[int]:
+    """The web workers uvicorn's supervisor runs, as Linux's /proc lists its children (the other
+    one, if any, is multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return [int(pid) for pid in children if b"spawn_main" in _cmdline(int(pid))]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""  # ended meanwhile
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return "zombie" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
 
 
 @pytest.fixture
-def served(tmp_path: Path, sqlite_url: str, fake_wechat: ServedFake) -> Iterator[str]:
-    """Two `safetybot serve` workers sharing a port and a SQLite file; yields the base URL."""
-    port = free_port()
-    env = {
+def bot_env(sqlite_url: str, fake_wechat: ServedFake, tmp_path: Path) -> dict[str, str]:
+    """The settings of the served bot, as environment: two web workers, the worker role left out."""
+    return {
         "PATH": os.environ.get("PATH", ""), "WECHAT_TOKEN": TOKEN, "WECHAT_APP_ID": APP_ID,
         "WECHAT_APP_SECRET": APP_SECRET, "ADMIN_TOKEN": "test-admin-token-0123456789",
-        "WECHAT_API_BASE_URL": fake_wechat.base_url, "DATABASE_URL": sqlite_url,
-        "PORT": str(port), "WEB_WORKERS": "2", "LOG_LEVEL": "WARNING",
+        "WECHAT_API_BASE_URL": fake_wechat.base_url, "DATABASE_URL": sqlite_url, "MEDIA_DIR": str(tmp_path / "media"),
+        "PORT": str(free_port()), "WEB_WORKERS": "2", "LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "--env-file", os.devnull, "serve"], env=env)
-    children: list[str] = []
+
+
+def safetybot(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", "--env-file", os.devnull, command], env=env)
+
+
+@pytest.fixture
+def served(bot_env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`safetybot serve` with two web workers; yields its base URL and the supervising process."""
+    process = safetybot("serve", bot_env)
+    base_url = f"http://127.0.0.1:{bot_env['PORT']}"
+    workers: list[int] = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, "the bot did not start"
-                time.sleep(0.05)
-        # Both workers are forked children of the supervising process (Linux's /proc lists them).
-        # The socket is bound before the forks, so it may answer before the second one is made.
-        while len(children := Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()) < 2:
-            assert process.poll() is None and time.monotonic() < deadline, f"workers started: {children}"
-            time.sleep(0.05)
-        assert len(children) == 2
-        yield f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        # The socket is bound before the workers start, so wait for both, then for an answer.
+        while len(workers := web_workers(process.pid)) < 2 or not _answers(base_url):
+            assert process.poll() is None and time.monotonic() < deadline, f"the bot did not start: {workers}"
+            time.sleep(0.1)
+        assert len(workers) == 2
+        yield base_url, process
+    finally:
+        workers = web_workers(process.pid) if process.poll() is None else workers
+        process.terminate()
+        process.wait(timeout=60)
+    # Stopping the supervisor stops its workers: nothing is left serving the port.
+    assert all(_gone(pid) for pid in workers)
+
+
+@pytest.fixture
+def served_web_only(bot_env: dict[str, str]) -> Iterator[str]:
+    """`safetybot serve` in one process told not to run the worker role (RUN_WORKER=no); yields its URL."""
+    process = safetybot("serve", {**bot_env, "WEB_WORKERS": "1", "RUN_WORKER": "no"})
+    base_url = f"http://127.0.0.1:{bot_env['PORT']}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(base_url):
+            assert process.poll() is None and time.monotonic() < deadline, "the bot did not start"
+            time.sleep(0.1)
+        yield base_url
     finally:
         process.terminate()
-        process.wait(timeout=30)
-    # Stopping the supervisor stops its workers: nothing is left serving the port.
-    for pid in children:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        process.wait(timeout=60)
 
 
-def test_retries_spread_over_two_workers_are_handled_once_each(served: str, sqlite_url: str) -> None:
+def _answers(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def leases(sqlite_url: str) -> int:
+    """How many scheduler leases are held: one while a process of the worker role runs."""
+    engine = make_engine(sqlite_url)
+    with engine.connect() as conn:
+        held = conn.execute(sa.select(sa.func.count()).select_from(SchedulerLease.__table__)).scalar_one()
+    engine.dispose()
+    return int(held)
+
+
+def test_retries_spread_over_two_workers_are_handled_once_each(served: tuple[str, subprocess.Popen[bytes]],
+                                                               sqlite_url: str) -> None:
+    base_url, _ = served
     help_text = Texts().render("help")
-    clients = [httpx.Client(base_url=served, timeout=30) for _ in range(8)]
+    clients = [httpx.Client(base_url=base_url, timeout=30) for _ in range(8)]
     sides = [WeChatSide(c, token=TOKEN, app_id=APP_ID) for c in clients]
     messages = [sides[0].message_xml(f"o_worker_{i % 5}", "text", Content="帮助") for i in range(20)]
     barrier = threading.Barrier(8)
@@ -90,3 +153,61 @@ def test_retries_spread_over_two_workers_are_handled_once_each(served: str, sqli
     assert all(row.status is InboundStatus.ANSWERED for row in rows)
     assert sum(row.deliveries for row in rows) == 160
     assert len(people) == 5
+    # With several web workers, none of them runs the worker role (RUN_WORKER=auto): no scheduler stands.
+    assert leases(sqlite_url) == 0
+
+
+def test_a_killed_web_worker_is_replaced_and_the_bot_keeps_answering(
+        served: tuple[str, subprocess.Popen[bytes]]) -> None:
+    base_url, supervisor = served
+    killed, kept = web_workers(supervisor.pid)
+    os.kill(killed, signal.SIGKILL)
+    replaced = eventually(lambda: (now := web_workers(supervisor.pid)) and len(now) == 2 and killed not in now and now,
+                          timeout=60)
+    assert replaced and kept in replaced
+    # Each new connection may land on either worker: all of them are answered.
+    for n in range(6):
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            side = WeChatSide(client, token=TOKEN, app_id=APP_ID)
+            assert side.text(f"o_after_kill_{n}", "帮助").content == Texts().render("help")
+
+
+def _staff_note_queued(sqlite_url: str, text: str) -> Callable[[], Delivery | None]:
+    """A staff member who wrote a minute ago, and a note to staff queued as a handling would queue
+    it; returns a look at the note's delivery row."""
+    engine = make_engine(sqlite_url)
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(sa.insert(Person.__table__).values(openid=STAFF, name="王", role=Role.STAFF.value,
+                                                        following=True, last_message_at=now, created_at=now))
+        note_staff(conn, "process-test", text, now)
+    engine.dispose()
+
+    def look() -> Delivery | None:
+        reader = make_engine(sqlite_url)
+        with session(reader) as db:
+            row = db.exec(select(Delivery).where(Delivery.openid == STAFF)).one()
+        reader.dispose()
+        return row
+
+    return look
+
+
+def test_the_worker_sends_a_note_a_web_only_bot_leaves_queued(served_web_only: str, bot_env: dict[str, str],
+                                                               sqlite_url: str, fake_wechat: ServedFake) -> None:
+    fake_wechat.fake.user_wrote(STAFF)
+    note = _staff_note_queued(sqlite_url, "泽州县商务局申请更换联络员")
+    time.sleep(1.5)  # six passes of an outbox, had the web process one
+    assert note().status == "claimed" and fake_wechat.fake.pushes(STAFF) == [] and leases(sqlite_url) == 0
+
+    worker = safetybot("worker", bot_env)
+    try:
+        sent = eventually(lambda: (row := note()).status == "sent" and row, timeout=60)
+        assert sent and sent.channel == "customer_service"
+        pushed = fake_wechat.fake.pushes(STAFF)
+        assert [p.payload["text"]["content"] for p in pushed] == ["泽州县商务局申请更换联络员"]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0
+    # Stopping, the worker gave the scheduler's lease up, so another one takes over at once.
+    assert leases(sqlite_url) == 0

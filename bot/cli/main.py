@@ -1,25 +1,21 @@
-"""The ``safetybot`` command: serve the bot and administer it (the simulator adds fake-wechat, demo, chat)."""
+"""The ``safetybot`` command: serve the bot (``serve``, the web role; ``worker``, the worker role) and
+administer it (the simulator adds fake-wechat, demo, chat)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from importlib.metadata import entry_points
 from typing import Callable
 
 from bot.cli import campaign as campaign_commands, reminders as reminder_commands
-from bot.config import ConfigError, Settings, load_settings
-
-log = logging.getLogger("safetybot")
+from bot.config import ConfigError, Settings, configure_logging, load_settings
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
     """The settings a command runs with (``--env-file``, then the environment), logging set up by them."""
     settings = load_settings(args.env_file)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(settings)
     return settings
 
 
@@ -35,7 +31,14 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app import serve
 
-    serve(settings_for(args))
+    serve(settings_for(args), args.env_file)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from bot.worker import run_worker
+
+    run_worker(settings_for(args), quiet=args.quiet_hours)
     return 0
 
 
@@ -69,7 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("revision", nargs="?", default="head")
     up.set_defaults(func=cmd_db_upgrade)
 
-    commands.add_parser("serve", help="serve the WeChat callback (uvicorn)").set_defaults(func=cmd_serve)
+    commands.add_parser("serve", help="the web role: the WeChat callback and the admin API (uvicorn; "
+                                      "see WEB_WORKERS and RUN_WORKER)").set_defaults(func=cmd_serve)
+    # `scheduler` was this command's name while it ran only the reminder scheduler.
+    worker = commands.add_parser("worker", aliases=["scheduler"],
+                                 help="the worker role: reminder scheduler, outbox and media fetcher "
+                                      "(beside a web-only `serve`)")
+    worker.add_argument("--quiet-hours", **reminder_commands.QUIET_HOURS_OPTION)
+    worker.set_defaults(func=cmd_worker)
 
     campaign_commands.register(commands)
     reminder_commands.register(commands)

@@ -1,4 +1,4 @@
-"""``safetybot reminders plan|run-due`` and ``safetybot scheduler``: the reminders, by hand or as a process.
+"""``safetybot reminders plan|run-due``: the reminders by hand (``safetybot worker`` runs them on schedule).
 
 :func:`register` adds these sub-commands to the ``safetybot`` parser. The output is for office staff
 at a terminal, not for WeChat users, so it is printed here rather than templated.
@@ -7,11 +7,9 @@ at a terminal, not for WeChat users, so it is printed here rather than templated
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Callable
 
 import httpx
@@ -21,14 +19,12 @@ from bot.config import WECHAT_API_BASE_URL, Settings, load_settings
 from bot.store.engine import make_engine
 from bot.store.models import utcnow
 from bot.texts import Texts
-from bot.wechat.token_store import build_token_store
 from bot.wechat.client import WeChatAPI
+from bot.wechat.token_store import build_token_store
+from bot.worker import reminder_sender
 from scheduler.plan import QuietHours, plan, upcoming
-from scheduler.run import Reminders, template_names
-from scheduler.service import Lease, ReminderScheduler, describe
-
-log = logging.getLogger(__name__)
-STANDBY_SECONDS = 30
+from scheduler.run import Reminders
+from scheduler.service import describe
 
 
 def _moment(text: str) -> datetime:
@@ -51,15 +47,17 @@ def _quiet_of(args: argparse.Namespace, settings: Settings) -> QuietHours:
     return args.quiet_hours if args.quiet_hours is not None else QuietHours.parse(settings.quiet_hours)
 
 
+# The --quiet-hours option of the commands that send reminders (here and `safetybot worker`).
+QUIET_HOURS_OPTION: dict[str, Any] = {
+    "type": _quiet, "default": None,
+    "help": "no reminders in these local hours, e.g. 21:00-07:30 or off (default: the QUIET_HOURS setting)"}
+
+
 def _reminders(settings: Settings, engine: sa.Engine, quiet: QuietHours, clock: Callable[[], datetime],
                progress: Callable[[int, int], None] | None = None) -> Reminders:
-    texts = Texts()
-    texts.check(template_names())
+    # The client's clock follows --now, so that its view of 48-hour windows agrees with the replay.
     api = WeChatAPI(settings, build_token_store(settings, engine), clock=clock)
-    # The wait for WeChat's job event is real time even when --now replays another moment.
-    return Reminders(engine, api, texts, template_messages=settings.features.template_messages, quiet=quiet,
-                     progress=progress, resend_after=timedelta(seconds=settings.template_event_wait_seconds),
-                     real_clock=utcnow)
+    return reminder_sender(settings, engine, api, Texts(), quiet, progress)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -119,50 +117,18 @@ def cmd_run_due(args: argparse.Namespace) -> int:
     return 1 if tally.stopped else 0
 
 
-def cmd_scheduler(args: argparse.Namespace) -> int:
-    """Run the scheduler until interrupted; stand by while another process holds the lease."""
-    settings = load_settings(args.env_file)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    engine = make_engine(settings.database_url)
-    service = ReminderScheduler(_reminders(settings, engine, _quiet_of(args, settings), utcnow), engine,
-                                lease=Lease(engine))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.is_set():
-            if service.running or service.start():
-                stop.wait(STANDBY_SECONDS)
-                if service.running:
-                    service.sync_jobs()  # campaigns loaded meanwhile get their jobs
-                continue
-            log.info("another process runs the scheduler; standing by")
-            stop.wait(STANDBY_SECONDS)
-    except KeyboardInterrupt:
-        pass
-    service.stop()
-    engine.dispose()
-    return 0
-
-
 def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Add ``reminders plan|run-due`` and ``scheduler`` to the ``safetybot`` sub-commands."""
-    quiet: dict[str, Any] = {
-        "type": _quiet, "default": None,
-        "help": "no reminders in these local hours, e.g. 21:00-07:30 or off (default: the QUIET_HOURS setting)"}
+    """Add ``reminders plan|run-due`` to the ``safetybot`` sub-commands."""
     reminders = commands.add_parser("reminders", help="deadline reminders").add_subparsers(
         dest="reminders_command", required=True)
     planned = reminders.add_parser("plan", help="print the upcoming reminders as a table")
     planned.add_argument("--campaign", default=None, help="only this campaign (its slug, e.g. jincheng-commerce-2023)")
     planned.add_argument("--now", type=_moment, default=None, help="list from this time instead of now")
-    planned.add_argument("--quiet-hours", **quiet)
+    planned.add_argument("--quiet-hours", **QUIET_HOURS_OPTION)
     planned.set_defaults(func=cmd_plan)
 
     due = reminders.add_parser("run-due", help="send what is due now (or at --now; the fake WeChat's clock follows)")
     due.add_argument("--campaign", default=None)
     due.add_argument("--now", type=_moment, default=None, help="e.g. 2023-06-07T17:00+08:00")
-    due.add_argument("--quiet-hours", **quiet)
+    due.add_argument("--quiet-hours", **QUIET_HOURS_OPTION)
     due.set_defaults(func=cmd_run_due)
-
-    scheduler = commands.add_parser("scheduler", help="run the reminder scheduler (one process holds the lease)")
-    scheduler.add_argument("--quiet-hours", **quiet)
-    scheduler.set_defaults(func=cmd_scheduler)

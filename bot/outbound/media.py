@@ -2,8 +2,8 @@
 WeChat into ``MEDIA_DIR`` at once, because WeChat deletes temporary media after 3 days
 (wechat-rules A7, R13).
 
-Report writers leave a ``media_file`` row ``pending``; a fetcher thread in every bot process
-(started from the app's lifespan) takes due rows one at a time. Taking a row is a conditional
+Report writers leave a ``media_file`` row ``pending``; a fetcher thread of the worker role
+(:mod:`bot.worker`) takes due rows one at a time. Taking a row is a conditional
 UPDATE that only one process can win, and it leases the row: a process that dies mid-download
 leaves it to be taken again when the lease ends. A failed download is retried with a growing
 back-off until the file is stored, or marked ``failed`` once WeChat has deleted it.
@@ -173,6 +173,6 @@ class MediaFetcher:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
-        """Run the fetcher in a thread for the duration of the ``with`` block (the app's lifespan)."""
+        """Run the fetcher in a thread for the duration of the ``with`` block (the worker role's lifetime)."""
         with repeating(self.fetch_due, "media-fetcher", POLL_SECONDS):
             yield

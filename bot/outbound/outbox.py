@@ -8,9 +8,9 @@ retry or a second worker cannot note twice. The channel is decided with ``bot.ou
 a customer-service message inside the person's 48-hour window; outside it the row is ``held`` (no
 template fits free text, wechat-rules A1/A2) until the person writes again.
 
-:class:`Outbox` sends the claimed rows: a thread in every bot process (started in the app's
-lifespan) looks for them right after handling commits and also takes any row a crash left
-claimed; ``start_sending``'s conditional UPDATE lets one process send each row.
+:class:`Outbox` sends the claimed rows: a thread of the worker role (:mod:`bot.worker`) looks
+for them a few times a second and also takes any row a crash left claimed; ``start_sending``'s
+conditional UPDATE lets one process send each row.
 """
 
 from __future__ import annotations
@@ -139,6 +139,6 @@ class Outbox:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
-        """Run the outbox in a thread for the duration of the ``with`` block (the app's lifespan)."""
+        """Run the outbox in a thread for the duration of the ``with`` block (the worker role's lifetime)."""
         with repeating(self.send_claimed, "outbox", POLL_SECONDS):
             yield
