@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from pathlib import Path
+
+import pytest
 
 from sqlmodel import select
 
-from bot.store.engine import session
-from bot.store.models import MediaFile
+from bot.outbound.media import MediaFetcher
+from bot.store.engine import make_engine, session
+from bot.store.models import MediaFile, utcnow
+from bot.texts import Texts
 from tests.fixtures_forms import Campaign, jincheng  # noqa: F401  (fixture)
 from tests.test_weekly_report import ZEZHOU, eventually, media
 
@@ -113,3 +118,15 @@ def test_two_bot_processes_on_one_database_fetch_each_file_once(jincheng: Campai
     assert eventually(lambda: all(m.status == "stored" for m in media(jincheng)))
     assert len(media(jincheng)) == 8
     assert sorted(c.query["media_id"] for c in fake.calls if c.path == MEDIA_GET) == sorted(pictures)
+
+
+def test_a_fetcher_without_the_note_it_may_send_staff_refuses_to_start(tmp_path: Path, sqlite_url: str) -> None:
+    # Checked when the fetcher is made: a missing template would otherwise show only when media is lost.
+    (tmp_path / "messages").mkdir()
+    engine = make_engine(sqlite_url)
+    try:
+        with pytest.raises(LookupError, match="staff_note_media_lost"):
+            MediaFetcher(engine, engine, wechat=None, media_dir=tmp_path / "media", clock=utcnow,
+                         texts=Texts(tmp_path / "messages"))
+    finally:
+        engine.dispose()

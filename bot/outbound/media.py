@@ -77,10 +77,14 @@ class MediaFetcher:
     outbound client (:class:`bot.wechat.client.WeChatAPI`); ``clock`` gives aware now.
     """
 
+    # What it may tell staff; checked when the fetcher is made, not first when media is lost.
+    TEMPLATES = ("staff_note_media_lost",)
+
     def __init__(self, engine: sa.Engine, reads: sa.Engine, wechat: Any, media_dir: Path, clock: Callable[[], datetime],
                  texts: Texts | None = None):
         self.engine = engine
         self.texts = texts or Texts()
+        self.texts.check(self.TEMPLATES)
         self.wechat = wechat
         self.media_dir = media_dir
         self.clock = clock
