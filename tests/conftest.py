@@ -5,6 +5,8 @@ Area-specific fixtures live in their own ``tests/fixtures_*.py`` modules, listed
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import shutil
 import socket
@@ -44,37 +46,89 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
-@contextlib.contextmanager
-def _postgres_database(template: str = "template1") -> Iterator[str]:
-    """A new PostgreSQL database, a copy of ``template``; dropped at the end with whatever is
-    still connected to it. Yields its name."""
-    if not POSTGRES_UP:
-        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+def _admin() -> sa.Engine:
+    return sa.create_engine(POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+
+
+def _create_postgres_database(template: str = "template1") -> str:
+    """A new PostgreSQL database, a copy of ``template``; its name."""
     name = f"safetybot_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    admin = _admin()
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    admin.dispose()
+    return name
+
+
+def _drop_postgres_database(name: str) -> None:
+    """Drop ``name`` with whatever is still connected to it."""
+    admin = _admin()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@contextlib.contextmanager
+def _postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped at the end; yields its name."""
+    if not POSTGRES_UP:
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    name = _create_postgres_database()
     try:
         yield name
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        _drop_postgres_database(name)
 
 
 def _postgres_url(name: str) -> str:
     return f"postgresql://postgres@127.0.0.1:5432/{name}"
 
 
-@pytest.fixture(scope="session")
-def postgres_template() -> Iterator[str]:
-    """The name of a PostgreSQL database migrated once for the session.
+class PostgresCopies:
+    """Copies of a migrated template database, one for each test, never used twice.
 
-    Nobody stays connected to it after the migrations: ``CREATE DATABASE … TEMPLATE`` needs it idle.
+    Copying takes PostgreSQL ~0.2 s (seconds on a busy disk), mostly writing and syncing its log,
+    and dropping a database waits for the connections a test left open to end: both are done on
+    threads of their own, the next copies made while tests run and each dropped after its test.
     """
-    with _postgres_database() as name:
-        upgrade(_postgres_url(name))
-        yield name
+
+    AHEAD = 2
+
+    def __init__(self, template: str):
+        self.template = template
+        self._makers = concurrent.futures.ThreadPoolExecutor(self.AHEAD, thread_name_prefix="postgres-copy")
+        self._droppers = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="postgres-drop")
+        self._ahead = collections.deque(self._makers.submit(_create_postgres_database, template) for _ in range(self.AHEAD))
+
+    def take(self) -> str:
+        """The name of a fresh copy (waits for it if it is not made yet); start another."""
+        self._ahead.append(self._makers.submit(_create_postgres_database, self.template))
+        return self._ahead.popleft().result()
+
+    def give_back(self, name: str) -> None:
+        """Drop ``name`` soon, without waiting for it."""
+        self._droppers.submit(_drop_postgres_database, name)
+
+    def close(self) -> None:
+        """Drop the copies nobody took and wait until every copy is dropped."""
+        for made in self._ahead:
+            self.give_back(made.result())
+        self._makers.shutdown()
+        self._droppers.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres_copies() -> Iterator[PostgresCopies]:
+    """Copies of a PostgreSQL database migrated once for the session.
+
+    Nobody stays connected to the template after the migrations: ``CREATE DATABASE … TEMPLATE``
+    needs it idle.
+    """
+    with _postgres_database() as template:
+        upgrade(_postgres_url(template))
+        copies = PostgresCopies(template)
+        yield copies
+        copies.close()
 
 
 @pytest.fixture(scope="session")
@@ -99,15 +153,17 @@ def _sqlite_copy(template: Path, tmp_path: Path) -> str:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database of the test's own: SQLite, and PostgreSQL too when it is reachable.
 
-    Each is a copy of a database migrated once per session, which costs milliseconds (SQLite)
-    or ~0.2 s (PostgreSQL) where running the migrations costs ~0.1 s and ~0.5 s.
-    tests/test_migrations.py runs the migrations themselves.
+    Each is a copy of a database migrated once per session: running the migrations costs ~0.1 s
+    (SQLite) and ~0.5 s (PostgreSQL) a test, copying a file milliseconds, and PostgreSQL's
+    copies are made ahead (:class:`PostgresCopies`). tests/test_migrations.py runs the migrations.
     """
     if request.param == "sqlite":
         yield _sqlite_copy(request.getfixturevalue("sqlite_template"), tmp_path)
         return
-    with _postgres_database(template=request.getfixturevalue("postgres_template")) as name:
-        yield _postgres_url(name)
+    copies: PostgresCopies = request.getfixturevalue("postgres_copies")
+    name = copies.take()
+    yield _postgres_url(name)
+    copies.give_back(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
