@@ -24,7 +24,7 @@ run: $(BIN)/safetybot .env
 	$(BIN)/safetybot demo
 
 test: $(BIN)/safetybot
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadgroup --durations=15
 
 # The webhook benchmark; its load comes from wrk when installed (apt-get install wrk), else from Python.
 bench: $(BIN)/safetybot
