@@ -1,5 +1,7 @@
 """Shared fixtures: a migrated database (SQLite always, PostgreSQL when reachable) and settings.
 
+Every test gets a database of its own, a copy of one migrated once per session.
+
 Area-specific fixtures live in their own ``tests/fixtures_*.py`` modules, listed below.
 """
 
@@ -87,9 +89,10 @@ def _postgres_url(name: str) -> str:
 class PostgresCopies:
     """Copies of a migrated template database, one for each test, never used twice.
 
-    Copying takes PostgreSQL ~0.2 s (seconds on a busy disk), mostly writing and syncing its log,
-    and dropping a database waits for the connections a test left open to end: both are done on
-    threads of their own, the next copies made while tests run and each dropped after its test.
+    Copying takes PostgreSQL ~0.2 s (seconds on a busy disk), mostly writing and syncing its log;
+    dropping one ends the connections a test left open, waits for them to go and forces a
+    checkpoint. Both are done on threads of their own: the next copies are made while tests run,
+    and each is dropped after its test.
     """
 
     AHEAD = 2
