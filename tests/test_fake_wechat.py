@@ -27,9 +27,9 @@ USER = "oLiaison_0123456789abcdefghi"
 class WeChatCaller:
     """A plain HTTP client speaking WeChat's API to the served fake."""
 
-    def __init__(self, served: ServedFake):
+    def __init__(self, served: ServedFake, http: httpx.Client):
         self.fake = served.fake
-        self.http = httpx.Client(base_url=served.base_url)
+        self.http = http
 
     def token(self, **overrides: str) -> dict[str, Any]:
         params = {"grant_type": "client_credential", "appid": APP_ID, "secret": APP_SECRET, **overrides}
@@ -55,11 +55,18 @@ class WeChatCaller:
         return self.with_token(token, "GET", "/cgi-bin/menu/get").json()["errcode"]
 
 
+@pytest.fixture(scope="module")
+def fake_http(_fake_wechat_server: tuple[object, str]) -> Iterator[httpx.Client]:
+    """One client of the served fake for the module's tests: making one costs ~30 ms of CPU (its
+    TLS context), more than most of these tests; each test still talks to a fresh fake."""
+    _current, base_url = _fake_wechat_server
+    with httpx.Client(base_url=base_url) as http:
+        yield http
+
+
 @pytest.fixture
-def wechat(fake_wechat: ServedFake) -> Iterator[WeChatCaller]:
-    caller = WeChatCaller(fake_wechat)
-    with caller.http:
-        yield caller
+def wechat(fake_wechat: ServedFake, fake_http: httpx.Client) -> WeChatCaller:
+    return WeChatCaller(fake_wechat, fake_http)
 
 
 # -- access tokens ----------------------------------------------------------------------------------
