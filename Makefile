@@ -25,7 +25,7 @@ run: $(BIN)/safetybot .env
 
 test: $(BIN)/safetybot
 	$(BIN)/mypy
-	$(BIN)/pytest -n auto --dist loadgroup --durations=15
+	$(BIN)/pytest -n auto --durations=15
 
 # The webhook benchmark; its load comes from wrk when installed (apt-get install wrk), else from Python.
 bench: $(BIN)/safetybot

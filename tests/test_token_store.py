@@ -4,8 +4,9 @@ single stable_token call, whether the token lives in SQLite, PostgreSQL or Redis
 from __future__ import annotations
 
 import multiprocessing
-import random
+import os
 import threading
+import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -56,13 +57,15 @@ def tokens_of_two_processes(settings: Settings) -> list[str]:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """A Redis database (one of 16, picked at random) without this app's token in it.
-
-    The tests that use it are in one ``xdist_group``: ``make test`` runs them on one worker, one
-    after another, so they never share the token's key."""
+    """A Redis database (1 to 15) without this app's token in it, one of its own for each pytest-xdist
+    worker of this run (``make test`` runs several): tests on one worker run one after another, so
+    no two share the token's key. The run's id shifts the numbers, so that two runs at once (two
+    checkouts) are unlikely to meet either."""
     if not REDIS_UP:
         pytest.skip("Redis is not reachable at 127.0.0.1:6379")
-    url = f"redis://127.0.0.1:6379/{random.randrange(1, 16)}"
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    url = f"redis://127.0.0.1:6379/{1 + (zlib.crc32(run.encode()) + worker) % 15}"
     connection = redis.Redis.from_url(url)
     keys = [f"safetybot:access_token:{APP_ID}", f"safetybot:access_token:{APP_ID}:lock"]
     connection.delete(*keys)
@@ -82,7 +85,6 @@ def test_two_processes_on_one_database_share_one_token(tmp_path: Path, database_
 
 
 @pytest.mark.redis
-@pytest.mark.xdist_group("redis")
 def test_two_processes_on_one_redis_share_one_token(
     tmp_path: Path, sqlite_url: str, redis_url: str, fake_wechat: ServedFake
 ) -> None:
@@ -130,7 +132,6 @@ def test_eight_clients_in_threads_renew_once_through_the_database(
 
 
 @pytest.mark.redis
-@pytest.mark.xdist_group("redis")
 def test_eight_clients_in_threads_renew_once_through_redis(tmp_path: Path, redis_url: str, fake_wechat: ServedFake) -> None:
     settings = make_settings(tmp_path, WECHAT_API_BASE_URL=fake_wechat.base_url)
     fake_wechat.fake.set_latency(SLOW_WECHAT_SECONDS)
@@ -166,7 +167,6 @@ def test_a_token_renewed_by_one_process_is_read_by_the_next(
     assert stable_token_calls(fake_wechat) == 2
 
 
-@pytest.mark.xdist_group("redis")
 def test_redis_is_the_store_when_a_redis_url_is_set(tmp_path: Path, redis_url: str) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'unused.db'}")
     with_redis = build_token_store(make_settings(tmp_path, REDIS_URL=redis_url), engine)
