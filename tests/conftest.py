@@ -13,10 +13,13 @@ import contextlib
 import shutil
 import socket
 import sqlite3
+import subprocess
+import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -190,6 +193,25 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
     engine = make_engine(database_url)
     yield engine
     engine.dispose()
+
+
+def answers_health(base_url: str) -> bool:
+    """Whether a served bot at ``base_url`` answers ``/healthz`` with 200 now."""
+    try:
+        return httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until_served(process: "subprocess.Popen[bytes]", base_url: str, ready: Callable[[], bool] = lambda: True,
+                      seconds: float = 60) -> None:
+    """Return once the bot ``process`` started answers ``/healthz`` (and ``ready()`` says yes); fail
+    the test if it exits or takes longer than ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not (ready() and answers_health(base_url)):
+        assert process.poll() is None, f"the bot at {base_url} exited with {process.returncode} before it answered"
+        assert time.monotonic() < deadline, f"the bot at {base_url} did not answer within {seconds:.0f} s"
+        time.sleep(0.1)
 
 
 def free_port() -> int:

@@ -8,14 +8,13 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 from typing import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until_served
 
 pytestmark = pytest.mark.slow  # builds a wheel (pip's isolated build) and starts the installed bot: ~10 s
 
@@ -99,15 +98,9 @@ def test_the_installed_bot_has_its_commands_and_templates_migrates_its_database_
 def _served(safetybot: str, env: dict[str, str], cwd: Path) -> Iterator[httpx.Client]:
     process = subprocess.Popen([safetybot, "--env-file", os.devnull, "serve"], env=env, cwd=cwd)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{env['PORT']}", timeout=10) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    client.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    assert process.poll() is None and time.monotonic() < deadline, "the installed bot did not start"
-                    time.sleep(0.1)
+        base_url = f"http://127.0.0.1:{env['PORT']}"
+        wait_until_served(process, base_url)
+        with httpx.Client(base_url=base_url, timeout=10) as client:
             yield client
     finally:
         process.terminate()

@@ -24,7 +24,7 @@ from bot.store.engine import make_engine, session
 from bot.store.models import Delivery, InboundMessage, InboundStatus, Person, Role, SchedulerLease, utcnow
 from bot.texts import Texts
 from simulator.wechat_side import WeChatSide
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until_served
 from tests.fixtures_fake import APP_ID, APP_SECRET, ServedFake
 from tests.test_weekly_report import eventually
 
@@ -77,11 +77,9 @@ def served(bot_env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[byte
     base_url = f"http://127.0.0.1:{bot_env['PORT']}"
     workers: list[int] = []
     try:
-        deadline = time.monotonic() + 60
         # The socket is bound before the workers start, so wait for both, then for an answer.
-        while len(workers := web_workers(process.pid)) < 2 or not _answers(base_url):
-            assert process.poll() is None and time.monotonic() < deadline, f"the bot did not start: {workers}"
-            time.sleep(0.1)
+        wait_until_served(process, base_url, ready=lambda: len(web_workers(process.pid)) >= 2)
+        workers = web_workers(process.pid)
         assert len(workers) == 2
         yield base_url, process
     finally:
@@ -98,21 +96,11 @@ def served_web_only(bot_env: dict[str, str]) -> Iterator[str]:
     process = safetybot("serve", {**bot_env, "WEB_WORKERS": "1", "RUN_WORKER": "no"})
     base_url = f"http://127.0.0.1:{bot_env['PORT']}"
     try:
-        deadline = time.monotonic() + 60
-        while not _answers(base_url):
-            assert process.poll() is None and time.monotonic() < deadline, "the bot did not start"
-            time.sleep(0.1)
+        wait_until_served(process, base_url)
         yield base_url
     finally:
         process.terminate()
         process.wait(timeout=60)
-
-
-def _answers(base_url: str) -> bool:
-    try:
-        return httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def leases(sqlite_url: str) -> int:
