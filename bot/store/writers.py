@@ -94,9 +94,7 @@ def write_submit(conn: sa.Connection, incoming: Incoming, change: SubmitForm, no
 
 def write_claim(conn: sa.Connection, incoming: Incoming, change: ClaimUnit, now: datetime) -> None:
     """Make the sender the unit's liaison, unless someone else took the unit meanwhile."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, :unit_id)"),
-                     {"namespace": _UNIT_LOCK_NAMESPACE, "unit_id": change.unit_id})
+    _lock_unit(conn, change.unit_id)
     holder = DatabaseFacts(conn).holder(change.unit_id)
     if holder is not None and holder.openid != incoming.openid:
         raise StaleDecision(f"unit {change.unit_id} is held by {holder.openid}")
@@ -132,9 +130,7 @@ def write_decision(conn: sa.Connection, incoming: Incoming, change: DecideReques
 
 def write_appointment(conn: sa.Connection, incoming: Incoming, change: AppointLiaison, now: datetime) -> None:
     """The unit's liaison is now ``change.openid``; the one it had keeps the account, not the unit."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, :unit_id)"),
-                     {"namespace": _UNIT_LOCK_NAMESPACE, "unit_id": change.unit_id})
+    _lock_unit(conn, change.unit_id)
     conn.execute(sa.update(_PERSON).where(_PERSON.c.unit_id == change.unit_id, _PERSON.c.role == Role.LIAISON,
                                           _PERSON.c.openid != change.openid).values(unit_id=None))
     values = dict(unit_id=change.unit_id, name=change.name, role=Role.LIAISON,
@@ -146,6 +142,14 @@ def write_staff(conn: sa.Connection, incoming: Incoming, change: BecomeStaff, no
     """The sender is staff (or a coordinator) from now on, with no unit."""
     values = dict(role=Role(change.role), unit_id=None)
     _upsert_person(conn, incoming.openid, values, now)
+
+
+def _lock_unit(conn: sa.Connection, unit_id: int) -> None:
+    """Hold "who is this unit's liaison" until the transaction ends. PostgreSQL: a transaction-scoped
+    advisory lock; SQLite needs nothing, its one writer already runs alone."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, :unit_id)"),
+                     {"namespace": _UNIT_LOCK_NAMESPACE, "unit_id": unit_id})
 
 
 def _upsert_person(conn: sa.Connection, openid: str, values: dict[str, Any], now: datetime) -> None:
