@@ -45,6 +45,7 @@ from handlers.changes import (
 )
 from handlers.report_changes import AddReportItem
 from handlers.template_job import TemplateJobFinished
+from bot.wechat.client import wechat_api
 from bot.wechat.gateway import Answer, Gateway
 from bot.worker import Worker
 
@@ -124,13 +125,6 @@ def _response(answer: Answer) -> Response:
     return Response(answer.body, status_code=answer.status, media_type=answer.media_type, background=background)
 
 
-def _outbound_client(settings: Settings, engine: sa.Engine) -> Any:
-    from bot.wechat.token_store import build_token_store
-    from bot.wechat.client import WeChatAPI
-
-    return WeChatAPI(settings, build_token_store(settings, engine))
-
-
 def _admin_token(settings: Settings) -> str:
     if settings.admin_token is None:
         raise ConfigError("ADMIN_TOKEN", "is missing; the admin API (/api) that serve and demo answer needs it "
@@ -155,7 +149,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
         log.info("account kind %s lacks: %s", settings.wechat_account_kind.value, ", ".join(lacking))
     own_engine = engine is None
     engine = engine or make_engine(settings.database_url)
-    outbound = wechat or _outbound_client(settings, engine)
+    outbound = wechat or wechat_api(settings, engine)
     # One engine for every read-only pass in this process: on SQLite it never waits for the writer.
     reads = read_engine(engine)
     # The handlers' routing table decides; the writers' table writes what it decided.

@@ -29,8 +29,7 @@ from bot.outbound.outbox import Outbox
 from bot.store.engine import make_engine, read_engine
 from bot.store.models import utcnow
 from bot.texts import Texts
-from bot.wechat.client import WeChatAPI
-from bot.wechat.token_store import build_token_store
+from bot.wechat.client import wechat_api
 from scheduler.plan import QuietHours
 from scheduler.run import Reminders, template_names
 from scheduler.service import Lease, ReminderScheduler
@@ -85,7 +84,7 @@ def run_worker(settings: Settings, quiet: QuietHours | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        worker = Worker(settings, engine, reads, WeChatAPI(settings, build_token_store(settings, engine)), Texts(),
+        worker = Worker(settings, engine, reads, wechat_api(settings, engine), Texts(),
                         quiet=quiet)
         with worker.running():
             log.info("safetybot worker running: reminder scheduler, outbox, media fetcher")

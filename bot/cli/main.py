@@ -44,8 +44,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_token_refresh(args: argparse.Namespace) -> int:
     from bot.store.engine import make_engine
-    from bot.wechat.token_store import build_token_store
-    from bot.wechat.client import WeChatAPI
+    from bot.wechat.client import wechat_api
 
     if not args.force:
         print("safetybot: `token refresh` needs --force: WeChat allows 20 forced refreshes a day, "
@@ -54,7 +53,7 @@ def cmd_token_refresh(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     engine = make_engine(settings.database_url)
     try:
-        WeChatAPI(settings, build_token_store(settings, engine)).force_refresh_token()
+        wechat_api(settings, engine).force_refresh_token()
     finally:
         engine.dispose()
     print("a new access token is stored for every process")

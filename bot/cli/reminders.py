@@ -19,8 +19,7 @@ from bot.config import WECHAT_API_BASE_URL, Settings, load_settings
 from bot.store.engine import make_engine
 from bot.store.models import utcnow
 from bot.texts import Texts
-from bot.wechat.client import WeChatAPI
-from bot.wechat.token_store import build_token_store
+from bot.wechat.client import wechat_api
 from bot.worker import reminder_sender
 from scheduler.plan import QuietHours, plan, upcoming
 from scheduler.run import Reminders
@@ -56,7 +55,7 @@ QUIET_HOURS_OPTION: dict[str, Any] = {
 def _reminders(settings: Settings, engine: sa.Engine, quiet: QuietHours, clock: Callable[[], datetime],
                progress: Callable[[int, int], None] | None = None) -> Reminders:
     # The client's clock follows --now, so that its view of 48-hour windows agrees with the replay.
-    api = WeChatAPI(settings, build_token_store(settings, engine), clock=clock)
+    api = wechat_api(settings, engine, clock=clock)
     return reminder_sender(settings, engine, api, Texts(), quiet, progress)
 
 

@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlencode, urlsplit
 
 import requests
+import sqlalchemy as sa
 import urllib3
 from requests.adapters import HTTPAdapter
 from wechatpy import WeChatClient
@@ -36,7 +37,7 @@ from wechatpy.exceptions import WeChatClientException
 
 from bot.config import WECHAT_API_BASE_URL, Settings
 from bot.store.models import utcnow
-from bot.wechat.token_store import SharedAccessToken, StoredToken, TokenStore
+from bot.wechat.token_store import SharedAccessToken, StoredToken, TokenStore, build_token_store
 
 logger = logging.getLogger(__name__)
 
@@ -459,3 +460,10 @@ def _suffix(content_type: str, disposition: str) -> str:
         return suffix
     named = re.search(r'filename="?([^";]+)', disposition)
     return PurePosixPath(named.group(1)).suffix if named else ".bin"
+
+
+def wechat_api(settings: Settings, engine: sa.Engine, *, clock: Callable[[], datetime] = utcnow) -> WeChatAPI:
+    """The client a bot process talks to WeChat with: its access token shared with every other process
+    through Redis when ``REDIS_URL`` is set, else through ``engine``'s database (wechat-rules: one
+    token for all processes). ``clock`` gives aware now (``reminders run-due --now`` replays another)."""
+    return WeChatAPI(settings, build_token_store(settings, engine), clock=clock)
