@@ -7,6 +7,8 @@ This is the only module that looks at the process environment. Everything else r
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import logging
 import os
 import re
@@ -95,6 +97,20 @@ class Settings:
     log_level: str = "INFO"
     template_event_wait_seconds: int = 300
     quiet_hours: str = "22:00-08:00"
+    # Where people's phones reach the bot's pages (announcement texts, the Excel download); links in
+    # template messages and replies start with it. Empty: http://HOST:PORT.
+    public_url: str = ""
+
+    @property
+    def page_base(self) -> str:
+        """The base of every link the bot sends (``PUBLIC_URL``, else http://HOST:PORT), without a final /."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def link_key(self) -> bytes:
+        """The key signed links (:mod:`bot.links`) are made with: derived from the AppSecret, which
+        every process of the bot has and nobody else does, so no further secret is to be kept."""
+        return hmac.new(self.wechat_app_secret.encode(), b"safetybot signed links", hashlib.sha256).digest()
 
     @property
     def safe_mode(self) -> bool:
@@ -205,6 +221,7 @@ def settings_from_mapping(values: Mapping[str, str]) -> Settings:
     except ValueError:
         raise ConfigError("RUN_WORKER", f"must be auto, yes or no, not {run_worker_raw!r}") from None
     redis_url = _optional(values, "REDIS_URL")
+    public_url = _optional(values, "PUBLIC_URL")
     admin_token = _optional(values, "ADMIN_TOKEN")
     if admin_token is not None and len(admin_token) < 16:
         raise ConfigError("ADMIN_TOKEN", "must be at least 16 characters")
@@ -235,6 +252,7 @@ def settings_from_mapping(values: Mapping[str, str]) -> Settings:
         log_level=log_level,
         template_event_wait_seconds=_int(values, "TEMPLATE_EVENT_WAIT_SECONDS", 300, 1, 86400),
         quiet_hours=_quiet_hours(_optional(values, "QUIET_HOURS")),
+        public_url=_url("PUBLIC_URL", public_url, ("http", "https")) if public_url else "",
     )
 
 

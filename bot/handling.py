@@ -156,16 +156,16 @@ class _Snapshot:
     version: datetime | None
 
 
-def _facts(role: Role, unit_id: int | None, name: str, following: bool) -> PersonFacts:
-    return PersonFacts(role.value, unit_id, name, following)
+def _facts(role: Role, unit_id: int | None, name: str, following: bool, campaign_id: int | None) -> PersonFacts:
+    return PersonFacts(role.value, unit_id, name, following, campaign_id)
 
 
 def _look_up(conn: sa.Connection, sql: "_Statements", openid: str) -> _Snapshot:
     """The person's dialogue state and facts, in one query (either may not exist yet)."""
     row = sql.look_up.one(conn, {"openid": openid})
     state = DialogueState(row.flow, row.step, dict(row.data)) if row.updated_at is not None else DialogueState()
-    facts = (_facts(row.role, row.unit_id, row.name, row.following) if row.role is not None
-             else _facts(Role.LIAISON, None, "", True))
+    facts = (_facts(row.role, row.unit_id, row.name, row.following, row.campaign_id) if row.role is not None
+             else _facts(Role.LIAISON, None, "", True, None))
     return _Snapshot(state, facts, row.updated_at)
 
 
@@ -190,7 +190,7 @@ class _Statements:
         key = sa.select(sa.cast(sa.bindparam("openid"), sa.String).label("openid")).subquery()
         self.look_up = Prepared(sa.select(
             conversations.c.flow, conversations.c.step, conversations.c.data, conversations.c.updated_at,
-            people.c.role, people.c.unit_id, people.c.name, people.c.following,
+            people.c.role, people.c.unit_id, people.c.name, people.c.following, people.c.campaign_id,
         ).select_from(key.outerjoin(conversations, conversations.c.openid == key.c.openid)
                       .outerjoin(people, people.c.openid == key.c.openid)), dialect)
         self.count_delivery = Prepared(

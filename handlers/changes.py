@@ -102,9 +102,11 @@ class AppointLiaison:
 
 @dataclass(frozen=True)
 class BecomeStaff:
-    """The sender gave a campaign's staff code: they become ``role`` (staff or coordinator)."""
+    """The sender gave a campaign's staff code: they become ``role`` (staff or coordinator) of the
+    campaign ``campaign_id``."""
 
     role: str
+    campaign_id: int
 
 
 @dataclass(frozen=True)

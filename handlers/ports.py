@@ -21,17 +21,28 @@ STAFF_ROLES = frozenset({"staff", "coordinator"})
 class PersonFacts:
     """The sender as stored when their message was claimed: ``role`` liaison, staff or
     coordinator (liaison for someone the bot has not met), the unit they are the liaison of
-    (None before registering), the name they gave ("" before) and whether they follow the account."""
+    (None before registering), the name they gave ("" before), whether they follow the account,
+    and the campaign a staff member or coordinator works on (None for liaisons: theirs is their
+    unit's)."""
 
     role: str
     unit_id: int | None
     name: str
     following: bool
+    campaign_id: int | None = None
 
     @property
     def is_staff(self) -> bool:
         """Staff or a coordinator: someone who decides liaison requests."""
         return self.role in STAFF_ROLES
+
+
+@dataclass(frozen=True)
+class StaffCode:
+    """What a staff code gives: ``role`` staff or coordinator, in the campaign ``campaign_id``."""
+
+    role: str
+    campaign_id: int
 
 
 @dataclass(frozen=True)
@@ -144,8 +155,9 @@ class StoredFacts(Protocol):
         """Liaison requests, oldest first: pending ones (unless ``pending`` is False), narrowed to
         one by id or to those of one requester."""
 
-    def staff_role(self, code: str) -> str | None:
-        """The role (staff, coordinator) a loaded campaign's ``[staff]`` code gives, if ``code`` is one."""
+    def staff_role(self, code: str) -> StaffCode | None:
+        """The role (staff, coordinator) and campaign a loaded campaign's ``[staff]`` code gives, if
+        ``code`` is one."""
 
     def open_units(self, fragment: str = "") -> list[UnitFacts]:
         """Units of campaigns with open registration whose name contains ``fragment``, by name."""

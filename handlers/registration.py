@@ -165,10 +165,10 @@ def continue_registration(incoming: Incoming, state: DialogueState, ctx: Context
 def _join_code(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """A join code, a staff code, or (where registration is open) a list number or part of a name."""
     text = incoming.text
-    role = ctx.stored.staff_role(normalise(text))
-    if role is not None:
-        return Outcome(replies=(ctx.texts.render("staff_registered", role=role),), state=DialogueState(),
-                       changes=(BecomeStaff(role),))
+    code = ctx.stored.staff_role(normalise(text))
+    if code is not None:
+        return Outcome(replies=(ctx.texts.render("staff_registered", role=code.role),), state=DialogueState(),
+                       changes=(BecomeStaff(code.role, code.campaign_id),))
     unit = ctx.stored.unit_by_join_code(normalise(text))
     if unit is not None:
         return _chosen(unit.id, JOIN, ctx)

@@ -20,7 +20,7 @@ from bot.store.models import (
     Unit, table_of,
 )
 from handlers.ports import (
-    DuePeriod, Holder, ItemFacts, LiaisonRequest, StoredAnswer, SubmissionFacts, UnitFacts,
+    DuePeriod, Holder, ItemFacts, LiaisonRequest, StaffCode, StoredAnswer, SubmissionFacts, UnitFacts,
 )
 
 _UNIT = table_of(Unit)
@@ -138,15 +138,16 @@ class DatabaseFacts:
     def _campaign_ids(self) -> list[int]:
         return list(self._conn.execute(sa.select(_CAMPAIGN.c.id).order_by(_CAMPAIGN.c.id)).scalars())
 
-    def staff_role(self, code: str) -> str | None:
-        """The role a loaded campaign's ``[staff]`` code gives (staff, coordinator), if ``code`` is one."""
+    def staff_role(self, code: str) -> StaffCode | None:
+        """The role a loaded campaign's ``[staff]`` code gives (staff, coordinator) in that campaign,
+        if ``code`` is one."""
         code = code.strip().upper()
         for campaign_id in self._campaign_ids():
             definition = self.definition(campaign_id)
             if code and code == definition.coordinator_code:
-                return Role.COORDINATOR.value
+                return StaffCode(Role.COORDINATOR.value, campaign_id)
             if code and code == definition.staff_code:
-                return Role.STAFF.value
+                return StaffCode(Role.STAFF.value, campaign_id)
         return None
 
     def open_units(self, fragment: str = "") -> list[UnitFacts]:

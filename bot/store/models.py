@@ -137,6 +137,8 @@ class Person(SQLModel, table=True):
     name: str = Field(default="", max_length=100)
     role: Role = _enum(Role, Role.LIAISON)
     unit_id: Optional[int] = Field(default=None, foreign_key="unit.id", index=True)
+    # The campaign a staff member or coordinator works on (None for liaisons: theirs is their unit's).
+    campaign_id: Optional[int] = Field(default=None, foreign_key="campaign.id", index=True)
     following: bool = True
     unreachable_reason: Optional[str] = Field(default=None, max_length=200)
     # A user's own message opens WeChat's 48-hour customer-service window (wechat-rules A1).
@@ -209,6 +211,8 @@ class Delivery(SQLModel, table=True):
     job_status: Optional[str] = Field(default=None, max_length=100)
     unit_id: Optional[int] = Field(default=None, foreign_key="unit.id", index=True)
     deadline_id: Optional[int] = Field(default=None, foreign_key="deadline.id", index=True)
+    # The announcement (通知) this row delivers, for its delivery report.
+    announcement_id: Optional[int] = Field(default=None, foreign_key="announcement.id", index=True)
     period: str = Field(default="", max_length=20)
     stage: str = Field(default="", max_length=30)
     # The local calendar day of the send, for "at most one reminder per unit per deadline per day".
@@ -361,3 +365,48 @@ class AccessToken(SQLModel, table=True):
     token: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     expires_at: datetime = _time()
     fetched_at: datetime = _time()
+
+
+class Invitation(SQLModel, table=True):
+    """A one-time code that makes whoever sends it at 登记 staff or a coordinator of one campaign
+    (``safetybot people invite``); refused once used or after ``expires_at``."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=32)
+    role: Role = _enum(Role, Role.STAFF)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    created_by: str = Field(default="", max_length=100)
+    created_at: datetime = _time()
+    expires_at: datetime = _time()
+    used_by: Optional[str] = Field(default=None, max_length=64)
+    used_at: Optional[datetime] = _time(nullable=True)
+
+
+class AnnouncementStatus(str, enum.Enum):
+    """Where an announcement's fan-out stands."""
+
+    QUEUED = "queued"  # confirmed by its sender; the worker has not finished deciding its recipients
+    SENDING = "sending"  # every recipient has a delivery row; claimed rows are being sent
+    DONE = "done"  # nothing left claimed or sending; the report went to the sender
+
+
+class Announcement(SQLModel, table=True):
+    """A notice (通知) staff send to all or some liaisons of a campaign, shown literally.
+
+    ``audience`` says who: ``{"kind": "all"}``, ``{"kind": "owing", "deadline": KEY, "period": P}``,
+    ``{"kind": "group", "group": NAME}`` or ``{"kind": "units", "unit_ids": [..]}``. Each recipient
+    is a :class:`Delivery` row with ``announcement_id`` set; ``report`` holds the final counts.
+    """
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    sender_openid: str = Field(max_length=64, index=True)
+    text: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    # A picture the sender sent with it: WeChat's media id (usable for 3 days) and our stored copy.
+    image_media_id: Optional[str] = Field(default=None, max_length=200)
+    audience: dict[str, Any] = _json()
+    status: AnnouncementStatus = _enum(AnnouncementStatus, AnnouncementStatus.QUEUED)
+    recipients: int = 0
+    report: dict[str, Any] = _json()
+    created_at: datetime = _time()
+    finished_at: Optional[datetime] = _time(nullable=True)

@@ -139,8 +139,8 @@ def write_appointment(conn: sa.Connection, incoming: Incoming, change: AppointLi
 
 
 def write_staff(conn: sa.Connection, incoming: Incoming, change: BecomeStaff, now: datetime) -> None:
-    """The sender is staff (or a coordinator) from now on, with no unit."""
-    values = dict(role=Role(change.role), unit_id=None)
+    """The sender is staff (or a coordinator) of the change's campaign from now on, with no unit."""
+    values = dict(role=Role(change.role), unit_id=None, campaign_id=change.campaign_id)
     _upsert_person(conn, incoming.openid, values, now)
 
 
