@@ -51,14 +51,14 @@ def reminder_sender(settings: Settings, engine: sa.Engine, wechat: Outbound, tex
 
 
 def announcement_sender(settings: Settings, engine: sa.Engine, wechat: Outbound, texts: Texts,
-                        clock: Callable[[], datetime] = utcnow,
-                        progress: Callable[[int, int], None] | None = None) -> Announcements:
-    """The announcements' fan-out the settings ask for, sending through ``wechat``; raises
-    :class:`LookupError` when ``messages/`` lacks a template it needs."""
+                        clock: Callable[[], datetime] = utcnow, progress: Callable[[int, int], None] | None = None,
+                        reads: sa.Engine | None = None) -> Announcements:
+    """The announcements' fan-out the settings ask for, sending through ``wechat`` (looking for work
+    on ``reads``); raises :class:`LookupError` when ``messages/`` lacks a template it needs."""
     texts.check(ANNOUNCEMENT_TEMPLATES)
     return Announcements(engine, wechat, texts, template_messages=settings.features.template_messages,
                          page_base=settings.page_base, link_key=settings.link_key, clock=clock, progress=progress,
-                         resend_after=timedelta(seconds=settings.template_event_wait_seconds))
+                         resend_after=timedelta(seconds=settings.template_event_wait_seconds), reads=reads)
 
 
 class Worker:
@@ -76,7 +76,7 @@ class Worker:
         self.scheduler = ReminderScheduler(reminder_sender(settings, engine, wechat, texts, quiet), engine,
                                            lease=Lease(engine))
         self.outbox = Outbox(engine, reads, wechat, clock)
-        self.announcements = announcement_sender(settings, engine, wechat, texts, clock)
+        self.announcements = announcement_sender(settings, engine, wechat, texts, clock, reads=reads)
         self.fetcher = MediaFetcher(engine, reads, wechat, settings.media_dir, clock, texts)
 
     @contextlib.contextmanager

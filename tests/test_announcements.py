@@ -320,6 +320,8 @@ def test_on_an_account_without_templates_a_silent_liaison_gets_the_announcement_
     assert got, room.received("oChengqu")
     assert [p.msgtype for p in room.bot.fake.pushes("oChengqu")] == ["text", "image"]
     assert room.bot.fake.pushes("oChengqu")[0].payload["text"]["content"].endswith(TEXT)
+    # The ledger takes WeChat's answer once the picture's request is answered too.
+    assert eventually(lambda: {d.status for d in room.deliveries()} == {"sent"})
     status = room.say(STAFF, "通知 状态")
     assert "共 2 人：客服消息 2，模板消息 0，暂存 0" in status
 

@@ -112,14 +112,17 @@ class Announcements:
     make the links of template messages (:func:`bot.pages.notice_url`);
     ``clock`` gives the now deliveries are decided at (the fake's in tests); ``real_clock`` the
     real time the wait for WeChat's job events is measured on; ``progress(done, total)`` is told
-    after each row sent (the command line's progress line).
+    after each row sent (the command line's progress line); ``reads`` is the engine the pass looks
+    for work on (:func:`bot.store.engine.read_engine`; default ``engine``).
     """
 
     def __init__(self, engine: sa.Engine, api: Outbound, texts: Texts, *, template_messages: bool, page_base: str,
                  link_key: bytes, clock: Callable[[], datetime] = utcnow, concurrency: int = 32,
                  real_clock: Callable[[], datetime] = utcnow, resend_after: timedelta = RESEND_AFTER,
-                 progress: Callable[[int, int], None] | None = None):
+                 progress: Callable[[int, int], None] | None = None, reads: sa.Engine | None = None):
         self.engine = engine
+        # Looking for work every second must not take SQLite's write lock.
+        self.reads = reads or engine
         self.texts = texts
         self.template_messages = template_messages
         self.page_base = page_base
@@ -139,7 +142,7 @@ class Announcements:
         tally = Tally()
         if self._paused_until is not None and self.real_clock() < self._paused_until:
             return tally
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             open_ids = list(conn.execute(sa.select(_ANNOUNCEMENT.c.id).where(
                 _ANNOUNCEMENT.c.status != AnnouncementStatus.DONE.value).order_by(_ANNOUNCEMENT.c.id)).scalars())
             waiting = list(conn.execute(sa.select(_DELIVERY.c.announcement_id).where(

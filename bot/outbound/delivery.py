@@ -8,6 +8,9 @@ WeChat lets an account reach a person in two ways (wechat-rules A1, A2, R2-R5):
 - a template message (verified service accounts), at any time, with short typed fields and a
   link, and only to a person who agreed to receive reminders.
 
+The rule choosing between them is :func:`bot.store.reach.choose_channel`, on what is stored about
+the person: the preview of an announcement counts with it too.
+
 Every send is a :class:`~bot.store.models.Delivery` row, unique by its key. The row is inserted as
 ``claimed`` in the transaction that decides the send, turns ``sending`` in a transaction of its
 own just before the request leaves (re-checking that the unit still owes; ``sent_at`` then holds
@@ -30,10 +33,7 @@ from typing import Any, Mapping, Protocol
 import sqlalchemy as sa
 
 from bot.store.models import Delivery, Person, UTCDateTime, table_of, utcnow
-from bot.store.reach import (  # noqa: F401  (the channel rules, re-exported: the send path's vocabulary)
-    ACTIVE, CUSTOMER_SERVICE_QUOTA, CUSTOMER_SERVICE_WINDOW, NOT_FOLLOWING, REFUSED, Channel, HeldReason, Reach,
-    choose_channel, reach_of, reaches, template_or_reason, window_open,
-)
+from bot.store.reach import ACTIVE, NOT_FOLLOWING, REFUSED, Channel, HeldReason, choose_channel, reaches
 from bot.store.sql import insert_on_conflict
 from bot.wechat.client import WeChatAPIError
 from handlers.base import Incoming

@@ -25,10 +25,10 @@ import sqlalchemy as sa
 
 from bot.background import repeating
 from bot.outbound.delivery import (
-    CUSTOMER_SERVICE_WINDOW, WINDOW_CLOSED, Channel, HeldReason, Notice, Outbound, Status, Verdict, claim_many,
-    record_many, send, start_sending,
+    WINDOW_CLOSED, Channel, HeldReason, Notice, Outbound, Status, Verdict, claim_many, record_many, send, start_sending,
 )
 from bot.store.models import Delivery, Person, Role, table_of
+from bot.store.reach import CUSTOMER_SERVICE_WINDOW
 from handlers.base import Incoming
 from handlers.changes import PersonNote, StaffNote
 

@@ -22,10 +22,11 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 import sqlalchemy as sa
 
 from bot.outbound.delivery import (
-    Channel, HeldReason, Notice, Outbound, Result, Status, Verdict, claim_many, reach_of, record_many, send,
-    start_sending, take_in_doubt, template_or_reason, unconfirmed_filter,
+    Channel, HeldReason, Notice, Outbound, Result, Status, Verdict, claim_many, record_many, send, start_sending,
+    take_in_doubt, unconfirmed_filter,
 )
 from bot.store.models import Delivery, InboundMessage, table_of, utcnow
+from bot.store.reach import reach_of, template_or_reason
 
 log = logging.getLogger(__name__)
 
