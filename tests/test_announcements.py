@@ -19,9 +19,13 @@ from bot.campaigns import load_definition, load_into_db
 from bot.campaigns.units import import_units, unit_codes
 from bot.store.audience import Counts
 from bot.store.engine import session
-from bot.store.models import Announcement, Deadline, Delivery, Role, Submission, Unit
+from bot.outbound.announcements import write_announcement
+from bot.store.models import Announcement, Deadline, Delivery, Person, Role, Submission, Unit
+from bot.store.writers import StaleDecision
 from bot.texts import Texts
-from handlers.ports import AudienceFacts
+from handlers.base import Incoming
+from handlers.changes import SendAnnouncement
+from handlers.ports import Audience, AudienceFacts
 from tests.fixtures_forms import CAMPAIGN, SLUG, UNITS, Campaign, Clock
 from tests.fixtures_gateway import StartBot
 from tests.test_weekly_report import eventually
@@ -348,3 +352,17 @@ def test_only_staff_of_the_campaign_may_announce_and_a_refusal_changes_nothing(n
     assert room.announcements() == []
     person = room.bot.person(COORDINATOR)
     assert person is not None and person.role is Role.LIAISON
+
+
+def test_the_confirmation_is_not_written_for_someone_no_longer_staff_of_that_campaign(newsroom: Newsroom) -> None:
+    room = newsroom
+    room.staff()
+    staff = room.bot.person(STAFF)
+    assert staff is not None and staff.campaign_id is not None
+    change = SendAnnouncement(staff.campaign_id, TEXT, None, Audience("all"))
+    incoming = Incoming(openid=STAFF, kind="text", created_at=room.clock(), text="确认")
+    with room.engine.begin() as conn:
+        conn.execute(sa.update(Person).where(Person.openid == STAFF).values(campaign_id=None))  # type: ignore[arg-type]
+    with pytest.raises(StaleDecision), room.engine.begin() as conn:
+        write_announcement(conn, incoming, change, room.clock())
+    assert room.announcements() == []

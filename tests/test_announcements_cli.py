@@ -80,3 +80,18 @@ def test_notice_send_refuses_a_unit_name_that_fits_several_and_sends_nothing(
     assert _safetybot([*argv, "--to", "group:没有的分组"]) == 2
     assert _safetybot([*argv, "--to", "owing:nothing"]) == 2
     assert office.fake.pushes() == []
+
+
+def test_notice_send_to_the_units_owing_a_weekly_report_takes_the_period_due_last_when_none_is_given(
+        office: ReminderWorld, env_file: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = tmp_path / "notice.txt"
+    text.write_text("请尚未报送本周情况的单位尽快报送", encoding="utf-8")
+    office.submits("城区商务局", "weekly", "2023-06-28")  # the campaign's last week (the command runs in 2026)
+    argv = ["--env-file", env_file, "notice", "send", "--campaign", "jincheng-commerce-2023", "--text-file", str(text)]
+    assert _safetybot([*argv, "--to", "owing:weekly:2099-01-01"]) == 2
+    assert "has no period '2099-01-01'" in capsys.readouterr().err
+
+    assert _safetybot([*argv, "--to", "owing:weekly"]) == 0
+    assert [openid for openid in ("o_chengqu", "o_zezhou", "o_gaoping") if office.fake.pushes(openid)] == [
+        "o_zezhou", "o_gaoping"]
+    assert "共 2 位联络员" in capsys.readouterr().out

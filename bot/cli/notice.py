@@ -7,7 +7,8 @@ own), with a progress bar on stderr; it prints the same delivery report the chat
 A worker running meanwhile may take part of the rows: each liaison still gets it once.
 
 ``--to``: ``all``; ``owing:KEY[:PERIOD]`` (units that have not submitted the deadline ``KEY``, a
-key of the campaign file, for ``PERIOD``, e.g. ``owing:weekly:2023-06-14``); ``group:NAME``;
+key of the campaign file, for ``PERIOD``, e.g. ``owing:weekly:2023-06-14``; without one, the
+period due next); ``group:NAME``;
 ``unit:NAME[,NAME…]`` (each a part of one unit's name). The output is for office staff at a
 terminal, so it is printed here rather than templated (the report is the chat's template).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -31,25 +33,29 @@ from bot.store.models import Announcement, table_of, utcnow
 from bot.texts import Texts
 from bot.wechat.client import wechat_api
 from bot.worker import announcement_sender
+from handlers.announcements import TEXT_LIMIT_BYTES
 from handlers.ports import Audience
-
-# WeChat's limit on a text message (wechat-rules A1); the chat refuses longer texts the same way.
-TEXT_LIMIT_BYTES = 2048
 
 
 class Refused(Exception):
     """The command cannot go ahead; the message says why."""
 
 
-def _audience(facts: DatabaseFacts, campaign_id: int, to: str) -> Audience:
-    """``--to`` as an audience of the campaign; :class:`Refused` when it names nothing."""
+def _audience(facts: DatabaseFacts, campaign_id: int, to: str, now: datetime) -> Audience:
+    """``--to`` as an audience of the campaign at ``now``; :class:`Refused` when it names nothing."""
     kind, _, rest = to.partition(":")
     if kind == "all" and not rest:
         return Audience("all")
     if kind == "owing" and rest:
         key, _, period = rest.partition(":")
-        if not any(d.key == key for d in facts.definition(campaign_id).deadlines):
+        periods = [p for p in facts.periods(campaign_id) if p.key == key]
+        if not periods:
             raise Refused(f"the campaign has no deadline {key!r}")
+        if not period:
+            # A recurring deadline without a period: the one due next (the last once all have passed).
+            period = next((p.period for p in periods if p.due_at >= now), periods[-1].period)
+        elif period not in {p.period for p in periods}:
+            raise Refused(f"the deadline {key!r} has no period {period!r}")
         return Audience("owing", deadline=key, period=period)
     if kind == "group" and rest:
         if rest not in facts.definition(campaign_id).unit_groups:
@@ -97,7 +103,7 @@ def _send(args: argparse.Namespace, settings: Settings, engine: sa.Engine, text:
     now = utcnow()
     with engine.connect() as conn:
         facts = DatabaseFacts(conn, template_messages=settings.features.template_messages)
-        audience = _audience(facts, campaign_id, args.to)
+        audience = _audience(facts, campaign_id, args.to, now)
         counts = facts.audience(campaign_id, audience, now)
     if not counts.recipients:
         raise Refused(f"--to {args.to} reaches no liaison ({counts.units} units, {counts.without_liaison} without one)")
