@@ -366,3 +366,15 @@ def test_the_confirmation_is_not_written_for_someone_no_longer_staff_of_that_cam
     with pytest.raises(StaleDecision), room.engine.begin() as conn:
         write_announcement(conn, incoming, change, room.clock())
     assert room.announcements() == []
+
+
+def test_a_text_over_wechats_limit_is_refused_before_anything_is_chosen(newsroom: Newsroom) -> None:
+    room = newsroom
+    room.staff()
+    room.say(STAFF, "通知")
+    long_text = "请各单位认真落实安全生产责任。" * 50  # 750 characters, 2,250 bytes
+    size = len(TEXTS.render("announcement_text", campaign="2023年全市商务系统“安全生产月”活动", text=long_text).encode())
+    assert size > 2048
+    assert room.say(STAFF, long_text) == TEXTS.render("announce_too_long", size=size, limit=2048)
+    assert room.conversation(STAFF).step == "text"  # type: ignore[union-attr]
+    assert room.say(STAFF, long_text[:300]) == TEXTS.render("announce_audience", groups=True)
