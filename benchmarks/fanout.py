@@ -1,18 +1,22 @@
-"""Reminder fan-out: 10,000 silent liaisons, the fake WeChat answering each call after 50 ms.
+"""Reminder and announcement fan-out: 10,000 silent liaisons, the fake WeChat answering each call after 50 ms.
 
-Loads the 晋城 2023 campaign with a template configured, registers N units each with an opted-in
-liaison who has not written for days (so every reminder is a template message), and sends the
-weekly reminder due on 2023-06-06 18:00 with ``Reminders.run_due``. The fake WeChat runs in its
-own process; what arrived is counted from its record of pushes, not from our ledger.
+Loads the 晋城 2023 campaign with templates configured, registers N units each with an opted-in
+liaison who has not written for days (so every message is a template message), and sends the
+weekly reminder due on 2023-06-06 18:00 with ``Reminders.run_due``; then an announcement (通知) to
+all liaisons, queued as ``确认`` queues it and fanned out by the worker role's
+``Announcements.run`` (claim every recipient, send, report). The fake WeChat runs in its own
+process; what arrived is counted from its record of pushes, not from our ledger.
 
     .venv/bin/python benchmarks/fanout.py [--liaisons 10000] [--latency 0.05] [--concurrency 64]
 
-Prints duration, messages/s, duplicates and lost. Target: ≤ 30 s for 10,000 on two cores.
+Prints each path's duration, messages/s, duplicates and lost. Target: ≤ 30 s for 10,000 on two
+cores, the announcement at the reminders' speed.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,10 +38,13 @@ from bot.store.models import Person, Role, Unit  # noqa: E402
 from bot.texts import Texts  # noqa: E402
 from bot.wechat.token_store import build_token_store  # noqa: E402
 from bot.wechat.client import WeChatAPI  # noqa: E402
+from bot.outbound.announcements import Announcements, queue_announcement  # noqa: E402
+from handlers.ports import Audience  # noqa: E402
 from scheduler.run import Reminders  # noqa: E402
 
 APP_ID, APP_SECRET = "wx0123456789abcdef", "bench-secret-0123456789abcdef0123"
 TEMPLATE_ID = "TPL_DEADLINE_REMINDER_01"
+NOTICE_TEMPLATE_ID = "TPL_NOTICE_01"
 BEIJING = timezone(timedelta(hours=8))
 START = datetime(2023, 6, 1, 9, 0, tzinfo=BEIJING)
 DUE = datetime(2023, 6, 6, 18, 0, tzinfo=BEIJING)  # the weekly report's "1 day before" reminder
@@ -80,6 +87,8 @@ def prepare(database_url: str, base_url: str, liaisons: int, workdir: Path) -> s
     engine = make_engine(database_url)
     source = (ROOT / "campaigns" / "jincheng-commerce-2023.toml").read_text(encoding="utf-8")
     campaign_file = workdir / "jincheng-commerce-2023.toml"
+    # The announcements' template first (its own fields), then the reminders' three.
+    source = re.sub(r'(\[message_templates\.notice\][^\n]*\ntemplate_id = )""', rf'\1"{NOTICE_TEMPLATE_ID}"', source)
     campaign_file.write_text(source.replace('template_id = ""', f'template_id = "{TEMPLATE_ID}"'), encoding="utf-8")
     campaign_id = load_into_db(engine, load_definition(campaign_file)).campaign_id
     opted_in = START - timedelta(days=3)
@@ -94,6 +103,8 @@ def prepare(database_url: str, base_url: str, liaisons: int, workdir: Path) -> s
     with httpx.Client(base_url=base_url, timeout=30) as http:
         http.post("/_fake/templates", json={"template_id": TEMPLATE_ID,
                                             "fields": {"thing1": "thing", "time2": "time", "thing3": "thing"}})
+        http.post("/_fake/templates", json={"template_id": NOTICE_TEMPLATE_ID,
+                                            "fields": {"thing1": "thing", "thing2": "thing", "time3": "time"}})
         for n in range(liaisons):
             http.post(f"/_fake/users/{openid(n)}/events", json={"kind": "subscribe"})
         http.post("/_fake/clock", json={"now": DUE.isoformat()})
@@ -120,10 +131,19 @@ def sender(engine: sa.Engine, base_url: str, database_url: str, concurrency: int
                      resend_after=timedelta(seconds=settings.template_event_wait_seconds))
 
 
-def delivered(base_url: str) -> Counter[str]:
-    """How many reminders each OpenID received, from the fake WeChat's own record."""
+def announcer(engine: sa.Engine, base_url: str, database_url: str, concurrency: int) -> Announcements:
+    """The worker role's announcement fan-out (``bot.worker.announcement_sender``), clock at the due moment."""
+    settings = settings_from_mapping(bot_settings(base_url, database_url))
+    api = WeChatAPI(settings, build_token_store(settings, engine), clock=lambda: DUE)
+    return Announcements(engine, api, Texts(), template_messages=True, page_base=settings.page_base,
+                         link_key=settings.link_key, clock=lambda: DUE, concurrency=concurrency,
+                         resend_after=timedelta(seconds=settings.template_event_wait_seconds))
+
+
+def delivered(base_url: str, template_id: str = TEMPLATE_ID) -> Counter[str]:
+    """How many messages of ``template_id`` each OpenID received, from the fake WeChat's own record."""
     pushes = httpx.get(f"{base_url}/_fake/pushes", timeout=60).json()["pushes"]
-    return Counter(push["openid"] for push in pushes)
+    return Counter(push["openid"] for push in pushes if push["payload"].get("template_id") == template_id)
 
 
 def count(received: Counter[str], liaisons: int) -> tuple[int, int, int]:
@@ -155,15 +175,29 @@ def main() -> int:
             tally = reminders.run_due(DUE)
             duration = time.monotonic() - started
             once, duplicates, lost = count(delivered(base_url), args.liaisons)
+
+            with engine.begin() as conn:
+                campaign_id = conn.execute(sa.select(Unit.__table__.c.campaign_id).limit(1)).scalar_one()
+                announcement = queue_announcement(conn, campaign_id, "关于汛期安全检查的通知\n请各单位于本周内完成自查。",
+                                                  Audience("all"), DUE, sender_name="市商务局")
+            notices = announcer(engine, base_url, database_url, args.concurrency)
+            started = time.monotonic()
+            notice_tally = notices.run(announcement)
+            notice_duration = time.monotonic() - started
+            notice_counts = count(delivered(base_url, NOTICE_TEMPLATE_ID), args.liaisons)
             engine.dispose()
     finally:
         fake.terminate()
         fake.wait()
     print(f"liaisons {args.liaisons}, latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}")
-    print(f"duration {duration:.1f} s, {args.liaisons / duration:.0f} messages/s")
-    print(f"sent by channel {dict(tally.sent)}, held {sum(tally.held.values())}, failed {tally.failed}")
-    print(f"delivered once {once}, duplicates {duplicates}, lost {lost}")
-    return 0 if (duplicates, lost) == (0, 0) else 1
+    print(f"reminders:    duration {duration:.1f} s, {args.liaisons / duration:.0f} messages/s; "
+          f"sent by channel {dict(tally.sent)}, held {sum(tally.held.values())}, failed {tally.failed}; "
+          f"delivered once {once}, duplicates {duplicates}, lost {lost}")
+    print(f"announcement: duration {notice_duration:.1f} s, {args.liaisons / notice_duration:.0f} messages/s; "
+          f"sent by channel {dict(notice_tally.sent)}, held {sum(notice_tally.held.values())}, "
+          f"failed {notice_tally.failed}; delivered once {notice_counts[0]}, duplicates {notice_counts[1]}, "
+          f"lost {notice_counts[2]}")
+    return 0 if (duplicates, lost) == (0, 0) and notice_counts[1:] == (0, 0) else 1
 
 
 if __name__ == "__main__":

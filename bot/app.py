@@ -1,10 +1,11 @@
-"""The ASGI app and the web role: one visible route table (``/wechat``, ``/healthz``, ``/api/...``),
-served by uvicorn in ``WEB_WORKERS`` processes.
+"""The ASGI app and the web role: one visible route table (``/wechat``, ``/healthz``, ``/notice/…``,
+``/api/...``), served by uvicorn in ``WEB_WORKERS`` processes.
 
 All protocol work is in :mod:`bot.wechat.gateway`; this module only reads requests (with a size limit)
 and writes responses, as WeRoBot's framework adapters do for its robot. The admin API's endpoints
-and its guard are in :mod:`bot.admin`; what the bot sends on its own (reminders, notes, media) is
-the worker role, :mod:`bot.worker`, run inside the web process only when the settings say so.
+and its guard are in :mod:`bot.admin`, the pages the bot's links open in :mod:`bot.pages`; what the
+bot sends on its own (reminders, notes, announcements, media) is the worker role, :mod:`bot.worker`,
+run inside the web process only when the settings say so.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from bot.handling import Dispatch
 from bot.store.engine import make_engine, ping, read_engine
 from bot.store.sqlite_writer import Checkpointer
 from bot.store.models import utcnow
+from bot.outbound.announcements import write_announcement
+from bot.pages import TEMPLATES as PAGE_TEMPLATES, Pages
 from bot.outbound.delivery import write_template_job
 from bot.outbound.outbox import write_person_note, write_staff_note
 from bot.store import writers
@@ -43,6 +46,7 @@ from handlers.changes import (
     AppointLiaison, BecomeStaff, ClaimUnit, DecideRequest, PersonNote, RenamePerson, RequestLiaison, SaveAnswers,
     StaffNote, SubmitForm,
 )
+from handlers.changes import SendAnnouncement
 from handlers.report_changes import AddReportItem
 from handlers.template_job import TemplateJobFinished
 from bot.wechat.client import wechat_api
@@ -72,6 +76,7 @@ def change_writers() -> Writers:
         StaffNote: write_staff_note,
         PersonNote: write_person_note,
         TemplateJobFinished: write_template_job,
+        SendAnnouncement: write_announcement,
     }
 
 
@@ -157,6 +162,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
                       writers=change_writers(), clock=clock or utcnow)
     endpoints = Endpoints(gateway, reads, settings.max_body_bytes)
     admin = AdminAPI(reads)
+    texts.check(PAGE_TEMPLATES)
+    pages = Pages(reads, texts, settings.link_key, clock or utcnow)
     worker = Worker(settings, engine, reads, outbound, texts, clock or utcnow) if settings.web_runs_worker else None
 
     @contextlib.asynccontextmanager
@@ -174,6 +181,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     routes = [
         Route("/wechat", endpoints.wechat, methods=["GET", "POST"]),
         Route("/healthz", endpoints.healthz, methods=["GET"]),
+        Route("/notice/{token}", pages.notice, methods=["GET"]),
         Mount("/api", middleware=[Middleware(BearerToken, token=admin_token)], routes=[
             Route("/campaigns", admin.campaigns, methods=["GET"]),
         ]),

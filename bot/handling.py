@@ -393,10 +393,14 @@ class Handling:
             return Outcome()
         try:
             with contextlib.ExitStack() as opened:
-                reader = DatabaseFacts(lambda: opened.enter_context(self._reads.connect()))
+                reader = self._facts(lambda: opened.enter_context(self._reads.connect()))
                 return self._decide(incoming, snapshot, reader)
         except _DispatchFailed:
             return None
+
+    def _facts(self, conn: sa.Connection | Callable[[], sa.Connection]) -> DatabaseFacts:
+        """The stored facts handlers read, on ``conn`` (or one opened at the first read)."""
+        return DatabaseFacts(conn, template_messages=self.settings.features.template_messages)
 
     def _write_handling(self, conn: sa.Connection, inbound_id: int, message: Message, handoff: Handoff,
                         snapshot: _Snapshot, outcome: Outcome | None) -> Handled:
@@ -418,7 +422,7 @@ class Handling:
         if message.known:
             try:
                 if version != snapshot.version:
-                    outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), DatabaseFacts(conn))
+                    outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), self._facts(conn))
                 outcome = self._apply(conn, incoming, outcome)
             except _DispatchFailed:
                 # Nothing of this handling is written: _apply undid its own changes.
@@ -444,7 +448,7 @@ class Handling:
             return outcome
         except StaleDecision:
             log.info("%s: a change met newer data; deciding again under the lock", incoming.openid)
-        outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), DatabaseFacts(conn))
+        outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), self._facts(conn))
         try:
             with conn.begin_nested():
                 apply_changes(conn, incoming, outcome.changes, self.clock(), self.writers)

@@ -1,14 +1,15 @@
 """The worker role: what the bot sends on its own, beside answering WeChat.
 
-Three parts, each a thread: the reminder scheduler (:mod:`scheduler.service`), the outbox (notes
-to staff and to people, :mod:`bot.outbound.outbox`) and the media fetcher
-(:mod:`bot.outbound.media`). ``safetybot worker`` runs them as a process of its own (:func:`run_worker`);
+Four parts, each a thread: the reminder scheduler (:mod:`scheduler.service`), the outbox (notes
+to staff and to people, :mod:`bot.outbound.outbox`), the announcements' fan-out
+(:mod:`bot.outbound.announcements`) and the media fetcher (:mod:`bot.outbound.media`). ``safetybot worker`` runs them as a process of its own (:func:`run_worker`);
 the embedded default runs them inside its one web process (``RUN_WORKER``, see
 :attr:`bot.config.Settings.web_runs_worker`, and :func:`bot.app.create_app`).
 
 Two processes of this role on one database do no harm: the scheduler runs where the lease is
 held and stands by elsewhere, and the outbox and the fetcher take each row with a conditional
-UPDATE that only one of them wins.
+UPDATE that only one of them wins; an announcement's recipients are ledger rows unique by key, each
+sent by whichever process marks it ``sending`` first.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Callable, Iterator
 import sqlalchemy as sa
 
 from bot.config import Settings
+from bot.outbound.announcements import ANNOUNCEMENT_TEMPLATES, Announcements
 from bot.outbound.delivery import Outbound
 from bot.outbound.media import MediaFetcher
 from bot.outbound.outbox import Outbox
@@ -48,8 +50,19 @@ def reminder_sender(settings: Settings, engine: sa.Engine, wechat: Outbound, tex
                      real_clock=utcnow)
 
 
+def announcement_sender(settings: Settings, engine: sa.Engine, wechat: Outbound, texts: Texts,
+                        clock: Callable[[], datetime] = utcnow, progress: Callable[[int, int], None] | None = None,
+                        reads: sa.Engine | None = None) -> Announcements:
+    """The announcements' fan-out the settings ask for, sending through ``wechat`` (looking for work
+    on ``reads``); raises :class:`LookupError` when ``messages/`` lacks a template it needs."""
+    texts.check(ANNOUNCEMENT_TEMPLATES)
+    return Announcements(engine, wechat, texts, template_messages=settings.features.template_messages,
+                         page_base=settings.page_base, link_key=settings.link_key, clock=clock, progress=progress,
+                         resend_after=timedelta(seconds=settings.template_event_wait_seconds), reads=reads)
+
+
 class Worker:
-    """The three parts of the worker role on one database, started and stopped together.
+    """The four parts of the worker role on one database, started and stopped together.
 
     ``reads`` is the engine for read-only work (:func:`bot.store.engine.read_engine`); ``wechat`` the
     outbound client (:class:`bot.wechat.client.WeChatAPI`); ``clock`` gives aware now to the outbox and
@@ -63,12 +76,13 @@ class Worker:
         self.scheduler = ReminderScheduler(reminder_sender(settings, engine, wechat, texts, quiet), engine,
                                            lease=Lease(engine))
         self.outbox = Outbox(engine, reads, wechat, clock)
+        self.announcements = announcement_sender(settings, engine, wechat, texts, clock, reads=reads)
         self.fetcher = MediaFetcher(engine, reads, wechat, settings.media_dir, clock, texts)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
-        """Run the three parts in threads of this process for the duration of the ``with`` block."""
-        with self.scheduler.standing(), self.outbox.running(), self.fetcher.running():
+        """Run the four parts in threads of this process for the duration of the ``with`` block."""
+        with self.scheduler.standing(), self.outbox.running(), self.announcements.running(), self.fetcher.running():
             yield
 
 
@@ -87,7 +101,7 @@ def run_worker(settings: Settings, quiet: QuietHours | None = None) -> None:
         worker = Worker(settings, engine, reads, wechat_api(settings, engine), Texts(),
                         quiet=quiet)
         with worker.running():
-            log.info("safetybot worker running: reminder scheduler, outbox, media fetcher")
+            log.info("safetybot worker running: reminder scheduler, outbox, announcements, media fetcher")
             stop.wait()
         log.info("safetybot worker stopped")
     finally:

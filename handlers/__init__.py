@@ -10,6 +10,7 @@ reaches the dialogue; commands and words no dialogue takes come last.
 
 from __future__ import annotations
 
+from handlers import announcements
 from handlers import (
     dialogue, fallback, greeting, help, records, registration, staff, statistics, template_job, weekly_report,
 )
@@ -24,10 +25,12 @@ ROUTES: list[Route] = [
     Route("fill", statistics.is_fill, statistics.open_table),
     Route("report", weekly_report.is_report_opener, weekly_report.open_report),
     Route("records", records.is_records, records.open_records),
+    Route("announce", announcements.is_announce_opener, announcements.open_announcement),
     Route("registration_step", registration.is_registering, registration.continue_registration),
     Route("statistics_step", statistics.is_walking, statistics.continue_table),
     Route("report_step", weekly_report.is_reporting, weekly_report.continue_report),
     Route("records_step", records.is_recording, records.continue_records),
+    Route("announce_step", announcements.is_announcing, announcements.continue_announcement),
     Route("staff", staff.is_staff_command, staff.handle),
     Route("help", help.is_help, help.show_help),
     Route("unused_kind", fallback.is_unused_kind, fallback.explain_unused_kind),
@@ -39,6 +42,7 @@ TEMPLATES = (
     ("greeting", "unsupported_kind", "not_understood", "handler_failed")
     + help.TEMPLATES + registration.TEMPLATES + statistics.TEMPLATES + weekly_report.TEMPLATES
     + records.TEMPLATES + staff.TEMPLATES + dialogue.ask_templates()
+    + announcements.TEMPLATES
 )
 
 

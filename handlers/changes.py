@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from handlers.ports import Audience
+
 
 @dataclass(frozen=True)
 class Value:
@@ -126,3 +128,15 @@ class PersonNote:
     openid: str
     topic: str
     text: str
+
+
+@dataclass(frozen=True)
+class SendAnnouncement:
+    """Queue an announcement (通知) of the campaign ``campaign_id`` from the sender: ``text``, shown
+    literally, and an optional picture (WeChat's ``image_media_id``, usable for 3 days), to
+    ``audience``. Stale when the sender is no longer staff or a coordinator of that campaign."""
+
+    campaign_id: int
+    text: str
+    image_media_id: str | None
+    audience: Audience

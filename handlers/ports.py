@@ -126,6 +126,78 @@ class ItemFacts:
     media_status: str | None
 
 
+@dataclass(frozen=True)
+class Audience:
+    """Whom an announcement (通知) is for, among a campaign's liaisons: ``kind`` "all"; "owing"
+    (units that have not submitted ``deadline``, a deadline key, for ``period``); "group" (units
+    of the unit group ``group``); or "units" (the units ``unit_ids``)."""
+
+    kind: str
+    deadline: str = ""
+    period: str = ""
+    group: str = ""
+    unit_ids: tuple[int, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """The form :attr:`bot.store.models.Announcement.audience` keeps."""
+        if self.kind == "owing":
+            return {"kind": "owing", "deadline": self.deadline, "period": self.period}
+        if self.kind == "group":
+            return {"kind": "group", "group": self.group}
+        if self.kind == "units":
+            return {"kind": "units", "unit_ids": list(self.unit_ids)}
+        return {"kind": "all"}
+
+    @classmethod
+    def of_json(cls, stored: dict[str, Any]) -> "Audience":
+        """The audience :meth:`as_json` wrote; ValueError for anything else."""
+        kind = stored.get("kind")
+        if kind not in ("all", "owing", "group", "units"):
+            raise ValueError(f"not an audience: {stored!r}")
+        return cls(kind, str(stored.get("deadline", "")), str(stored.get("period", "")), str(stored.get("group", "")),
+                   tuple(int(u) for u in stored.get("unit_ids", ())))
+
+
+@dataclass(frozen=True)
+class AudienceFacts:
+    """An audience counted before anything is sent, by the channel each recipient would get now
+    (the send path's rules, ``bot.store.reach``): ``recipients`` liaisons in all, of whom
+    ``customer_service`` are inside their 48 hours, ``template`` go by template message with a
+    link, ``held`` wait until they next write (the account or campaign has no template for
+    announcements, or they did not agree to messages), ``unreachable`` cannot be reached (they
+    unfollowed or refused); ``units`` the units chosen, ``without_liaison`` of them with nobody
+    registered."""
+
+    recipients: int
+    customer_service: int
+    template: int
+    held: int
+    unreachable: int
+    units: int
+    without_liaison: int
+
+
+@dataclass(frozen=True)
+class AnnouncementFacts:
+    """One announcement as ``通知 状态`` shows it, with counts read live from its deliveries:
+    ``sent`` by channel (customer_service, template), ``delivered`` template messages WeChat
+    confirmed (TEMPLATESENDJOBFINISH success), ``held``, ``failed`` (refused by WeChat, or its
+    job event said failed), ``unreachable``, ``pending`` (not yet answered)."""
+
+    id: int
+    title: str
+    sender: str
+    status: str
+    created_at: datetime
+    recipients: int
+    sent: dict[str, int]
+    delivered: int
+    held: int
+    failed: int
+    unreachable: int
+    pending: int
+
+
 class StoredFacts(Protocol):
     """Every read a handler may make while deciding, on the handling transaction's data."""
 
@@ -171,3 +243,13 @@ class StoredFacts(Protocol):
     def weekly_sums(self, unit_id: int, campaign_id: int) -> dict[str, int]:
         """The unit's numbers from all its weekly reports, added up per statistics answer key
         (only forms with ``sums_into`` carry numbers; blanks count as nothing)."""
+
+    def campaign_units(self, campaign_id: int, fragment: str = "") -> list[UnitFacts]:
+        """The campaign's units whose name contains ``fragment``, by name."""
+
+    def audience(self, campaign_id: int, audience: Audience, now: datetime) -> AudienceFacts:
+        """Who ``audience`` reaches in the campaign at ``now``, counted by channel as the send would
+        decide it (``template_messages``: whether the account kind has template messages)."""
+
+    def announcements(self, campaign_id: int, limit: int = 5) -> list[AnnouncementFacts]:
+        """The campaign's latest announcements, newest first, with live delivery counts."""

@@ -18,38 +18,26 @@ this row's. Both waits are measured on the real clock, never on the ``now`` a re
 from __future__ import annotations
 
 import logging
-import threading
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import sqlalchemy as sa
 
 from bot.campaigns import CampaignDefinition, MessageTemplate, ReminderKind, definition_of
 from bot.store.engine import session
 from bot.outbound.delivery import (
-    Channel,
     FieldValueError,
     HeldReason,
     Notice,
     Outbound,
-    Result,
     Status,
-    Verdict,
-    claim_many,
-    reach_of,
-    record_many,
-    send,
-    start_sending,
-    take_in_doubt,
     template_data,
-    template_or_reason,
     unconfirmed_filter,
 )
+from bot.outbound.sending import ConcurrentSender, Tally, claim_all, resend_cutoff
 from bot.store.models import (
-    Campaign, Deadline, DeadlinePeriod, Delivery, InboundMessage, Person, Role, Submission, Unit, table_of, utcnow,
+    Campaign, Deadline, DeadlinePeriod, Delivery, Person, Role, Submission, Unit, table_of, utcnow,
 )
 from bot.texts import Texts
 from scheduler.plan import PlannedReminder, QuietHours, Stage, plan
@@ -60,12 +48,9 @@ log = logging.getLogger(__name__)
 DUE_GRACE = timedelta(minutes=15)
 OVERDUE_USEFUL_FOR = timedelta(days=1)
 DIGEST_USEFUL_FOR = timedelta(days=1)
-CLAIM_CHUNK = 200
 # How long a template message in doubt waits for WeChat's TEMPLATESENDJOBFINISH before it is sent
 # again (TEMPLATE_EVENT_WAIT_SECONDS; why 5 minutes: docs/reminders.md).
 RESEND_AFTER = timedelta(minutes=5)
-TEMPLATE_JOB_EVENT = "TEMPLATESENDJOBFINISH"
-RECORD_BATCH = 50
 REMINDER, COORDINATOR_NOTE, DIGEST = "reminder", "coordinator_note", "digest"
 
 
@@ -95,31 +80,6 @@ def due_now(planned: Iterable[PlannedReminder], now: datetime) -> list[PlannedRe
             latest[key] = item
     chosen = list(latest.values()) + digests
     return sorted((i for i in chosen if still_useful(i, now)), key=lambda i: (i.at, i.stage is Stage.DIGEST))
-
-
-@dataclass
-class Tally:
-    """What a run did, for the command's closing line and the tests."""
-
-    sent: Counter[str] = field(default_factory=Counter)
-    held: Counter[str] = field(default_factory=Counter)
-    skipped: int = 0
-    failed: int = 0
-    defects: int = 0
-    resent: int = 0  # template messages WeChat never confirmed, sent again under their row
-    in_doubt: int = 0  # no answer from WeChat, the request may have arrived: not sent again blindly
-    stopped: str | None = None
-
-    def add(self, other: "Tally") -> None:
-        """Fold ``other`` into this tally."""
-        self.sent.update(other.sent)
-        self.held.update(other.held)
-        self.skipped += other.skipped
-        self.resent += other.resent
-        self.in_doubt += other.in_doubt
-        self.failed += other.failed
-        self.defects += other.defects
-        self.stopped = self.stopped or other.stopped
 
 
 @dataclass(frozen=True)
@@ -284,28 +244,11 @@ class Reminders:
 
     def _claim_all(self, notices: Sequence[Notice], now: datetime, template_ready: bool) -> Tally:
         """Decide every notice, a chunk per transaction; held ones are counted, claimed ones wait."""
-        tally = Tally()
-        for start in range(0, len(notices), CLAIM_CHUNK):
-            with self.engine.begin() as conn:
-                for choice in claim_many(conn, list(notices[start:start + CLAIM_CHUNK]), now, template_ready):
-                    if isinstance(choice, HeldReason):
-                        tally.held[choice.value] += 1
-        return tally
+        return claim_all(self.engine, notices, now, template_ready)
 
     def _resend_cutoff(self) -> datetime | None:
-        """Template rows in doubt whose request left before the returned time may be sent again;
-        None when there are none, or while WeChat's job events still flow (one heard within
-        ``resend_after``: a backlog of events may yet hold theirs)."""
-        cutoff = self.real_clock() - self.resend_after
-        table = table_of(Delivery)
-        inbound = table_of(InboundMessage)
-        with self.engine.connect() as conn:
-            if conn.execute(sa.select(table.c.id).where(unconfirmed_filter(cutoff)).limit(1)).first() is None:
-                return None
-            # The newest first, by primary key: no index on the event is needed to find a recent one.
-            last_heard = conn.execute(sa.select(inbound.c.received_at).where(inbound.c.event == TEMPLATE_JOB_EVENT)
-                                      .order_by(inbound.c.id.desc()).limit(1)).scalar()
-        return None if last_heard is not None and last_heard >= cutoff else cutoff
+        """When template rows in doubt may be sent again (:func:`bot.outbound.sending.resend_cutoff`)."""
+        return resend_cutoff(self.engine, self.real_clock(), self.resend_after)
 
     def _claimed(self, kind: str, item: PlannedReminder) -> list[dict[str, Any]]:
         """This moment's rows to send: claimed ones, and template messages WeChat never confirmed."""
@@ -325,88 +268,10 @@ class Reminders:
 
     def _send_claimed(self, kind: str, item: PlannedReminder, now: datetime, template_ready: bool) -> Tally:
         """Send every claimed row of this moment (this run's and any a crash left), and every
-        template row WeChat never confirmed, concurrently.
-
-        Each row turns ``sending`` in its own transaction immediately before its own request; the
-        answers are written in batches. A crash before a batch is written leaves those rows
-        ``sending`` (in doubt): a template row is settled by WeChat's job event or, without one,
-        sent again after ``resend_after``; a customer-service row stays in doubt, never resent.
-        """
-        rows = self._claimed(kind, item)
-        tally, lock, stop = Tally(), threading.Lock(), threading.Event()
-        answers: list[tuple[int, str, Result]] = []
-        done = [0]
-
-        def one(row: dict[str, Any]) -> None:
-            if stop.is_set():
-                return
-            result = self._send_row(row, template_ready)
-            with lock:
-                self._count(tally, result, resent=row["status"] == Status.SENDING.value)
-                if isinstance(result, Result):
-                    answers.append((row["id"], row["openid"], result))
-                if isinstance(result, Result) and result.verdict is Verdict.QUOTA:
-                    stop.set()
-                    tally.stopped = f"WeChat quota: {result.errcode} {result.errmsg}"
-                done[0] += 1
-                if self.progress:
-                    self.progress(done[0], len(rows))
-                batch = answers[:] if len(answers) >= RECORD_BATCH else []
-                del answers[:len(batch)]
-            self._record(batch, now)
-
-        try:
-            with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(rows)))) as pool:
-                list(pool.map(one, rows))
-        finally:
-            self._record(answers, now)
-        return tally
-
-    def _record(self, answers: list[tuple[int, str, Result]], now: datetime) -> None:
-        if answers:
-            with self.engine.begin() as conn:
-                record_many(conn, answers, now)
-        for _delivery_id, openid, result in answers:
-            if result.verdict is not Verdict.SENT:
-                log.warning("reminder to %s: %s %s", openid, result.errcode, result.errmsg)
-
-    def _send_row(self, row: dict[str, Any], template_ready: bool) -> Result | Literal[Status.SENDING, Status.SKIPPED]:
-        """Mark the row and send it: WeChat's answer, or SKIPPED (the unit submitted meanwhile) or
-        SENDING (another sender took this unconfirmed row first, or its job event came)."""
-        channel = Channel(row["channel"])
-        with self.engine.begin() as conn:
-            # Only a customer-service send may fall back to a template (45015/45047); decided before
-            # the row is marked, so nothing but the request itself follows the mark.
-            fallback = channel is Channel.CUSTOMER_SERVICE and template_or_reason(
-                reach_of(conn, row["person_id"]), template_ready) is Channel.TEMPLATE
-            left_at = self.real_clock()
-            if row["status"] == Status.SENDING.value:
-                if not take_in_doubt(conn, row["id"], row["attempts"], left_at, row["cutoff"]):
-                    return Status.SENDING
-                log.warning("template reminder %s to %s never confirmed by WeChat: sending it again",
-                            row["id"], row["openid"])
-            elif not start_sending(conn, row["id"], left_at):
-                return Status.SKIPPED
-        return send(self.api, row["payload"], row["openid"], channel, fallback)
-
-    @staticmethod
-    def _count(tally: Tally, result: Result | Literal[Status.SENDING, Status.SKIPPED], resent: bool) -> None:
-        if result is Status.SENDING:
-            return
-        if result is Status.SKIPPED:
-            tally.skipped += 1
-            return
-        if resent:
-            tally.resent += 1
-        if result.verdict is Verdict.SENT:
-            assert result.channel is not None
-            tally.sent[result.channel.value] += 1
-        elif result.verdict is Verdict.DEFECT:
-            tally.defects += 1
-        elif result.verdict is Verdict.IN_DOUBT:
-            tally.in_doubt += 1
-        elif result.verdict is not Verdict.QUOTA:
-            tally.failed += 1
+        template row WeChat never confirmed, concurrently (:class:`bot.outbound.sending.ConcurrentSender`)."""
+        sender = ConcurrentSender(self.engine, self.api, concurrency=self.concurrency, real_clock=self.real_clock,
+                                  progress=self.progress, what=kind.replace("_", " "))
+        return sender.send_rows(self._claimed(kind, item), now, template_ready)
 
     # --- what coordinators are told -----------------------------------------------------------
 

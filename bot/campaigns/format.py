@@ -175,9 +175,10 @@ class ReminderSchedule:
 
 @dataclass(frozen=True)
 class MessageTemplate:
-    """The WeChat template message for one reminder kind: its id and which value fills each field."""
+    """The WeChat template message for one reminder kind (or ``notice``, announcements): its id and
+    which value fills each field."""
 
-    kind: ReminderKind
+    kind: str
     template_id: str
     data: Mapping[str, str]
 
@@ -343,6 +344,8 @@ class CampaignDefinition:
     reminder_schedules: Mapping[str, ReminderSchedule]
     message_templates: Mapping[ReminderKind, MessageTemplate]
     raw: Mapping[str, Any]
+    # [message_templates.notice]: the template message announcements (通知) go by; None without one.
+    notice_template: MessageTemplate | None = None
     document: str = ""
     theme: str = ""
     addressees: str = ""
@@ -445,8 +448,10 @@ def _definition(file: schema.CampaignFile, data: Mapping[str, Any], source: str,
         forms=tuple(_form(form) for form in file.forms),
         deadlines=tuple(_deadline(d, schedules[d.reminders], zone, year) for d in file.deadlines),
         reminder_schedules=schedules,
-        message_templates={kind: MessageTemplate(kind, t.template_id, dict(t.data))
-                           for kind, t in file.message_templates.items()},
+        message_templates={kind: MessageTemplate(kind.value, t.template_id, dict(t.data)) for kind in ReminderKind
+                           if (t := getattr(file.message_templates, kind.value)) is not None},
+        notice_template=(MessageTemplate("notice", notice.template_id, dict(notice.data))
+                         if (notice := file.message_templates.notice) is not None else None),
         raw=_json_safe(data), document=campaign.document, theme=campaign.theme, addressees=campaign.addressees,
         notice=campaign.notice, path=source, unit_groups=tuple(campaign.unit_groups),
         key_dates=tuple(KeyDate(_moved(d.date, year), d.title) for d in file.key_dates),

@@ -53,7 +53,7 @@ from bot.campaigns.values import (
     FieldType,
     FormKind,
     LatePolicy,
-    ReminderKind,
+    NoticeVariable,
     TemplateVariable,
     Wrong,
 )
@@ -227,6 +227,23 @@ class MessageTemplate(Table):
 
     template_id: str = Field("", max_length=100)
     data: dict[Annotated[str, StringConstraints(pattern=TEMPLATE_FIELD_PATTERN)], TemplateVariable] = {}
+
+
+class NoticeTemplate(Table):
+    """``[message_templates.notice]``: the WeChat template message an announcement (通知) goes by
+    outside a person's 48 hours; its link opens the full text."""
+
+    template_id: str = Field("", max_length=100)
+    data: dict[Annotated[str, StringConstraints(pattern=TEMPLATE_FIELD_PATTERN)], NoticeVariable] = {}
+
+
+class MessageTemplates(Table):
+    """``[message_templates]``: one template message per reminder kind, and one for announcements."""
+
+    before: MessageTemplate | None = None
+    due: MessageTemplate | None = None
+    overdue: MessageTemplate | None = None
+    notice: NoticeTemplate | None = None
 
 
 class FormField(Table):
@@ -561,7 +578,7 @@ class CampaignFile(Table):
     contact: Contact
     key_dates: list[KeyDate] = []
     reminder_schedules: dict[str, ReminderSchedule]
-    message_templates: dict[Annotated[ReminderKind, Choice], MessageTemplate] = {}
+    message_templates: MessageTemplates = MessageTemplates()
     forms: Annotated[list[FormEntry], _unique_keys("form"), WrapValidator(_one_liaison_table)]
     deadlines: Annotated[list[DeadlineEntry], _unique_keys("deadline")]
     slogans: Slogans | None = None

@@ -111,6 +111,10 @@ PATTERN_SENTENCES = {
 # The variables a reminder's template-message field may be filled from (see docs/campaign-format.md).
 TemplateVariable = Literal["campaign", "deadline", "unit", "due_at", "period", "issuer", "contact_phone"]
 TEMPLATE_VARIABLES: tuple[str, ...] = get_args(TemplateVariable)
+# The variables an announcement's (通知) template-message field may be filled from: its title (the
+# first line of its text), who sent it, when, and the campaign's name and issuer.
+NoticeVariable = Literal["title", "sender", "time", "campaign", "issuer"]
+NOTICE_VARIABLES: tuple[str, ...] = get_args(NoticeVariable)
 WEEKDAYS = {
     "monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4, "saturday": 5, "sunday": 6,
     "周一": 0, "周二": 1, "周三": 2, "周四": 3, "周五": 4, "周六": 5, "周日": 6,

@@ -8,7 +8,7 @@ import sys
 from importlib.metadata import entry_points
 from typing import Callable
 
-from bot.cli import campaign as campaign_commands, reminders as reminder_commands
+from bot.cli import campaign as campaign_commands, notice as notice_commands, reminders as reminder_commands
 from bot.config import ConfigError, Settings, configure_logging, load_settings
 
 
@@ -75,13 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
                                       "see WEB_WORKERS and RUN_WORKER)").set_defaults(func=cmd_serve)
     # `scheduler` was this command's name while it ran only the reminder scheduler.
     worker = commands.add_parser("worker", aliases=["scheduler"],
-                                 help="the worker role: reminder scheduler, outbox and media fetcher "
+                                 help="the worker role: reminder scheduler, outbox, announcements and media fetcher "
                                       "(beside a web-only `serve`)")
     worker.add_argument("--quiet-hours", **reminder_commands.QUIET_HOURS_OPTION)
     worker.set_defaults(func=cmd_worker)
 
     campaign_commands.register(commands)
     reminder_commands.register(commands)
+    notice_commands.register(commands)
     # Tools installed beside the product (the fake WeChat, the chat client, the demo) add their
     # commands through this entry-point group; the product itself never imports them.
     for plugin in entry_points(group="safetybot.commands"):

@@ -8,6 +8,9 @@ WeChat lets an account reach a person in two ways (wechat-rules A1, A2, R2-R5):
 - a template message (verified service accounts), at any time, with short typed fields and a
   link, and only to a person who agreed to receive reminders.
 
+The rule choosing between them is :func:`bot.store.reach.choose_channel`, on what is stored about
+the person: the preview of an announcement counts with it too.
+
 Every send is a :class:`~bot.store.models.Delivery` row, unique by its key. The row is inserted as
 ``claimed`` in the transaction that decides the send, turns ``sending`` in a transaction of its
 own just before the request leaves (re-checking that the unit still owes; ``sent_at`` then holds
@@ -24,28 +27,19 @@ import enum
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Mapping, Protocol
 
 import sqlalchemy as sa
 
 from bot.store.models import Delivery, Person, UTCDateTime, table_of, utcnow
+from bot.store.reach import ACTIVE, NOT_FOLLOWING, REFUSED, Channel, HeldReason, choose_channel, reaches
 from bot.store.sql import insert_on_conflict
 from bot.wechat.client import WeChatAPIError
 from handlers.base import Incoming
 from handlers.template_job import TemplateJobFinished
 
 log = logging.getLogger(__name__)
-
-CUSTOMER_SERVICE_WINDOW = timedelta(hours=48)
-CUSTOMER_SERVICE_QUOTA = 5
-
-
-class Channel(str, enum.Enum):
-    """How a notice travels."""
-
-    CUSTOMER_SERVICE = "customer_service"
-    TEMPLATE = "template"
 
 
 class Status(str, enum.Enum):
@@ -60,60 +54,10 @@ class Status(str, enum.Enum):
     DEFECT = "defect"  # our own formatting or configuration is wrong; alerted, not retried
 
 
-class HeldReason(str, enum.Enum):
-    """Why no channel reaches a person."""
-
-    UNREACHABLE = "unreachable"
-    NO_CONSENT = "no_consent"
-    NO_TEMPLATE = "no_template"
-
-
 # WeChat's answers, by what they mean for a send (wechat-rules A1, A2, R3).
 WINDOW_CLOSED = frozenset({45015, 45047})  # customer-service: out of window / over the count
-NOT_FOLLOWING = frozenset({43004, 40003})  # unfollowed / OpenID unknown to the account
-REFUSED = frozenset({43101})  # the person turned the account's messages off
 FORMAT_DEFECTS = frozenset({47003, 40037, 44004, 40008})  # field value, template id, empty or bad message
 QUOTA_ERRORS = frozenset({45009, 45011})  # daily or per-minute quota (after the client's waits): stop the batch
-
-
-@dataclass(frozen=True)
-class Reach:
-    """What is known about reaching one person at the moment of deciding."""
-
-    openid: str
-    following: bool
-    unreachable_reason: str | None
-    last_message_at: datetime | None
-    opted_in_at: datetime | None
-    customer_service_sent: int = 0
-
-
-def window_open(reach: Reach, now: datetime) -> bool:
-    """Whether a customer-service message may still reach the person at ``now``."""
-    return (
-        reach.last_message_at is not None
-        and now - reach.last_message_at < CUSTOMER_SERVICE_WINDOW
-        and reach.customer_service_sent < CUSTOMER_SERVICE_QUOTA
-    )
-
-
-def choose_channel(reach: Reach, now: datetime, template_ready: bool) -> Channel | HeldReason:
-    """Customer service while the person's window is open and not used up, else a template message
-    (when the account has one for this notice and the person consented), else why neither."""
-    if not reach.following or reach.unreachable_reason:
-        return HeldReason.UNREACHABLE
-    if window_open(reach, now):
-        return Channel.CUSTOMER_SERVICE
-    return template_or_reason(reach, template_ready)
-
-
-def template_or_reason(reach: Reach, template_ready: bool) -> Channel | HeldReason:
-    """The template channel, or why it may not be used for this person."""
-    if not template_ready:
-        return HeldReason.NO_TEMPLATE
-    if reach.opted_in_at is None:
-        return HeldReason.NO_CONSENT
-    return Channel.TEMPLATE
 
 
 # --- template field values -------------------------------------------------------------------
@@ -192,9 +136,10 @@ class Notice:
     local_day: str = ""
     # Set when the notice could not be formatted for its template (a field value breaks its type).
     defect: str | None = None
-
-
-ACTIVE = (Status.CLAIMED.value, Status.SENDING.value, Status.SENT.value)
+    # An announcement's row: the announcement it delivers, and its picture (WeChat's media id),
+    # sent by customer service right after the text.
+    announcement_id: int | None = None
+    image_media_id: str | None = None
 
 
 def insert_ignoring_duplicates(conn: sa.Connection, rows: list[dict[str, Any]]) -> set[str]:
@@ -205,25 +150,6 @@ def insert_ignoring_duplicates(conn: sa.Connection, rows: list[dict[str, Any]]) 
     statement = insert_on_conflict(conn, table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
     # A returned key says the row is ours (psycopg reports no rowcount for DO NOTHING).
     return set(conn.execute(statement, rows).scalars())
-
-
-def reaches(conn: sa.Connection, person_ids: list[int]) -> dict[int, Reach]:
-    """Each person's reach as stored now, with the customer-service messages already spent in
-    their current window (read inside the deciding transaction)."""
-    people, table = table_of(Person), table_of(Delivery)
-    rows = conn.execute(sa.select(people).where(people.c.id.in_(person_ids))).mappings().all()
-    spent: dict[int, int] = dict(conn.execute(
-        sa.select(people.c.id, sa.func.count(table.c.id)).join(table, table.c.openid == people.c.openid).where(
-            people.c.id.in_(person_ids), table.c.channel == Channel.CUSTOMER_SERVICE.value,
-            table.c.status.in_(ACTIVE), table.c.created_at >= people.c.last_message_at)
-        .group_by(people.c.id)).all())
-    return {row["id"]: Reach(row["openid"], row["following"], row["unreachable_reason"], row["last_message_at"],
-                             row["reminder_opt_in_at"], int(spent.get(row["id"], 0))) for row in rows}
-
-
-def reach_of(conn: sa.Connection, person_id: int) -> Reach:
-    """One person's reach as stored now."""
-    return reaches(conn, [person_id])[person_id]
 
 
 def reminded_today(conn: sa.Connection, notices: list[Notice]) -> set[str]:
@@ -254,6 +180,7 @@ def _decision(notice: Notice, choice: Channel | HeldReason, now: datetime) -> di
         "errcode": None, "wechat_msg_id": None, "job_status": None, "sent_at": None,
         "attempts": 0, "unit_id": notice.unit_id, "deadline_id": notice.deadline_id, "period": notice.period,
         "stage": notice.stage, "local_day": notice.local_day, "created_at": now,
+        "announcement_id": notice.announcement_id,
     }
 
 
@@ -278,8 +205,9 @@ def claim(conn: sa.Connection, notice: Notice, now: datetime, template_ready: bo
 
 def payload_of(notice: Notice) -> dict[str, Any]:
     """What the row keeps of the notice, so a restart can send it without recomputing."""
-    return {"text": notice.text, "template_id": notice.template_id, "fields": dict(notice.template_fields),
-            "url": notice.url}
+    payload = {"text": notice.text, "template_id": notice.template_id, "fields": dict(notice.template_fields),
+               "url": notice.url}
+    return payload | {"image": notice.image_media_id} if notice.image_media_id else payload
 
 
 # Built once: a fan-out runs these for every message, and composing them each time cost more

@@ -6,7 +6,8 @@ A note is data a handler returns (:class:`~handlers.changes.StaffNote`,
 in the handling transaction, one per recipient, unique by ``note:<topic>:<person id>``, so a WeChat
 retry or a second worker cannot note twice. The channel is decided with ``bot.outbound.delivery``'s rules:
 a customer-service message inside the person's 48-hour window; outside it the row is ``held`` (no
-template fits free text, wechat-rules A1/A2) until the person writes again.
+template fits free text, wechat-rules A1/A2) until the person writes again. Held announcements
+are released here the same way (:meth:`Outbox.send_claimed`).
 
 :class:`Outbox` sends the claimed rows: a thread of the worker role (:mod:`bot.worker`) looks
 for them a few times a second and also takes any row a crash left claimed; ``start_sending``'s
@@ -24,10 +25,10 @@ import sqlalchemy as sa
 
 from bot.background import repeating
 from bot.outbound.delivery import (
-    CUSTOMER_SERVICE_WINDOW, WINDOW_CLOSED, Channel, HeldReason, Notice, Outbound, Status, Verdict, claim_many,
-    record_many, send, start_sending,
+    WINDOW_CLOSED, Channel, HeldReason, Notice, Outbound, Status, Verdict, claim_many, record_many, send, start_sending,
 )
 from bot.store.models import Delivery, Person, Role, table_of
+from bot.store.reach import CUSTOMER_SERVICE_WINDOW
 from handlers.base import Incoming
 from handlers.changes import PersonNote, StaffNote
 
@@ -35,6 +36,9 @@ log = logging.getLogger("safetybot.outbox")
 
 STAFF_NOTE, PERSON_NOTE = "staff_note", "person_note"
 NOTE_KINDS = (STAFF_NOTE, PERSON_NOTE)
+# Announcements (bot.outbound.announcements) are held like notes and released here when their
+# person writes; the announcements' own pass sends them, with their picture.
+RELEASED_KINDS = (*NOTE_KINDS, "announcement")
 POLL_SECONDS = 0.25
 # After WeChat's quota error the claimed notes wait this long rather than meet it again each poll.
 QUOTA_PAUSE = timedelta(minutes=1)
@@ -122,13 +126,14 @@ class Outbox:
         return sent
 
     def _release_held(self) -> None:
-        """Held notes whose person wrote after the note was held (inside the 48 hours) go now."""
+        """Held notes and announcements whose person wrote after they were held (inside the 48
+        hours) are claimed again, for customer service."""
         now = self.clock()
         wrote = sa.select(_PERSON.c.id).where(
             _PERSON.c.openid == _DELIVERY.c.openid, _PERSON.c.last_message_at > _DELIVERY.c.created_at,
             _PERSON.c.last_message_at > now - CUSTOMER_SERVICE_WINDOW, _PERSON.c.following.is_(True),
             _PERSON.c.unreachable_reason.is_(None)).exists()
-        held = sa.and_(_DELIVERY.c.status == Status.HELD.value, _DELIVERY.c.kind.in_(NOTE_KINDS), wrote)
+        held = sa.and_(_DELIVERY.c.status == Status.HELD.value, _DELIVERY.c.kind.in_(RELEASED_KINDS), wrote)
         with self._reads.connect() as reader:
             due = reader.execute(sa.select(_DELIVERY.c.id).where(held).limit(50)).scalars().all()
         if due:

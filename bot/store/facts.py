@@ -15,12 +15,14 @@ import sqlalchemy as sa
 
 from bot.campaigns.format import CampaignDefinition
 from bot.campaigns.store import definition_of
+from bot.store import audience as announcements
 from bot.store.models import (
     Answer, Campaign, Deadline, DeadlinePeriod, LiaisonReplacement, MediaFile, Person, ReportItem, Role, Submission,
     Unit, table_of,
 )
 from handlers.ports import (
-    DuePeriod, Holder, ItemFacts, LiaisonRequest, StaffCode, StoredAnswer, SubmissionFacts, UnitFacts,
+    AnnouncementFacts, Audience, AudienceFacts, DuePeriod, Holder, ItemFacts, LiaisonRequest, StaffCode, StoredAnswer,
+    SubmissionFacts, UnitFacts,
 )
 
 _UNIT = table_of(Unit)
@@ -46,11 +48,15 @@ class DatabaseFacts:
     Given a function instead of a connection, it opens the connection at the first query: many
     decisions (help for a newcomer, a walk's next question) read nothing stored, and the webhook
     answers them without checking a connection out.
+
+    ``template_messages`` says whether the account kind has template messages
+    (:attr:`bot.config.Features.template_messages`): an announcement's preview counts by it.
     """
 
-    def __init__(self, conn: sa.Connection | Callable[[], sa.Connection]):
+    def __init__(self, conn: sa.Connection | Callable[[], sa.Connection], *, template_messages: bool = True):
         self._opened = conn if isinstance(conn, sa.Connection) else None
         self._connect = conn
+        self._template_messages = template_messages
 
     @property
     def _conn(self) -> sa.Connection:
@@ -195,3 +201,24 @@ class DatabaseFacts:
                    _ANSWER.c.field_key.in_(keys), _ANSWER.c.number.is_not(None))
             .group_by(_ANSWER.c.field_key))
         return {r.field_key: int(r.total) for r in rows}
+
+    def campaign_units(self, campaign_id: int, fragment: str = "") -> list[UnitFacts]:
+        """The campaign's units whose name contains ``fragment``, by name."""
+        query = sa.select(_UNIT.c.id, _UNIT.c.campaign_id, _UNIT.c.name).where(_UNIT.c.campaign_id == campaign_id)
+        if fragment:
+            query = query.where(_UNIT.c.name.contains(fragment, autoescape=True))
+        return [UnitFacts(r.id, r.campaign_id, r.name) for r in self._conn.execute(query.order_by(_UNIT.c.name, _UNIT.c.id))]
+
+    def audience(self, campaign_id: int, audience: Audience, now: datetime) -> AudienceFacts:
+        """Who ``audience`` reaches in the campaign at ``now``, by the channel the send would take."""
+        return announcements.audience_facts(self._conn, self.definition(campaign_id), campaign_id, audience, now,
+                                            self._template_messages)
+
+    def announcements(self, campaign_id: int, limit: int = 5) -> list[AnnouncementFacts]:
+        """The campaign's latest announcements, newest first, with live delivery counts."""
+        rows = announcements.latest(self._conn, campaign_id, limit)
+        counted = announcements.counts(self._conn, [row.id for row in rows])
+        return [AnnouncementFacts(
+            row.id, announcements.title_of(row.text), row.sender_name, row.status, row.created_at, row.recipients,
+            counted[row.id].sent, counted[row.id].delivered, counted[row.id].held, counted[row.id].failed,
+            counted[row.id].unreachable, counted[row.id].pending) for row in rows]

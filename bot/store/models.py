@@ -401,6 +401,8 @@ class Announcement(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     campaign_id: int = Field(foreign_key="campaign.id", index=True)
     sender_openid: str = Field(max_length=64, index=True)
+    # The name the template message and the report show ("命令行" when sent from the command line).
+    sender_name: str = Field(default="", max_length=100)
     text: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     # A picture the sender sent with it: WeChat's media id (usable for 3 days) and our stored copy.
     image_media_id: Optional[str] = Field(default=None, max_length=200)
