@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from bot.config import Settings
 from bot.decision_pool import DecisionPool
+from bot.exports.links import ExportLinks
 from bot.store.engine import Prepared, is_postgres
 from bot.store.facts import DatabaseFacts
 from bot.store.models import Conversation, InboundMessage, InboundStatus, Person, Role, table_of
@@ -251,6 +252,8 @@ class Handling:
     def __init__(self, settings: Settings, *, engine: sa.Engine, reads: sa.Engine, texts: Texts,
                  dispatch: Dispatch, writers: Writers, push: Push, clock: Callable[[], datetime]):
         self.settings = settings
+        # 导出's reply carries a signed link to the Excel file; the reads handlers make can sign it.
+        self._links = ExportLinks.of(settings)
         self.engine = engine
         self.texts = texts
         self.dispatch = dispatch
@@ -393,7 +396,7 @@ class Handling:
             return Outcome()
         try:
             with contextlib.ExitStack() as opened:
-                reader = DatabaseFacts(lambda: opened.enter_context(self._reads.connect()))
+                reader = DatabaseFacts(lambda: opened.enter_context(self._reads.connect()), self._links)
                 return self._decide(incoming, snapshot, reader)
         except _DispatchFailed:
             return None
@@ -418,7 +421,7 @@ class Handling:
         if message.known:
             try:
                 if version != snapshot.version:
-                    outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), DatabaseFacts(conn))
+                    outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), DatabaseFacts(conn, self._links))
                 outcome = self._apply(conn, incoming, outcome)
             except _DispatchFailed:
                 # Nothing of this handling is written: _apply undid its own changes.
@@ -444,7 +447,7 @@ class Handling:
             return outcome
         except StaleDecision:
             log.info("%s: a change met newer data; deciding again under the lock", incoming.openid)
-        outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), DatabaseFacts(conn))
+        outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), DatabaseFacts(conn, self._links))
         try:
             with conn.begin_nested():
                 apply_changes(conn, incoming, outcome.changes, self.clock(), self.writers)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from handlers import (
     dialogue, fallback, greeting, help, records, registration, staff, statistics, template_job, weekly_report,
 )
+from handlers import totals
 from handlers.base import Context, DialogueState, Incoming, Outcome, Route
 
 ROUTES: list[Route] = [
@@ -24,6 +25,8 @@ ROUTES: list[Route] = [
     Route("fill", statistics.is_fill, statistics.open_table),
     Route("report", weekly_report.is_report_opener, weekly_report.open_report),
     Route("records", records.is_records, records.open_records),
+    Route("totals", totals.is_totals, totals.show_totals),
+    Route("export", totals.is_export, totals.export_link),
     Route("registration_step", registration.is_registering, registration.continue_registration),
     Route("statistics_step", statistics.is_walking, statistics.continue_table),
     Route("report_step", weekly_report.is_reporting, weekly_report.continue_report),
@@ -39,6 +42,7 @@ TEMPLATES = (
     ("greeting", "unsupported_kind", "not_understood", "handler_failed")
     + help.TEMPLATES + registration.TEMPLATES + statistics.TEMPLATES + weekly_report.TEMPLATES
     + records.TEMPLATES + staff.TEMPLATES + dialogue.ask_templates()
+    + totals.TEMPLATES
 )
 
 

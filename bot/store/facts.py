@@ -15,12 +15,14 @@ import sqlalchemy as sa
 
 from bot.campaigns.format import CampaignDefinition
 from bot.campaigns.store import definition_of
+from bot.exports.links import ExportLinks
+from bot.store import totals as totals_sql
 from bot.store.models import (
     Answer, Campaign, Deadline, DeadlinePeriod, LiaisonReplacement, MediaFile, Person, ReportItem, Role, Submission,
     Unit, table_of,
 )
 from handlers.ports import (
-    DuePeriod, Holder, ItemFacts, LiaisonRequest, StaffCode, StoredAnswer, SubmissionFacts, UnitFacts,
+    DuePeriod, Holder, ItemFacts, LiaisonRequest, StaffCode, StoredAnswer, SubmissionFacts, TotalsFacts, UnitFacts,
 )
 
 _UNIT = table_of(Unit)
@@ -48,9 +50,11 @@ class DatabaseFacts:
     answers them without checking a connection out.
     """
 
-    def __init__(self, conn: sa.Connection | Callable[[], sa.Connection]):
+    def __init__(self, conn: sa.Connection | Callable[[], sa.Connection], links: ExportLinks | None = None):
         self._opened = conn if isinstance(conn, sa.Connection) else None
         self._connect = conn
+        # Signing needs the bot's settings; the handling passes them, storage's own reads need none.
+        self._links = links
 
     @property
     def _conn(self) -> sa.Connection:
@@ -195,3 +199,13 @@ class DatabaseFacts:
                    _ANSWER.c.field_key.in_(keys), _ANSWER.c.number.is_not(None))
             .group_by(_ANSWER.c.field_key))
         return {r.field_key: int(r.total) for r in rows}
+
+    def totals(self, deadline_id: int, period: str) -> TotalsFacts:
+        """One deadline period's submitted statistics tables summed over all units (bot/store/totals.py)."""
+        return totals_sql.totals(self._conn, deadline_id, period)
+
+    def export_link(self, campaign_id: int, expires_at: datetime) -> str:
+        """The signed address of the campaign's Excel file, good until ``expires_at``."""
+        if self._links is None:
+            raise RuntimeError("this reader was made without the bot's links (DatabaseFacts(conn, links))")
+        return self._links.url(campaign_id, expires_at)
