@@ -47,8 +47,8 @@ def totals(conn: sa.Connection, deadline_id: int, period: str) -> TotalsFacts:
         .group_by(_ANSWER.c.field_key))
     fields = {r.field_key: FieldTotal(r.field_key, None if r.total is None else int(r.total), int(r.units),
                                       bool(r.approximate), int(r.yes or 0), int(r.answered)) for r in rows}
-    by_status = dict(conn.execute(
-        sa.select(_SUBMISSION.c.status == SUBMITTED, sa.func.count())
-        .where(of_period).group_by(_SUBMISSION.c.status == SUBMITTED)).tuples().all())
+    by_status: dict[str, int] = {r.status: int(r.n) for r in conn.execute(
+        sa.select(_SUBMISSION.c.status, sa.func.count().label("n")).where(of_period).group_by(_SUBMISSION.c.status))}
     units = conn.execute(sa.select(sa.func.count()).select_from(_UNIT).where(_UNIT.c.campaign_id == campaign_id)).scalar_one()
-    return TotalsFacts(deadline_id, period, int(units), int(by_status.get(True, 0)), int(by_status.get(False, 0)), fields)
+    submitted = by_status.pop(SUBMITTED, 0)
+    return TotalsFacts(deadline_id, period, int(units), submitted, sum(by_status.values()), fields)
