@@ -96,6 +96,8 @@ def test_every_notice_exports_its_own_table(engine: sa.Engine, path: Path) -> No
                 # Each blank as the notice prints it, with the sum or the unit's answer in it.
                 blank = f"{f.label}（{shown(f)}）{f.unit}{f.suffix}"
                 assert any(blank in c for c in cells), (sheet, blank)
-    numbers = {r[1]: r for r in book["各单位明细"].iter_rows(min_row=3, values_only=True)}
-    assert numbers["甲单位"][3:].count(2) + numbers["乙单位"][3:].count(3) == 2 * sum(
-        1 for item in form.items for f in item.fields if f.type is FieldType.COUNT)
+    status = {r[1]: r for r in book["报送情况"].iter_rows(min_row=3, values_only=True)}
+    for unit in ANSWERED:
+        cells = [c for c in status[unit][8:] if c]
+        assert len(cells) == len(form.items)
+        assert all(f"{f.label}（{own(unit)(f)}）" in "".join(cells) for item in form.items for f in item.fields)

@@ -10,14 +10,14 @@ Sheets, in order:
   "约" before a sum that includes an estimate);
 - one sheet per unit in the same layout with that unit's answers (up to :data:`UNIT_SHEETS_UP_TO`
   units: beyond, a workbook of thousands of tabs is of no use to anyone, and every unit's answers
-  are in the next sheet anyway);
-- ``各单位明细``: one row per unit, one column per field, counts as numbers (estimates shown as
-  "约50" by their number format, so they still add up in Excel);
-- the liaison table, the activity records of each table form, and ``报送情况`` (each unit: status,
-  submitted when, late or not, liaison, reminders sent about the summed deadline).
+  are in ``报送情况``);
+- the liaison table, the activity records of each table form, and ``报送情况``: each unit's
+  status, submitted when, late or not, liaison, reminders sent about the summed deadline, and a
+  column per item with the unit's 进展情况 (every unit's table at a glance, however many there are).
 
-Written with openpyxl in write-only mode (rows streamed to the file, not kept as cell objects):
-5,000 units × 40 fields take about two seconds (``benchmarks/aggregate.py``). Every sheet prints on
+Written with openpyxl in write-only mode (rows streamed to the file, not kept as cell objects).
+openpyxl's cost is per cell (about 10 µs), so the sheets that grow with the units keep few cells a
+unit: 5,000 units × 40 fields write in about two seconds of CPU (``benchmarks/aggregate.py``). Every sheet prints on
 A4, fitted to the page's width, its column headings repeated on each page.
 """
 
@@ -36,9 +36,8 @@ from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.worksheet import Worksheet
 
-from bot.campaigns.format import Field, FieldType, FormDefinition, StatItem
-from bot.store.exports import ExportData, Filled, UnitRow, read_export
-from handlers.ports import StoredAnswer
+from bot.campaigns.format import Field, FieldType, FormDefinition
+from bot.store.exports import ExportData, Filled, Given, UnitRow, read_export
 from handlers.totals import clauses, clause_text, heading, shown_total, statistics_form
 
 # Above this many units the per-unit sheets are left out (see the module's docstring).
@@ -56,8 +55,6 @@ _CENTRE = Alignment(horizontal="center", vertical="center", wrap_text=True)
 _ACROSS = Alignment(horizontal="centerContinuous", vertical="center")
 _BOLD = Font(bold=True)
 _TITLE = Font(bold=True, size=16)
-# A count given as an estimate stays a number; its format shows the 约.
-ESTIMATE_FORMAT = '"约"0'
 STATUS_WORDS = {"submitted": "已提交", "draft": "未提交（草稿）", "": "未填报"}
 
 
@@ -103,7 +100,7 @@ def _column(index: int) -> str:
 
 
 def _cell(ws: WriteOnlyWorksheet, value: Any, font: Font | None = None, alignment: Alignment | None = None,
-          border: Border | None = None, number_format: str | None = None) -> Cell:
+          border: Border | None = None) -> Cell:
     cell = WriteOnlyCell(ws, value)
     if font is not None:
         cell.font = font
@@ -111,8 +108,6 @@ def _cell(ws: WriteOnlyWorksheet, value: Any, font: Font | None = None, alignmen
         cell.alignment = alignment
     if border is not None:
         cell.border = border
-    if number_format is not None:
-        cell.number_format = number_format
     return cell
 
 
@@ -126,7 +121,7 @@ def _headings(ws: WriteOnlyWorksheet, labels: Sequence[str]) -> None:
     ws.append([_cell(ws, label, _BOLD, _CENTRE, _BOX) for label in labels])
 
 
-def answer_text(f: Field, answer: StoredAnswer | None) -> str:
+def answer_text(f: Field, answer: Given | None) -> str:
     """A unit's answer as a blank of the notice shows it: "约50" for an estimate, "" when blank."""
     if answer is None or answer.text is None:
         return ""
@@ -135,10 +130,11 @@ def answer_text(f: Field, answer: StoredAnswer | None) -> str:
     return answer.text
 
 
-def progress(item: StatItem, shown: Callable[[Field], str]) -> str:
-    """An item's 进展情况 cell: its clauses in the notice's wording, one a line, with their printed
+def progress(printed: Sequence[tuple[Field, ...]], shown: Callable[[Field], str]) -> str:
+    """An item's 进展情况 cell from its ``printed`` clauses (:func:`handlers.totals.clauses`, worked
+    out once a table, not once a unit): in the notice's wording, one a line, with their printed
     separators ("…（37）场，参与（1860）人次；\\n发表…（12）篇")."""
-    return "".join(((c[0].sep + "\n") if i else "") + clause_text(c, shown) for i, c in enumerate(clauses(item)))
+    return "".join(((c[0].sep + "\n") if i else "") + clause_text(c, shown) for i, c in enumerate(printed))
 
 
 def _statistics_sheet(book: Workbook, name: str, form: FormDefinition, header: Callable[[Field], str],
@@ -158,7 +154,7 @@ def _statistics_sheet(book: Workbook, name: str, form: FormDefinition, header: C
                _cell(ws, item.title, alignment=_WRAP, border=_BOX)]
         if with_requirement:
             row.append(_cell(ws, item.requirement, alignment=_WRAP, border=_BOX))
-        row.append(_cell(ws, progress(item, shown), alignment=_WRAP, border=_BOX))
+        row.append(_cell(ws, progress(clauses(item), shown), alignment=_WRAP, border=_BOX))
         ws.append(row)
 
 
@@ -194,40 +190,13 @@ def _unit_sheets(book: Workbook, data: ExportData, form: FormDefinition, names: 
         filled = data.statistics.get(unit.id)
         answers = filled.answers if filled else {}
 
-        def shown(f: Field, answers: dict[str, StoredAnswer] = answers) -> str:
+        def shown(f: Field, answers: dict[str, Given] = answers) -> str:
             return answer_text(f, answers.get(f.answer_key))
 
-        def header(f: Field, answers: dict[str, StoredAnswer] = answers, unit: UnitRow = unit) -> str:
+        def header(f: Field, answers: dict[str, Given] = answers, unit: UnitRow = unit) -> str:
             return shown(f, answers) or (unit.name if f.type is FieldType.UNIT_NAME else "")
 
         _statistics_sheet(book, name, form, header, [f"报送情况：{_status(filled, data)}"], shown)
-
-
-def _numbers_sheet(book: Workbook, data: ExportData, form: FormDefinition) -> None:
-    """Every unit's answers in one sheet: one row per unit, one column per item field."""
-    fields = [f for item in form.items for f in item.fields]
-    ws = _sheet(book, "各单位明细", [6, 24, 22] + [12] * len(fields), heading_row=2, landscape=True)
-    ws.append([f"{form.title}（各单位明细）"])
-    _headings(ws, ["序号", "单位", "报送情况"] + [_field_heading(form, f) for f in fields])
-    for position, unit in enumerate(data.units, 1):
-        filled = data.statistics.get(unit.id)
-        answers = filled.answers if filled else {}
-        row: list[Any] = [position, unit.name, _status(filled, data)]
-        for f in fields:
-            answer = answers.get(f.answer_key)
-            if f.type is FieldType.COUNT and answer is not None and answer.number is not None:
-                row.append(_cell(ws, answer.number, number_format=ESTIMATE_FORMAT) if answer.approximate
-                           else answer.number)
-            else:
-                row.append(answer_text(f, answer) or None)
-        ws.append(row)
-
-
-def _field_heading(form: FormDefinition, f: Field) -> str:
-    item = form.item_of(f.answer_key)
-    label = f.label or f.prompt or f.key
-    prefix = f"{item.number}." if item is not None and item.number is not None else ""
-    return f"{prefix}{label}" + (f"（{f.unit}）" if f.unit else "")
 
 
 def _liaison_sheet(book: Workbook, data: ExportData, name: str) -> None:
@@ -271,19 +240,33 @@ def _records_sheet(book: Workbook, data: ExportData, form: FormDefinition, name:
         ws.append([form.note])
 
 
-def _status_sheet(book: Workbook, data: ExportData) -> None:
-    """Each unit: its liaison, whether and when it submitted the summed table, late or not, reminders sent."""
-    ws = _sheet(book, "报送情况", [6, 24, 20, 12, 16, 18, 8, 10], heading_row=2, landscape=True)
+def _status_sheet(book: Workbook, data: ExportData, form: FormDefinition | None) -> None:
+    """Each unit: its liaison, whether and when it submitted the summed table, late or not, the
+    reminders sent about it, and (where the campaign has a statistics table) a column per item
+    with the unit's 进展情况, so every unit's table is seen at a glance however many there are."""
+    items = form.items if form is not None else ()
+    ws = _sheet(book, "报送情况", [6, 22, 16, 10, 14, 17, 6, 8] + [36] * len(items), heading_row=2, landscape=True)
     ws.append([f"{data.period.title}（截止 {_local(data.period.due_at, data)}）" if data.period else "报送情况"])
-    _headings(ws, ["序号", "单位", "分组", "联络员", "状态", "提交时间", "逾期", "提醒次数"])
+    _headings(ws, ["序号", "单位", "分组", "联络员", "状态", "提交时间", "逾期", "提醒次数"]
+              + [heading(item) for item in items])
+    printed = [clauses(item) for item in items]
     for position, unit in enumerate(data.units, 1):
         filled = data.statistics.get(unit.id)
-        submitted = filled is not None and filled.status == "submitted" and filled.submitted_at is not None
-        ws.append([position, unit.name, unit.group, unit.liaison or "（无）",
-                   STATUS_WORDS.get(filled.status if filled else "", filled.status if filled else ""),
-                   _local(filled.submitted_at, data) if submitted and filled and filled.submitted_at else "",
-                   ("是" if filled and filled.late else "否") if submitted else "",
-                   data.reminders.get(unit.id, 0)])
+        row: list[Any] = [position, unit.name, unit.group, unit.liaison or "（无）",
+                          STATUS_WORDS.get(filled.status, filled.status) if filled else STATUS_WORDS[""]]
+        if filled is not None and filled.status == "submitted" and filled.submitted_at is not None:
+            row += [_local(filled.submitted_at, data), "是" if filled.late else "否"]
+        else:
+            row += [None, None]
+        row.append(data.reminders.get(unit.id, 0))
+        if filled is not None:
+            answers = filled.answers
+
+            def shown(f: Field) -> str:
+                return answer_text(f, answers.get(f.answer_key))
+
+            row += [progress(item_clauses, shown) for item_clauses in printed]
+        ws.append(row)
 
 
 def write_workbook(data: ExportData, target: str | Path | IO[bytes]) -> None:
@@ -293,25 +276,21 @@ def write_workbook(data: ExportData, target: str | Path | IO[bytes]) -> None:
     form = statistics_form(definition)
     table_forms = [f for f in definition.forms if f.key in data.records]
     per_unit = form is not None and len(data.units) <= UNIT_SHEETS_UP_TO
-    fixed = (["合计"] if form else []) + (["各单位明细"] if form else []) + ["联络员表"] + \
-            [f"{f.annex or f.key} {f.title}" for f in table_forms] + ["报送情况"]
+    fixed = ["合计", "联络员表", "报送情况"] + [f"{f.annex or f.key} {f.title}" for f in table_forms]
     names = sheet_names(fixed + ([u.name for u in data.units] if per_unit else []))
-    records_names = dict(zip((f.key for f in table_forms), names[len(fixed) - 1 - len(table_forms):len(fixed) - 1]))
     if form is not None and data.totals is not None:
         totals = data.totals
         notes = [f"汇总 {totals.submitted}/{totals.units} 个单位已提交的统计表"
                  + (f"；{totals.drafts} 个单位未提交的草稿未计入" if totals.drafts else "")
                  + "；带“约”的合计含估计数（约、余）"]
-        _statistics_sheet(book, "合计", form, _office_header(data), notes,
+        _statistics_sheet(book, names[0], form, _office_header(data), notes,
                           lambda f: shown_total(f, totals.fields.get(f.answer_key)))
     if form is not None and per_unit:
         _unit_sheets(book, data, form, names[len(fixed):])
-    if form is not None:
-        _numbers_sheet(book, data, form)
-    _liaison_sheet(book, data, "联络员表")
-    for table_form in table_forms:
-        _records_sheet(book, data, table_form, records_names[table_form.key])
-    _status_sheet(book, data)
+    _liaison_sheet(book, data, names[1])
+    for table_form, name in zip(table_forms, names[3:len(fixed)]):
+        _records_sheet(book, data, table_form, name)
+    _status_sheet(book, data, form)
     book.save(target)
 
 
