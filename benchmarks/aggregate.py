@@ -107,7 +107,7 @@ def measure(engine: sa.Engine, campaign_id: int, deadline_id: int, workdir: Path
             started, started_cpu = time.perf_counter(), time.process_time()
             totals = facts.totals(deadline_id, "")
             queries.append(time.perf_counter() - started)
-            texts.render("totals", title=form.title, period=None, totals=totals, items=items(form, totals), estimated=0)
+            texts.render("totals", title=form.title, totals=totals, items=items(form, totals), estimated=0)
             replies.append(time.perf_counter() - started)
             cpu.append(time.process_time() - started_cpu)
         assert totals.submitted == units and all(t.answered == units for t in totals.fields.values())

@@ -134,7 +134,7 @@ def show_totals(incoming: Incoming, state: DialogueState, ctx: Context) -> Outco
         return Outcome(replies=(ctx.texts.render("totals_no_table", campaign=definition.name),))
     totals = ctx.stored.totals(period.deadline_id, period.period)
     return Outcome(replies=(ctx.texts.render(
-        "totals", title=form.title, period=period, totals=totals, items=items(form, totals),
+        "totals", title=form.title, totals=totals, items=items(form, totals),
         estimated=estimated(form, totals)),))
 
 

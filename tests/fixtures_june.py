@@ -94,11 +94,30 @@ class June:
         return self.campaign.engine
 
 
+def _lines(unit: str, count: int | None) -> list[str]:
+    """What the liaison sends for the first ``count`` fields (all by default): each item's answers
+    on one line, as a liaison in a hurry does ("3场 约30 12"); a text answer on a line of its own."""
+    form = load_definition(CAMPAIGN).form("statistics")
+    typed = iter(TYPED[unit][:count])
+    lines = []
+    for item in form.items:
+        line: list[str] = []
+        for f, answer in zip(item.fields, typed):
+            if f.type is not FieldType.COUNT:
+                lines += [" ".join(line)] if line else []
+                lines.append(answer.text)
+                line = []
+            else:
+                line.append(answer.text)
+        lines += [" ".join(line)] if line else []
+    return lines
+
+
 def _fill(campaign: Campaign, unit: str, submit: bool, count: int | None = None) -> None:
     openid = LIAISONS[unit][0]
     assert "（5/40）" in campaign.say(openid, "填报")
-    for answer in TYPED[unit][:count]:
-        campaign.say(openid, answer.text)
+    for line in _lines(unit, count):
+        campaign.say(openid, line)
     if submit:
         assert "已提交" in campaign.say(openid, "确认")
     else:
