@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from openpyxl import load_workbook
 from sqlmodel import select
 
+from bot.admin import campaign_totals
 from bot.campaigns import CampaignDefinition, FieldType, FormKind, load_definition, load_into_db
 from bot.exports.workbook import export_campaign
 from bot.store.engine import session
@@ -62,9 +63,11 @@ def test_every_notice_exports_its_own_table(engine: sa.Engine, path: Path) -> No
     with engine.connect() as conn:
         campaign_id = conn.execute(sa.text("SELECT id FROM campaign")).scalar_one()
         export_campaign(conn, campaign_id, datetime(definition.year, 7, 10, tzinfo=timezone.utc), target)
+        summed = campaign_totals(conn, campaign_id, datetime(definition.year, 7, 10, tzinfo=timezone.utc))
     book = load_workbook(io.BytesIO(target.getvalue()))
     form = next((f for f in definition.forms if f.kind is FormKind.STATISTICS), None)
     if form is None:
+        assert summed["form"] is None and summed["items"] == []
         assert book.sheetnames == ["联络员表", "报送情况"]
         liaison = definition.liaison_form()
         assert liaison is not None
@@ -72,6 +75,15 @@ def test_every_notice_exports_its_own_table(engine: sa.Engine, path: Path) -> No
         assert headings == ("序号", *(f.label for f in liaison.fields))
         return
     assert book.sheetnames[:3] == ["合计", *ANSWERED]
+    assert (summed["form"], summed["units"], summed["submitted"], summed["drafts"]) == (form.key, 2, 2, 0)
+    for item in summed["items"]:
+        for f in item["fields"]:
+            if f["type"] == "count":
+                assert (f["total"], f["units"]) == (5, 2)
+            elif f["type"] == "yes_no":
+                assert (f["total"], f["yes"], f["answered"]) == (None, 1, 2)
+            else:
+                assert (f["total"], f["answered"]) == (None, 2)
     first_count = next(f for f in form.answer_fields() if f.type is FieldType.COUNT)
 
     def summed(f) -> str:  # type: ignore[no-untyped-def]

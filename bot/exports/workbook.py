@@ -33,6 +33,7 @@ from typing import IO, Any, Callable, Sequence
 from openpyxl import Workbook
 from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Alignment, Border, Font, Side
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -80,7 +81,7 @@ def _sheet(book: Workbook, name: str, widths: Sequence[float], heading_row: int,
     width, as many pages long as it takes, ``heading_row`` repeated on each page."""
     ws = book.create_sheet(name)
     for index, width in enumerate(widths):
-        ws.column_dimensions[_column(index)].width = width
+        ws.column_dimensions[get_column_letter(index + 1)].width = width
     ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4
     ws.page_setup.orientation = "landscape" if landscape else "portrait"
     ws.page_setup.fitToWidth = 1
@@ -88,15 +89,6 @@ def _sheet(book: Workbook, name: str, widths: Sequence[float], heading_row: int,
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.print_title_rows = f"{heading_row}:{heading_row}"
     return ws
-
-
-def _column(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 def _cell(ws: WriteOnlyWorksheet, value: Any, font: Font | None = None, alignment: Alignment | None = None,
