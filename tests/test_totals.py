@@ -3,13 +3,18 @@ units' submitted tables, in the notice's own wording, with estimates marked; nob
 
 from __future__ import annotations
 
-from bot.campaigns import FieldType, load_definition
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from bot.campaigns import FieldType, load_definition, load_into_db
 from bot.store.engine import session
 from bot.store.facts import DatabaseFacts
 from bot.store.models import Conversation, Deadline
 from bot.texts import Texts
 from sqlmodel import select
 from tests.fixtures_forms import CAMPAIGN
+from tests.fixtures_gateway import StartBot
 from tests.fixtures_june import (  # noqa: F401  (fixtures)
     COORDINATOR, LIAISONS, STAFF, SUBMITTED, YANGCHENG, June, entered, jincheng, june,
 )
@@ -98,3 +103,16 @@ def _state(june: June, openid: str) -> tuple | None:
     with session(june.engine) as db:
         conversation = db.get(Conversation, openid)
         return None if conversation is None else (conversation.flow, conversation.step, conversation.data)
+
+
+def test_a_campaign_without_a_statistics_table_says_there_is_nothing_to_sum(start_bot: StartBot, engine: sa.Engine,
+                                                                            tmp_path: Path) -> None:
+    notice = CAMPAIGN.parent / "yincheng-town-2022.toml"
+    edited = tmp_path / notice.name
+    edited.write_text(notice.read_text(encoding="utf-8") + '\n[staff]\ncoordinator_code = "COORDYC"\n', encoding="utf-8")
+    definition = load_definition(edited)
+    load_into_db(engine, definition)
+    bot = start_bot()
+    assert bot.side.text(COORDINATOR, "登记").status_code == 200
+    bot.side.text(COORDINATOR, "COORDYC")
+    assert bot.side.text(COORDINATOR, "合计").content == TEXTS.render("totals_no_table", campaign=definition.name)
