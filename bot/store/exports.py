@@ -45,7 +45,6 @@ class UnitRow:
     name: str
     group: str
     liaison: str
-    liaison_openid: str
 
 
 @dataclass(frozen=True)
@@ -116,8 +115,8 @@ def read_export(conn: sa.Connection, campaign_id: int, now: datetime) -> ExportD
     liaisons = (sa.select(_PERSON.c.unit_id, sa.func.min(_PERSON.c.id).label("person_id"))
                 .where(_PERSON.c.role == Role.LIAISON.value, _PERSON.c.unit_id.is_not(None))
                 .group_by(_PERSON.c.unit_id).subquery())
-    units = [UnitRow(r.id, r.name, r.group, r.liaison or "", r.openid or "") for r in conn.execute(
-        sa.select(_UNIT.c.id, _UNIT.c.name, _UNIT.c.group, _PERSON.c.name.label("liaison"), _PERSON.c.openid)
+    units = [UnitRow(r.id, r.name, r.group, r.liaison or "") for r in conn.execute(
+        sa.select(_UNIT.c.id, _UNIT.c.name, _UNIT.c.group, _PERSON.c.name.label("liaison"))
         .outerjoin(liaisons, liaisons.c.unit_id == _UNIT.c.id)
         .outerjoin(_PERSON, _PERSON.c.id == liaisons.c.person_id)
         .where(_UNIT.c.campaign_id == campaign_id).order_by(_UNIT.c.id))]
