@@ -30,6 +30,8 @@ from starlette.routing import Mount, Route
 import handlers
 from bot.admin import AdminAPI, BearerToken
 from bot.config import ConfigError, Settings, configure_logging, load_shared_settings, share_with_subprocesses
+from bot.downloads import Downloads, TEMPLATES as DOWNLOAD_TEMPLATES
+from bot.exports.links import ExportLinks
 from bot.handling import Dispatch
 from bot.store.engine import make_engine, ping, read_engine
 from bot.store.sqlite_writer import Checkpointer
@@ -149,6 +151,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     admin_token = _admin_token(settings)
     texts = texts or Texts()
     texts.check(handlers.TEMPLATES)
+    texts.check(DOWNLOAD_TEMPLATES)
     lacking = settings.features.off()
     if lacking:
         log.info("account kind %s lacks: %s", settings.wechat_account_kind.value, ", ".join(lacking))
@@ -164,6 +167,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     admin = AdminAPI(reads)
     texts.check(PAGE_TEMPLATES)
     pages = Pages(reads, texts, settings.link_key, clock or utcnow)
+    admin = AdminAPI(reads, clock or utcnow)
+    downloads = Downloads(reads, ExportLinks.of(settings), texts, clock or utcnow)
     worker = Worker(settings, engine, reads, outbound, texts, clock or utcnow) if settings.web_runs_worker else None
 
     @contextlib.asynccontextmanager
@@ -182,8 +187,11 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
         Route("/wechat", endpoints.wechat, methods=["GET", "POST"]),
         Route("/healthz", endpoints.healthz, methods=["GET"]),
         Route("/notice/{token}", pages.notice, methods=["GET"]),
+        Route("/files/export/{token}.xlsx", downloads.export, methods=["GET"]),
         Mount("/api", middleware=[Middleware(BearerToken, token=admin_token)], routes=[
             Route("/campaigns", admin.campaigns, methods=["GET"]),
+            Route("/campaigns/{key}/totals", admin.totals, methods=["GET"]),
+            Route("/campaigns/{key}/export.xlsx", admin.export, methods=["GET"]),
         ]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

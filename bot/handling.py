@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from bot.config import Settings
 from bot.decision_pool import DecisionPool
+from bot.exports.links import ExportLinks
 from bot.store.engine import Prepared, is_postgres
 from bot.store.facts import DatabaseFacts
 from bot.store.models import Conversation, InboundMessage, InboundStatus, Person, Role, table_of
@@ -251,6 +252,8 @@ class Handling:
     def __init__(self, settings: Settings, *, engine: sa.Engine, reads: sa.Engine, texts: Texts,
                  dispatch: Dispatch, writers: Writers, push: Push, clock: Callable[[], datetime]):
         self.settings = settings
+        # 导出's reply carries a signed link to the Excel file; the reads handlers make can sign it.
+        self._links = ExportLinks.of(settings)
         self.engine = engine
         self.texts = texts
         self.dispatch = dispatch
@@ -400,7 +403,7 @@ class Handling:
 
     def _facts(self, conn: sa.Connection | Callable[[], sa.Connection]) -> DatabaseFacts:
         """The stored facts handlers read, on ``conn`` (or one opened at the first read)."""
-        return DatabaseFacts(conn, template_messages=self.settings.features.template_messages)
+        return DatabaseFacts(conn, self._links, template_messages=self.settings.features.template_messages)
 
     def _write_handling(self, conn: sa.Connection, inbound_id: int, message: Message, handoff: Handoff,
                         snapshot: _Snapshot, outcome: Outcome | None) -> Handled:

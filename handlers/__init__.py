@@ -14,6 +14,7 @@ from handlers import announcements
 from handlers import (
     dialogue, fallback, greeting, help, records, registration, staff, statistics, template_job, weekly_report,
 )
+from handlers import totals
 from handlers.base import Context, DialogueState, Incoming, Outcome, Route
 
 ROUTES: list[Route] = [
@@ -26,6 +27,8 @@ ROUTES: list[Route] = [
     Route("report", weekly_report.is_report_opener, weekly_report.open_report),
     Route("records", records.is_records, records.open_records),
     Route("announce", announcements.is_announce_opener, announcements.open_announcement),
+    Route("totals", totals.is_totals, totals.show_totals),
+    Route("export", totals.is_export, totals.export_link),
     Route("registration_step", registration.is_registering, registration.continue_registration),
     Route("statistics_step", statistics.is_walking, statistics.continue_table),
     Route("report_step", weekly_report.is_reporting, weekly_report.continue_report),
@@ -43,6 +46,7 @@ TEMPLATES = (
     + help.TEMPLATES + registration.TEMPLATES + statistics.TEMPLATES + weekly_report.TEMPLATES
     + records.TEMPLATES + staff.TEMPLATES + dialogue.ask_templates()
     + announcements.TEMPLATES
+    + totals.TEMPLATES
 )
 
 

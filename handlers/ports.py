@@ -198,6 +198,41 @@ class AnnouncementFacts:
     pending: int
 
 
+@dataclass(frozen=True)
+class FieldTotal:
+    """One answer key of a statistics table summed over the units' submitted tables.
+
+    ``total`` is the sum of the numbers given (None when no unit gave one: a text or yes/no
+    field, or nobody answered); ``units`` how many units gave a number; ``approximate`` whether
+    any of them was an estimate (约/余); ``yes`` how many units answered 是 (yes/no fields);
+    ``answered`` how many units answered the field at all (blanks not counted).
+    """
+
+    answer_key: str
+    total: int | None
+    units: int
+    approximate: bool
+    yes: int
+    answered: int
+
+
+@dataclass(frozen=True)
+class TotalsFacts:
+    """A statistics deadline period summed over all units (the office's 合计).
+
+    ``submitted`` units' tables are summed; ``drafts`` units have begun a table they have not
+    submitted (left out); ``units`` is every unit of the campaign; ``fields`` maps each answer key
+    that any submitted table answered to its :class:`FieldTotal`.
+    """
+
+    deadline_id: int
+    period: str
+    units: int
+    submitted: int
+    drafts: int
+    fields: dict[str, FieldTotal]
+
+
 class StoredFacts(Protocol):
     """Every read a handler may make while deciding, on the handling transaction's data."""
 
@@ -253,3 +288,10 @@ class StoredFacts(Protocol):
 
     def announcements(self, campaign_id: int, limit: int = 5) -> list[AnnouncementFacts]:
         """The campaign's latest announcements, newest first, with live delivery counts."""
+    def totals(self, deadline_id: int, period: str) -> TotalsFacts:
+        """One deadline period's submitted statistics tables summed over all units, per answer key
+        (one aggregate query; drafts are counted, not summed)."""
+
+    def export_link(self, campaign_id: int, expires_at: datetime) -> str:
+        """The address of the campaign's Excel file (its statistics table, units, liaisons and
+        status), signed and good until ``expires_at``; RuntimeError where links cannot be signed."""

@@ -9,6 +9,8 @@ from importlib.metadata import entry_points
 from typing import Callable
 
 from bot.cli import campaign as campaign_commands, notice as notice_commands, reminders as reminder_commands
+from bot.cli import campaign as campaign_commands, reminders as reminder_commands
+from bot.cli import export as export_commands
 from bot.config import ConfigError, Settings, configure_logging, load_settings
 
 
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     campaign_commands.register(commands)
     reminder_commands.register(commands)
     notice_commands.register(commands)
+    export_commands.register(commands)
     # Tools installed beside the product (the fake WeChat, the chat client, the demo) add their
     # commands through this entry-point group; the product itself never imports them.
     for plugin in entry_points(group="safetybot.commands"):

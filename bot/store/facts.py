@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from bot.campaigns.format import CampaignDefinition
 from bot.campaigns.store import definition_of
 from bot.store import audience as announcements
+from bot.exports.links import ExportLinks
+from bot.store import totals as totals_sql
 from bot.store.models import (
     Answer, Campaign, Deadline, DeadlinePeriod, LiaisonReplacement, MediaFile, Person, ReportItem, Role, Submission,
     Unit, table_of,
@@ -23,6 +25,7 @@ from bot.store.models import (
 from handlers.ports import (
     AnnouncementFacts, Audience, AudienceFacts, DuePeriod, Holder, ItemFacts, LiaisonRequest, StaffCode, StoredAnswer,
     SubmissionFacts, UnitFacts,
+    DuePeriod, Holder, ItemFacts, LiaisonRequest, StaffCode, StoredAnswer, SubmissionFacts, TotalsFacts, UnitFacts,
 )
 
 _UNIT = table_of(Unit)
@@ -53,9 +56,12 @@ class DatabaseFacts:
     (:attr:`bot.config.Features.template_messages`): an announcement's preview counts by it.
     """
 
-    def __init__(self, conn: sa.Connection | Callable[[], sa.Connection], *, template_messages: bool = True):
+    def __init__(self, conn: sa.Connection | Callable[[], sa.Connection], links: ExportLinks | None = None, *,
+                 template_messages: bool = True):
         self._opened = conn if isinstance(conn, sa.Connection) else None
         self._connect = conn
+        # Signing needs the bot's settings; the handling passes them, storage's own reads need none.
+        self._links = links
         self._template_messages = template_messages
 
     @property
@@ -222,3 +228,12 @@ class DatabaseFacts:
             row.id, announcements.title_of(row.text), row.sender_name, row.status, row.created_at, row.recipients,
             counted[row.id].sent, counted[row.id].delivered, counted[row.id].held, counted[row.id].failed,
             counted[row.id].unreachable, counted[row.id].pending) for row in rows]
+    def totals(self, deadline_id: int, period: str) -> TotalsFacts:
+        """One deadline period's submitted statistics tables summed over all units (bot/store/totals.py)."""
+        return totals_sql.totals(self._conn, deadline_id, period)
+
+    def export_link(self, campaign_id: int, expires_at: datetime) -> str:
+        """The signed address of the campaign's Excel file, good until ``expires_at``."""
+        if self._links is None:
+            raise RuntimeError("this reader was made without the bot's links (DatabaseFacts(conn, links))")
+        return self._links.url(campaign_id, expires_at)

@@ -1,0 +1,54 @@
+"""The office's 合计: a statistics deadline period summed over all units, in the database.
+
+One ``GROUP BY`` over the answers of the submitted tables gives, per answer key, the sum of the
+numbers, how many units gave one, whether any was an estimate (约/余), how many answered 是 and how
+many answered at all; a second small query counts the submitted tables and the drafts left out.
+The work grows with the number of answers in the database, not with Python: 5,000 units × 40
+fields sum in tens of milliseconds (``benchmarks/aggregate.py``).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from bot.store.models import Answer, Deadline, Submission, Unit, table_of
+from handlers.ports import FieldTotal, TotalsFacts
+
+_ANSWER, _SUBMISSION, _DEADLINE, _UNIT = table_of(Answer), table_of(Submission), table_of(Deadline), table_of(Unit)
+SUBMITTED = "submitted"
+# What the walk stores for a yes (handlers/answers.py parse_yes_no).
+YES = "是"
+
+
+def _as_int(flag: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    # SQLite keeps booleans as 0/1, PostgreSQL as boolean: CASE gives both the same integer.
+    return sa.case((flag, 1), else_=0)
+
+
+def totals(conn: sa.Connection, deadline_id: int, period: str) -> TotalsFacts:
+    """The submitted tables of one deadline period summed per answer key (see :class:`TotalsFacts`).
+
+    Raises LookupError when there is no such deadline.
+    """
+    campaign_id = conn.execute(sa.select(_DEADLINE.c.campaign_id).where(_DEADLINE.c.id == deadline_id)).scalar()
+    if campaign_id is None:
+        raise LookupError(f"no deadline {deadline_id}")
+    of_period = (_SUBMISSION.c.deadline_id == deadline_id) & (_SUBMISSION.c.period == period)
+    has_number = _ANSWER.c.number.is_not(None)
+    rows = conn.execute(
+        sa.select(_ANSWER.c.field_key,
+                  sa.func.sum(_ANSWER.c.number).label("total"),
+                  sa.func.count(_ANSWER.c.number).label("units"),
+                  sa.func.max(_as_int(has_number & _ANSWER.c.approximate)).label("approximate"),
+                  sa.func.sum(_as_int(_ANSWER.c.value == YES)).label("yes"),
+                  sa.func.count(_ANSWER.c.value).label("answered"))
+        .join(_SUBMISSION, _SUBMISSION.c.id == _ANSWER.c.submission_id)
+        .where(of_period, _SUBMISSION.c.status == SUBMITTED)
+        .group_by(_ANSWER.c.field_key))
+    fields = {r.field_key: FieldTotal(r.field_key, None if r.total is None else int(r.total), int(r.units),
+                                      bool(r.approximate), int(r.yes or 0), int(r.answered)) for r in rows}
+    by_status: dict[str, int] = {r.status: int(r.n) for r in conn.execute(
+        sa.select(_SUBMISSION.c.status, sa.func.count().label("n")).where(of_period).group_by(_SUBMISSION.c.status))}
+    units = conn.execute(sa.select(sa.func.count()).select_from(_UNIT).where(_UNIT.c.campaign_id == campaign_id)).scalar_one()
+    submitted = by_status.pop(SUBMITTED, 0)
+    return TotalsFacts(deadline_id, period, int(units), submitted, sum(by_status.values()), fields)

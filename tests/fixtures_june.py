@@ -1,0 +1,159 @@
+"""A replayed 晋城 June for the office's side: liaisons of several units register and fill the
+statistics table (附件2) through the chat, estimates and all, on the days they would; a coordinator
+and a staff member registered with the campaign's codes.
+
+- 城区 submits on 6-20, with estimates ("约30", "50余");
+- 泽州 submits on 6-28;
+- 高平 submits on 7-02, after the 7-01 deadline (late);
+- 阳城 answers a few fields and never submits (a draft the totals leave out);
+- 陵川 and 沁水 have no liaison.
+
+What each liaison typed, and the number they meant, is kept in :data:`TYPED`, so a test sums what
+was entered rather than trusting the bot's own reading of it. Import the fixture into a test module
+(``from tests.fixtures_june import june``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from bot.campaigns import FieldType, load_definition, load_into_db
+from bot.store.engine import session
+from bot.store.models import Deadline, Delivery, Unit
+from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
+
+STAFF_CODE, COORDINATOR_CODE = "STAFF2023JC", "COORD2023JC"
+STAFF, COORDINATOR = "oStaffWang", "oCoordinatorNiu"
+CHENGQU, ZEZHOU, GAOPING, YANGCHENG = "城区商务局", "泽州县商务局", "高平市商务局", "阳城县商务局"
+LIAISONS = {CHENGQU: ("oLiaisonChengqu", "赵敏", "13800000001"), ZEZHOU: ("oLiaisonZezhou", "王小明", "13800000002"),
+            GAOPING: ("oLiaisonGaoping", "李华", "13800000003"), YANGCHENG: ("oLiaisonYangcheng", "陈静", "13800000004")}
+SUBMITTED = (CHENGQU, ZEZHOU, GAOPING)
+# Reminders of the statistics deadline each unit got (the reminders themselves are replayed in
+# tests/test_reminders_june.py; here only how many there were matters).
+REMINDERS = {GAOPING: 3, YANGCHENG: 4}
+ACTIVITY = {CHENGQU: "安全知识进社区", ZEZHOU: "安全生产知识竞赛", GAOPING: "应急演练观摩"}
+
+
+@dataclass(frozen=True)
+class Typed:
+    """One answer as a liaison typed it, and what they meant: the number and whether it was an estimate."""
+
+    text: str
+    number: int | None
+    approximate: bool = False
+
+
+def _typed(unit: str) -> list[Typed]:
+    """What the unit's liaison types for the table's item fields, in the walk's order (field 5 on)."""
+    form = load_definition(CAMPAIGN).form("statistics")
+    seed = {CHENGQU: 3, ZEZHOU: 7, GAOPING: 11, YANGCHENG: 2}[unit]
+    # Written the ways people write them: digits, with the measure word, in Chinese numerals, estimates.
+    special = {CHENGQU: {"study.lectures_people": Typed("约30", 30, True), "outreach.quiz_people": Typed("50余人", 50, True),
+                         "drills.company_drills": Typed("三场", 3)},
+               ZEZHOU: {"study.lectures": Typed("12场", 12), "study.articles": Typed("一百二十", 120)},
+               GAOPING: {"study.lectures_people": Typed("200人次左右", 200, True), "leaders.pledges": Typed("无", 0)}}.get(unit, {})
+    typed = []
+    for position, f in enumerate(f for item in form.items for f in item.fields):
+        if f.type is not FieldType.COUNT:
+            typed.append(Typed(ACTIVITY.get(unit, "安全宣传"), None))
+        else:
+            number = seed * (position + 1) % 97
+            typed.append(special.get(f.answer_key, Typed(str(number), number)))
+    return typed
+
+
+TYPED: dict[str, list[Typed]] = {unit: _typed(unit) for unit in LIAISONS}
+
+
+def item_keys() -> list[str]:
+    """The statistics table's item answer keys in the walk's order (what :data:`TYPED` answers)."""
+    return [f.answer_key for item in load_definition(CAMPAIGN).form("statistics").items for f in item.fields]
+
+
+def entered(unit: str) -> dict[str, Typed]:
+    """What the unit's liaison entered, by answer key."""
+    return dict(zip(item_keys(), TYPED[unit]))
+
+
+@dataclass
+class June:
+    """The replayed campaign, at 2023-07-02 10:00 in 晋城 (after the statistics deadline)."""
+
+    campaign: Campaign
+
+    def say(self, openid: str, text: str) -> str:
+        return self.campaign.say(openid, text)
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.campaign.engine
+
+
+def _lines(unit: str, count: int | None) -> list[str]:
+    """What the liaison sends for the first ``count`` fields (all by default): each item's answers
+    on one line, as a liaison in a hurry does ("3场 约30 12"); a text answer on a line of its own."""
+    form = load_definition(CAMPAIGN).form("statistics")
+    typed = iter(TYPED[unit][:count])
+    lines = []
+    for item in form.items:
+        line: list[str] = []
+        for f, answer in zip(item.fields, typed):
+            if f.type is not FieldType.COUNT:
+                lines += [" ".join(line)] if line else []
+                lines.append(answer.text)
+                line = []
+            else:
+                line.append(answer.text)
+        lines += [" ".join(line)] if line else []
+    return lines
+
+
+def _fill(campaign: Campaign, unit: str, submit: bool, count: int | None = None) -> None:
+    openid = LIAISONS[unit][0]
+    assert "（5/40）" in campaign.say(openid, "填报")
+    for line in _lines(unit, count):
+        campaign.say(openid, line)
+    if submit:
+        assert "已提交" in campaign.say(openid, "确认")
+    else:
+        campaign.say(openid, "取消")
+
+
+def _reminders(campaign: Campaign) -> None:
+    with session(campaign.engine) as db:
+        deadline = db.exec(select(Deadline).where(Deadline.key == "statistics")).one()
+        for unit, count in REMINDERS.items():
+            unit_id = db.exec(select(Unit.id).where(Unit.name == unit)).one()
+            for stage in range(count):
+                db.add(Delivery(key=f"reminder:{LIAISONS[unit][0]}:{deadline.id}::{stage}", openid=LIAISONS[unit][0],
+                                kind="reminder", status="sent", unit_id=unit_id, deadline_id=deadline.id,
+                                stage=str(stage), channel="customer_service"))
+        db.commit()
+
+
+@pytest.fixture
+def june(jincheng: Campaign, tmp_path: Path) -> June:
+    """晋城 2023 with its office's codes, replayed through June into the first days of July."""
+    edited = tmp_path / "jincheng-commerce-2023.toml"
+    edited.write_text(CAMPAIGN.read_text(encoding="utf-8")
+                      + f'\n[staff]\njoin_code = "{STAFF_CODE}"\ncoordinator_code = "{COORDINATOR_CODE}"\n',
+                      encoding="utf-8")
+    load_into_db(jincheng.engine, load_definition(edited))
+    for openid, code in ((STAFF, STAFF_CODE), (COORDINATOR, COORDINATOR_CODE)):
+        jincheng.say(openid, "登记")
+        jincheng.say(openid, code)
+    for unit, (openid, name, mobile) in LIAISONS.items():
+        jincheng.register(openid, unit, name=name, mobile=mobile)
+    _fill(jincheng, CHENGQU, submit=True)                      # 6-20
+    jincheng.clock.advance(days=8)                             # 6-28
+    _fill(jincheng, ZEZHOU, submit=True)
+    _fill(jincheng, YANGCHENG, submit=False, count=6)
+    jincheng.clock.advance(days=4)                             # 7-02, past the 7-01 23:59 deadline
+    _fill(jincheng, GAOPING, submit=True)
+    _reminders(jincheng)
+    return June(jincheng)
