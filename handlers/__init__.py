@@ -13,6 +13,7 @@ from __future__ import annotations
 from handlers import (
     dialogue, fallback, greeting, help, records, registration, staff, statistics, template_job, weekly_report,
 )
+from handlers import progress
 from handlers.base import Context, DialogueState, Incoming, Outcome, Route
 
 ROUTES: list[Route] = [
@@ -28,6 +29,8 @@ ROUTES: list[Route] = [
     Route("statistics_step", statistics.is_walking, statistics.continue_table),
     Route("report_step", weekly_report.is_reporting, weekly_report.continue_report),
     Route("records_step", records.is_recording, records.continue_records),
+    # After the walks' steps: a liaison's answer in a walk is never taken as 单位 or 未报.
+    Route("progress", progress.is_progress_command, progress.answer),
     Route("staff", staff.is_staff_command, staff.handle),
     Route("help", help.is_help, help.show_help),
     Route("unused_kind", fallback.is_unused_kind, fallback.explain_unused_kind),
@@ -39,6 +42,7 @@ TEMPLATES = (
     ("greeting", "unsupported_kind", "not_understood", "handler_failed")
     + help.TEMPLATES + registration.TEMPLATES + statistics.TEMPLATES + weekly_report.TEMPLATES
     + records.TEMPLATES + staff.TEMPLATES + dialogue.ask_templates()
+    + progress.TEMPLATES
 )
 
 
