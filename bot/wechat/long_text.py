@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 TEXT_BYTES = 2048
 
 # A cut just after one of these leaves every word and number whole.
-_BREAKS = frozenset("，。；、：！？）】」》…,;!?)]")
+_BREAKS = frozenset("，。；、：！？…,;!?")
 # Characters that make up one Latin word, number or address: a cut between two of them splits it.
 _WORDY = frozenset("._-+%@/:',#&=~")
 
