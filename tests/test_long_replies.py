@@ -119,6 +119,22 @@ def test_未报_of_300_units_arrives_whole_and_in_order(crowded: Campaign) -> No
     assert "另有" not in "".join(parts)
 
 
+def test_未报_of_more_units_than_a_window_carries_says_how_many_it_left_out(crowded: Campaign) -> None:
+    with session(crowded.engine) as db:
+        campaign_id = db.exec(select(Unit)).first().campaign_id  # type: ignore[union-attr]
+        db.add_all(Unit(campaign_id=campaign_id, name=f"商务所{i:03d}", join_code=f"MORE{i:04d}", liaison_mobile="")
+                   for i in range(301, 701))
+        db.commit()
+    passive = crowded.say(COORDINATOR, "未报 统计表")
+    pushed = _pushed_until(crowded, COORDINATOR, "个单位未列出")
+    parts = [passive, *pushed]
+    assert _fits(parts) and len(parts) <= 6
+    listed = _crowd_in_order(parts)
+    assert listed == [f"商务所{i:03d}" for i in range(1, len(listed) + 1)] and len(listed) > 300
+    shown = [line for part in parts for line in part.split("\n") if line.endswith(" 无联络员") or " 张三 " in line]
+    assert f"……另有 {706 - len(shown)} 个单位未列出，完整名单请回复“导出”。" in parts[-1]
+
+
 def test_a_long_reply_over_the_budget_is_pushed_whole_in_parts(crowded: Campaign) -> None:
     held = RecordingDispatch(gate=threading.Event())
     crowded.bot = crowded.start_bot(clock=crowded.clock, dispatch=held, REPLY_BUDGET_SECONDS="0.2")

@@ -23,7 +23,7 @@ from sqlmodel import select
 
 from bot.campaigns import load_definition, load_into_db
 from bot.store.engine import session
-from bot.store.models import Conversation, Deadline, Delivery, Submission, Unit
+from bot.store.models import Conversation, Deadline, Delivery, Person, Role, Submission, Unit
 from bot.texts import Texts
 from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
 from tests.test_weekly_report import eventually
@@ -194,6 +194,17 @@ def test_liaisons_and_strangers_are_told_who_may_ask_and_nothing_changes(june: C
     assert june.say(ZEZHOU, command) == TEXTS.render("progress_staff_only", role="liaison", liaison=True)
     assert june.say("oStranger", command) == TEXTS.render("progress_staff_only", role="liaison", liaison=False)
     assert _stored(june) == before
+
+
+def test_staff_without_a_campaign_are_told_who_may_ask(june: Campaign) -> None:
+    """Staff made before staff belonged to a campaign work on none: they cannot ask about any."""
+    june.say("oOldStaff", "你好")
+    with session(june.engine) as db:
+        person = db.exec(select(Person).where(Person.openid == "oOldStaff")).one()
+        person.role = Role.STAFF
+        db.add(person)
+        db.commit()
+    assert june.say("oOldStaff", "进度") == TEXTS.render("progress_staff_only", role="staff", liaison=False)
 
 
 def test_staff_of_another_campaign_see_only_their_own(june: Campaign, tmp_path: Path) -> None:

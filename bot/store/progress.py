@@ -38,7 +38,8 @@ def period_progress(conn: sa.Connection, campaign_id: int, periods: Sequence[tup
     found = []
     for deadline_id, period in periods:
         done, late = counts.get((deadline_id, period), (0, 0))
-        missing = conn.execute(sa.select(_UNIT.c.name).where(_UNIT.c.id.in_(_missing_units(campaign_id, deadline_id, period)))
+        missing = conn.execute(sa.select(_UNIT.c.name).where(_UNIT.c.campaign_id == campaign_id,
+                                                             _not_sent(deadline_id, period))
                                .order_by(_UNIT.c.name).limit(shown)).scalars()
         found.append(PeriodProgress(deadline_id, period, units, done, late, tuple(missing)))
     return found
@@ -48,13 +49,12 @@ def missing_contacts(conn: sa.Connection, definition: CampaignDefinition, campai
                      period: str) -> list[UnitContact]:
     """The units of the campaign that have not submitted ``deadline_id`` for ``period``, by name,
     each with its liaison (see :func:`_contacts`)."""
-    return _contacts(conn, definition, campaign_id, _missing_units(campaign_id, deadline_id, period))
+    return _contacts(conn, definition, campaign_id, _not_sent(deadline_id, period))
 
 
 def unit_contact(conn: sa.Connection, definition: CampaignDefinition, campaign_id: int, unit_id: int) -> UnitContact:
     """One unit of the campaign with its liaison; LookupError if the campaign has no such unit."""
-    found = _contacts(conn, definition, campaign_id,
-                      sa.select(_UNIT.c.id).where(_UNIT.c.id == unit_id, _UNIT.c.campaign_id == campaign_id))
+    found = _contacts(conn, definition, campaign_id, _UNIT.c.id == unit_id)
     if not found:
         raise LookupError(f"no unit {unit_id}")
     return found[0]
@@ -88,46 +88,53 @@ def unit_filings(conn: sa.Connection, unit_id: int) -> list[UnitFiling]:
             for r in rows]
 
 
-def _missing_units(campaign_id: int, deadline_id: int, period: str) -> sa.Select[tuple[int]]:
-    """The campaign's units with no sent submission for the deadline period (an anti-join)."""
-    # An alias of its own: the callers select from the unit table around it.
-    owing = _UNIT.alias("owing")
-    sent = sa.select(_SUBMISSION.c.id).where(
-        _SUBMISSION.c.unit_id == owing.c.id, _SUBMISSION.c.deadline_id == deadline_id,
-        _SUBMISSION.c.period == period, _SUBMISSION.c.status == "submitted")
-    return sa.select(owing.c.id).where(owing.c.campaign_id == campaign_id, ~sent.exists())
+def _not_sent(deadline_id: int, period: str) -> sa.ColumnElement[bool]:
+    """True for a unit row with no sent submission for the deadline period (an anti-join)."""
+    sent = _SUBMISSION.alias("sent")
+    return ~sa.select(sent.c.id).where(
+        sent.c.unit_id == _UNIT.c.id, sent.c.deadline_id == deadline_id, sent.c.period == period,
+        sent.c.status == "submitted").exists()
 
 
 def _contacts(conn: sa.Connection, definition: CampaignDefinition, campaign_id: int,
-              units: sa.Select[tuple[int]]) -> list[UnitContact]:
-    """The units whose ids ``units`` selects, by name, each with its registered liaison: their
-    name (as registered, else the liaison table's) and mobile (the liaison table's, else the one
-    the units import gave)."""
-    liaison = (sa.select(_PERSON.c.unit_id, sa.func.min(_PERSON.c.name).label("name"))
-               .where(_PERSON.c.role == Role.LIAISON, _PERSON.c.unit_id.is_not(None))
-               .group_by(_PERSON.c.unit_id).subquery())
-    query = (sa.select(_UNIT.c.id, _UNIT.c.name, _UNIT.c.liaison_mobile, liaison.c.unit_id.label("registered"),
-                       liaison.c.name.label("liaison"),
-                       _table_answer(conn, definition, campaign_id, FieldType.PERSON_NAME).label("table_name"),
-                       _table_answer(conn, definition, campaign_id, FieldType.MOBILE).label("table_mobile"))
-             .select_from(_UNIT.outerjoin(liaison, liaison.c.unit_id == _UNIT.c.id))
-             .where(_UNIT.c.id.in_(units)).order_by(_UNIT.c.name, _UNIT.c.id))
-    return [UnitContact(r.id, r.name, r.registered is not None, r.liaison or r.table_name or "",
-                        r.table_mobile or r.liaison_mobile or "") for r in conn.execute(query)]
+              which: sa.ColumnElement[bool]) -> list[UnitContact]:
+    """The campaign's units for which ``which`` holds, by name, each with its registered liaison:
+    their name (as registered, else the liaison table's) and mobile (the liaison table's, else the
+    one the units import gave). Three queries, each over the campaign at once: the liaisons and
+    their answers are read for all its units, a plain join the planner cannot get wrong, and
+    matched to the units chosen here."""
+    units = conn.execute(sa.select(_UNIT.c.id, _UNIT.c.name, _UNIT.c.liaison_mobile)
+                         .where(_UNIT.c.campaign_id == campaign_id, which).order_by(_UNIT.c.name, _UNIT.c.id)).all()
+    liaisons: dict[int, str] = {r.unit_id: r.name for r in conn.execute(
+        sa.select(_PERSON.c.unit_id, sa.func.min(_PERSON.c.name).label("name"))
+        .join(_UNIT, _UNIT.c.id == _PERSON.c.unit_id)
+        .where(_PERSON.c.role == Role.LIAISON, _UNIT.c.campaign_id == campaign_id)
+        .group_by(_PERSON.c.unit_id))}
+    names, mobiles = _table_answers(conn, definition, campaign_id)
+    return [UnitContact(unit_id, name, unit_id in liaisons, liaisons.get(unit_id) or names.get(unit_id, ""),
+                        mobiles.get(unit_id) or imported or "") for unit_id, name, imported in units]
 
 
-def _table_answer(conn: sa.Connection, definition: CampaignDefinition, campaign_id: int,
-                  kind: FieldType) -> sa.ScalarSelect[str | None]:
-    """The unit's latest non-blank answer to the liaison table's first field of type ``kind``,
-    correlated to the unit row (NULL when the campaign's liaison table has no such field)."""
+def _table_answers(conn: sa.Connection, definition: CampaignDefinition,
+                   campaign_id: int) -> tuple[dict[int, str], dict[int, str]]:
+    """The liaison table's name and mobile answers of the campaign's units, by unit id: the newest
+    non-blank of each (the table is filed anew when the liaison changes)."""
     form = definition.liaison_form()
-    key = next((f.answer_key for f in form.answer_fields() if f.type is kind), None) if form else None
-    collecting = [d.key for d in definition.deadlines if form is not None and d.collects == form.key]
-    deadline_ids = list(conn.execute(sa.select(_DEADLINE.c.id).where(
-        _DEADLINE.c.campaign_id == campaign_id, _DEADLINE.c.key.in_(collecting))).scalars()) if key else []
-    return (sa.select(_ANSWER.c.value)
-            .join(_SUBMISSION, _SUBMISSION.c.id == _ANSWER.c.submission_id)
-            .where(_SUBMISSION.c.unit_id == _UNIT.c.id, _SUBMISSION.c.deadline_id.in_(deadline_ids),
-                   _ANSWER.c.field_key == (key or ""), _ANSWER.c.value.is_not(None), _ANSWER.c.value != "")
-            .order_by(_ANSWER.c.updated_at.desc(), _ANSWER.c.id.desc()).limit(1)
-            .correlate(_UNIT).scalar_subquery())
+    if form is None:
+        return {}, {}
+    fields = form.answer_fields()
+    name_key = next((f.answer_key for f in fields if f.type is FieldType.PERSON_NAME), None)
+    mobile_key = next((f.answer_key for f in fields if f.type is FieldType.MOBILE), None)
+    rows = conn.execute(
+        sa.select(_SUBMISSION.c.unit_id, _ANSWER.c.field_key, _ANSWER.c.value)
+        .join(_SUBMISSION, _SUBMISSION.c.id == _ANSWER.c.submission_id)
+        .join(_DEADLINE, _DEADLINE.c.id == _SUBMISSION.c.deadline_id)
+        .where(_DEADLINE.c.campaign_id == campaign_id, _DEADLINE.c.collects == form.key,
+               _ANSWER.c.field_key.in_([k for k in (name_key, mobile_key) if k]),
+               _ANSWER.c.value.is_not(None), _ANSWER.c.value != "")
+        .order_by(_ANSWER.c.updated_at, _ANSWER.c.id))
+    names: dict[int, str] = {}
+    mobiles: dict[int, str] = {}
+    for unit_id, key, value in rows:
+        (names if key == name_key else mobiles)[unit_id] = value  # the newest comes last
+    return names, mobiles
