@@ -95,8 +95,8 @@ def is_progress_command(incoming: Incoming, state: DialogueState) -> bool:
 
 def answer(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """Answer the office's question about its campaign, or refuse anyone else politely."""
-    campaign_id = ctx.facts.campaign_id
-    if not ctx.facts.is_staff or campaign_id is None:
+    campaign_id = _office_campaign(ctx)
+    if campaign_id is None:
         return Outcome(replies=(ctx.texts.render("progress_staff_only", role=ctx.facts.role,
                                                  liaison=ctx.facts.unit_id is not None),))
     text = normalise(incoming.text)
@@ -108,6 +108,13 @@ def answer(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     unit = UNIT.fullmatch(text)
     assert unit is not None, "the matcher let through only the three commands"
     return _unit(ctx, campaign_id, unit["name"].strip(), state)
+
+
+def _office_campaign(ctx: Context) -> int | None:
+    """The campaign the sender works on as staff or coordinator; None for anyone else (liaisons,
+    strangers, staff made before staff belonged to a campaign). A local role check until the
+    shared one lands."""
+    return ctx.facts.campaign_id if ctx.facts.is_staff else None
 
 
 # --- 进度 --------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 :class:`bot.store.facts.DatabaseFacts`.
 
 Each answer is a few set-based queries whatever the number of units (a campaign has up to 5,000):
-counts are grouped in the database, and the missing units come from one anti-join with their
-liaisons joined on, never a query per unit.
+counts are grouped in the database, the missing units come from one anti-join, and their liaisons
+and liaison-table answers from one plain query each over the campaign; never a query per unit.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def period_progress(conn: sa.Connection, campaign_id: int, periods: Sequence[tup
     found = []
     for deadline_id, period in periods:
         done, late = counts.get((deadline_id, period), (0, 0))
-        missing = conn.execute(sa.select(_UNIT.c.name).where(_UNIT.c.campaign_id == campaign_id,
+        missing = () if not shown else conn.execute(sa.select(_UNIT.c.name).where(_UNIT.c.campaign_id == campaign_id,
                                                              _not_sent(deadline_id, period))
                                .order_by(_UNIT.c.name).limit(shown)).scalars()
         found.append(PeriodProgress(deadline_id, period, units, done, late, tuple(missing)))
