@@ -130,6 +130,21 @@ def test_进度_names_the_first_missing_units_and_counts_the_rest(june: Campaign
     summary = _block(june.say(STAFF, "进度"), "【报送安全生产月统计表】")
     assert summary[1] == "0/26 个单位已报送。"
     assert summary[2].endswith(" 等 26 个") and len(_names(summary[2], "未报：")) == 8
+    # 单位 lists the first ten of many, and the number picks from what was listed.
+    listed = june.say(STAFF, "单位 分局").split("\n")
+    assert listed[0] == "名称含“分局”的单位很多，先列出 10 个："
+    assert [line.split(". ")[0] for line in listed[1:11]] == [str(n) for n in range(1, 11)]
+    assert listed[11] == "回复“单位 序号”查看，如“单位 1”；或把名称说得更完整些。"
+    assert june.say(STAFF, "单位 10").split("\n")[0] == listed[10].split(". ")[1]
+
+
+def test_after_the_campaign_进度_shows_each_deadlines_last_period(june: Campaign) -> None:
+    june.clock.now = datetime(2024, 3, 1, 2, 0, tzinfo=timezone.utc)
+    shown = june.say(COORDINATOR, "进度")
+    assert _block(shown, f"【{WEEK}（2023-06-28）】")[:2] == [f"【{WEEK}（2023-06-28）】6月28日 18:00已截止",
+                                                            "0/6 个单位已报送。"]
+    assert "【报送联络员表】5月31日 23:59已截止" in shown
+    assert f"【{WEEK}（2023-06-14）】" not in shown
 
 
 def test_未报_lists_the_missing_units_with_the_liaisons_name_and_mobile(june: Campaign) -> None:
