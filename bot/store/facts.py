@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from bot.campaigns.format import CampaignDefinition
 from bot.campaigns.store import definition_of
-from bot.store import progress
+from bot.store import progress as office_reads
 from bot.store.models import (
     Answer, Campaign, Deadline, DeadlinePeriod, LiaisonReplacement, MediaFile, Person, ReportItem, Role, Submission,
     Unit, table_of,
@@ -201,21 +201,21 @@ class DatabaseFacts:
     def progress(self, campaign_id: int, periods: Sequence[tuple[int, str]], shown: int) -> list[PeriodProgress]:
         """For each (deadline id, period) of ``periods``, in that order, how far the campaign's units
         are with it, naming the first ``shown`` missing units (``bot.store.progress``)."""
-        return progress.period_progress(self._conn, campaign_id, periods, shown)
+        return office_reads.period_progress(self._conn, campaign_id, periods, shown)
 
     def missing_contacts(self, campaign_id: int, deadline_id: int, period: str) -> list[UnitContact]:
         """The campaign's units that have not sent the deadline period, by name, with their liaisons."""
-        return progress.missing_contacts(self._conn, self.definition(campaign_id), campaign_id, deadline_id, period)
+        return office_reads.missing_contacts(self._conn, self.definition(campaign_id), campaign_id, deadline_id, period)
 
     def unit_contact(self, campaign_id: int, unit_id: int) -> UnitContact:
         """One unit of the campaign with its liaison; LookupError if the campaign has no such unit."""
-        return progress.unit_contact(self._conn, self.definition(campaign_id), campaign_id, unit_id)
+        return office_reads.unit_contact(self._conn, self.definition(campaign_id), campaign_id, unit_id)
 
     def units_named(self, campaign_id: int, fragment: str, limit: int) -> list[UnitFacts]:
         """Up to ``limit`` units of the campaign whose name contains ``fragment``, by name (one
         named exactly ``fragment`` first)."""
-        return progress.units_named(self._conn, campaign_id, fragment, limit)
+        return office_reads.units_named(self._conn, campaign_id, fragment, limit)
 
     def unit_filings(self, unit_id: int) -> list[UnitFiling]:
         """Every submission of the unit, begun or sent, with its answer and report item counts."""
-        return progress.unit_filings(self._conn, unit_id)
+        return office_reads.unit_filings(self._conn, unit_id)
