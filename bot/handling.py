@@ -40,6 +40,7 @@ from bot.store.sqlite_writer import GroupCommit, transaction, writer_queue
 from bot.store.writers import StaleDecision, Writers, apply_changes
 from bot.texts import Texts
 from bot.wechat.callback import INTERACTION_EVENTS, KNOWN_EVENTS, USER_MESSAGE_KINDS, Message, text_reply_xml
+from bot.wechat.long_text import split_texts
 from handlers.base import Context, DialogueState, Incoming, Outcome
 from handlers.ports import PersonFacts, StoredFacts
 
@@ -488,8 +489,12 @@ class Handling:
 
     def _settle(self, conn: sa.Connection, inbound_id: int, message: Message, replies: tuple[str, ...],
                 status: InboundStatus, handoff: Handoff) -> Handled | None:
-        """Record how the message was answered; None if it was answered meanwhile (a take-over)."""
+        """Record how the message was answered; None if it was answered meanwhile (a take-over).
+
+        Every reply leaves here, so here each is split to WeChat's text limit: the first part is
+        the passive reply, the rest are pushed after it in order."""
         now = self.clock()
+        replies = split_texts(replies)
         if handoff.settle():
             values: dict[str, Any] = {"status": InboundStatus.DEFERRED, "reply": None, "answered_at": None}
             handled = Handled(followups=replies, deferred=True)

@@ -10,11 +10,10 @@ reaches the dialogue; commands and words no dialogue takes come last.
 
 from __future__ import annotations
 
-from handlers import announcements
 from handlers import (
-    dialogue, fallback, greeting, help, records, registration, staff, statistics, template_job, weekly_report,
+    announcements, dialogue, fallback, greeting, help, progress, records, registration, staff, statistics, template_job,
+    totals, weekly_report,
 )
-from handlers import totals
 from handlers.base import Context, DialogueState, Incoming, Outcome, Route
 
 ROUTES: list[Route] = [
@@ -27,13 +26,16 @@ ROUTES: list[Route] = [
     Route("report", weekly_report.is_report_opener, weekly_report.open_report),
     Route("records", records.is_records, records.open_records),
     Route("announce", announcements.is_announce_opener, announcements.open_announcement),
-    Route("totals", totals.is_totals, totals.show_totals),
-    Route("export", totals.is_export, totals.export_link),
     Route("registration_step", registration.is_registering, registration.continue_registration),
     Route("statistics_step", statistics.is_walking, statistics.continue_table),
     Route("report_step", weekly_report.is_reporting, weekly_report.continue_report),
     Route("records_step", records.is_recording, records.continue_records),
     Route("announce_step", announcements.is_announcing, announcements.continue_announcement),
+    # The office's questions come after the walks' steps: a liaison's answer in a walk is never
+    # taken as 单位, 未报 or 合计.
+    Route("progress", progress.is_progress_command, progress.answer),
+    Route("totals", totals.is_totals, totals.show_totals),
+    Route("export", totals.is_export, totals.export_link),
     Route("staff", staff.is_staff_command, staff.handle),
     Route("help", help.is_help, help.show_help),
     Route("unused_kind", fallback.is_unused_kind, fallback.explain_unused_kind),
@@ -47,6 +49,7 @@ TEMPLATES = (
     + records.TEMPLATES + staff.TEMPLATES + dialogue.ask_templates()
     + announcements.TEMPLATES
     + totals.TEMPLATES
+    + progress.TEMPLATES
 )
 
 

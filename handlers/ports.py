@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 from bot.campaigns.format import CampaignDefinition
 
@@ -233,6 +233,47 @@ class TotalsFacts:
     fields: dict[str, FieldTotal]
 
 
+@dataclass(frozen=True)
+class PeriodProgress:
+    """How far a campaign's units are with one deadline period: of ``units`` units, ``submitted``
+    sent it (``late`` of them after the due time); ``missing`` names the first missing units by name."""
+
+    deadline_id: int
+    period: str
+    units: int
+    submitted: int
+    late: int
+    missing: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UnitContact:
+    """A unit and how the office reaches its liaison: ``registered`` whether a liaison is
+    registered for it; ``liaison`` their name (as registered, else the liaison table's; "" for
+    none); ``mobile`` the liaison table's mobile answer, else the one the units import gave ("")."""
+
+    unit_id: int
+    name: str
+    registered: bool
+    liaison: str
+    mobile: str
+
+
+@dataclass(frozen=True)
+class UnitFiling:
+    """One submission of a unit, begun or sent: ``status`` draft or submitted; ``answered`` how many
+    answers it holds (blanks not counted); ``items`` its report items, ``featured`` the 要情 among them."""
+
+    deadline_id: int
+    period: str
+    status: str
+    late: bool
+    submitted_at: datetime | None
+    answered: int
+    items: int
+    featured: int
+
+
 class StoredFacts(Protocol):
     """Every read a handler may make while deciding, on the handling transaction's data."""
 
@@ -295,3 +336,20 @@ class StoredFacts(Protocol):
     def export_link(self, campaign_id: int, expires_at: datetime) -> str:
         """The address of the campaign's Excel file (its statistics table, units, liaisons and
         status), signed and good until ``expires_at``; RuntimeError where links cannot be signed."""
+
+    def progress(self, campaign_id: int, periods: Sequence[tuple[int, str]], shown: int) -> list[PeriodProgress]:
+        """For each (deadline id, period) of ``periods``, in that order, how far the campaign's units
+        are with it, naming the first ``shown`` missing units."""
+
+    def missing_contacts(self, campaign_id: int, deadline_id: int, period: str) -> list[UnitContact]:
+        """The campaign's units that have not sent the deadline period, by name, with their liaisons."""
+
+    def unit_contact(self, campaign_id: int, unit_id: int) -> UnitContact:
+        """One unit of the campaign with its liaison; LookupError if the campaign has no such unit."""
+
+    def units_named(self, campaign_id: int, fragment: str, limit: int) -> list[UnitFacts]:
+        """Up to ``limit`` units of the campaign whose name contains ``fragment``, by name (one
+        named exactly ``fragment`` first)."""
+
+    def unit_filings(self, unit_id: int) -> list[UnitFiling]:
+        """Every submission of the unit, begun or sent, with its answer and report item counts."""

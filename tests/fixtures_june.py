@@ -26,6 +26,7 @@ from bot.campaigns import FieldType, load_definition, load_into_db
 from bot.store.engine import session
 from bot.store.models import Deadline, Delivery, Unit
 from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
+from tests.test_weekly_report import eventually
 
 STAFF_CODE, COORDINATOR_CODE = "STAFF2023JC", "COORD2023JC"
 STAFF, COORDINATOR = "oStaffWang", "oCoordinatorNiu"
@@ -87,7 +88,22 @@ class June:
     campaign: Campaign
 
     def say(self, openid: str, text: str) -> str:
+        """The passive reply the person sees after typing ``text``."""
         return self.campaign.say(openid, text)
+
+    def read(self, openid: str, text: str, ending: str) -> str:
+        """All the person sees after typing ``text`` when the reply ends with ``ending``: the
+        passive reply and, for a reply over WeChat's 2,048 bytes, the parts pushed after it."""
+        fake = self.campaign.bot.fake
+        fake.user_wrote(openid)
+        before = len(fake.pushes(openid))
+        passive = self.say(openid, text)
+
+        def whole() -> str:
+            pushed = [p.payload["text"]["content"] for p in fake.pushes(openid)[before:] if p.msgtype == "text"]
+            seen = "\n".join([passive, *pushed])
+            return seen if seen.endswith(ending) else ""
+        return eventually(whole)
 
     @property
     def engine(self) -> sa.Engine:

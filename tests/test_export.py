@@ -23,7 +23,7 @@ from tests.fixtures_june import (  # noqa: F401  (fixtures)
     CHENGQU, COORDINATOR, GAOPING, LIAISONS, REMINDERS, STAFF, SUBMITTED, YANGCHENG, ZEZHOU, June, entered, jincheng,
     june,
 )
-from tests.test_totals import expected_sums
+from tests.test_totals import ALL_SHOWN, expected_sums
 
 TOKEN = "test-admin-token-0123456789"  # make_settings' ADMIN_TOKEN
 TEXTS = Texts()
@@ -200,7 +200,7 @@ def test_the_totals_api_gives_the_sums_the_chat_shows(june: June) -> None:
     client = june.campaign.bot.side.client
     body = client.get(f"/api/campaigns/{SLUG}/totals", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert (body["campaign"], body["deadline"], body["units"], body["submitted"], body["drafts"]) == (SLUG, "statistics", 6, 3, 1)
-    shown = june.say(COORDINATOR, "合计")
+    shown = june.read(COORDINATOR, "合计", ALL_SHOWN)
     sums = expected_sums()
     for item in body["items"]:
         for f in item["fields"]:

@@ -9,23 +9,21 @@ changes handlers return, is ``bot/store/writers.py``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Sequence
 
 import sqlalchemy as sa
 
 from bot.campaigns.format import CampaignDefinition
 from bot.campaigns.store import definition_of
-from bot.store import audience as announcements
 from bot.exports.links import ExportLinks
-from bot.store import totals as totals_sql
+from bot.store import audience as announcements, progress as office_reads, totals as totals_sql
 from bot.store.models import (
     Answer, Campaign, Deadline, DeadlinePeriod, LiaisonReplacement, MediaFile, Person, ReportItem, Role, Submission,
     Unit, table_of,
 )
 from handlers.ports import (
-    AnnouncementFacts, Audience, AudienceFacts, DuePeriod, Holder, ItemFacts, LiaisonRequest, StaffCode, StoredAnswer,
-    SubmissionFacts, UnitFacts,
-    DuePeriod, Holder, ItemFacts, LiaisonRequest, StaffCode, StoredAnswer, SubmissionFacts, TotalsFacts, UnitFacts,
+    AnnouncementFacts, Audience, AudienceFacts, DuePeriod, Holder, ItemFacts, LiaisonRequest, PeriodProgress, StaffCode,
+    StoredAnswer, SubmissionFacts, TotalsFacts, UnitContact, UnitFacts, UnitFiling,
 )
 
 _UNIT = table_of(Unit)
@@ -237,3 +235,25 @@ class DatabaseFacts:
         if self._links is None:
             raise RuntimeError("this reader was made without the bot's links (DatabaseFacts(conn, links))")
         return self._links.url(campaign_id, expires_at)
+
+    def progress(self, campaign_id: int, periods: Sequence[tuple[int, str]], shown: int) -> list[PeriodProgress]:
+        """For each (deadline id, period) of ``periods``, in that order, how far the campaign's units
+        are with it, naming the first ``shown`` missing units (``bot.store.progress``)."""
+        return office_reads.period_progress(self._conn, campaign_id, periods, shown)
+
+    def missing_contacts(self, campaign_id: int, deadline_id: int, period: str) -> list[UnitContact]:
+        """The campaign's units that have not sent the deadline period, by name, with their liaisons."""
+        return office_reads.missing_contacts(self._conn, self.definition(campaign_id), campaign_id, deadline_id, period)
+
+    def unit_contact(self, campaign_id: int, unit_id: int) -> UnitContact:
+        """One unit of the campaign with its liaison; LookupError if the campaign has no such unit."""
+        return office_reads.unit_contact(self._conn, self.definition(campaign_id), campaign_id, unit_id)
+
+    def units_named(self, campaign_id: int, fragment: str, limit: int) -> list[UnitFacts]:
+        """Up to ``limit`` units of the campaign whose name contains ``fragment``, by name (one
+        named exactly ``fragment`` first)."""
+        return office_reads.units_named(self._conn, campaign_id, fragment, limit)
+
+    def unit_filings(self, unit_id: int) -> list[UnitFiling]:
+        """Every submission of the unit, begun or sent, with its answer and report item counts."""
+        return office_reads.unit_filings(self._conn, unit_id)

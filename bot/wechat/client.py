@@ -38,6 +38,7 @@ from wechatpy.exceptions import WeChatClientException
 from bot.config import WECHAT_API_BASE_URL, Settings
 from bot.store.models import utcnow
 from bot.wechat.token_store import SharedAccessToken, StoredToken, TokenStore, build_token_store
+from bot.wechat.long_text import split_text
 
 logger = logging.getLogger(__name__)
 
@@ -390,11 +391,14 @@ class WeChatAPI:
         return self.client.tokens.force_refresh()
 
     def send_text(self, openid: str, content: str) -> None:
-        """A customer-service text message (only inside the user's window, wechat-rules A1).
+        """A customer-service text message (only inside the user's window, wechat-rules A1); a
+        ``content`` over WeChat's 2,048 bytes goes as several messages, in order
+        (:func:`bot.wechat.long_text.split_text`), each spending one of the window's sends.
 
         https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Service_Center_messages.html
         """
-        self.client.message.send_text(openid, content)
+        for part in split_text(content):
+            self.client.message.send_text(openid, part)
 
     def send_image(self, openid: str, media_id: str) -> None:
         """A customer-service image message with an uploaded ``media_id``."""
