@@ -43,6 +43,7 @@ from handlers.changes import (
     AppointLiaison, BecomeStaff, ClaimUnit, DecideRequest, PersonNote, RenamePerson, RequestLiaison, SaveAnswers,
     StaffNote, SubmitForm,
 )
+from handlers.changes import RedeemInvitation
 from handlers.report_changes import AddReportItem
 from handlers.template_job import TemplateJobFinished
 from bot.wechat.client import wechat_api
@@ -72,6 +73,7 @@ def change_writers() -> Writers:
         StaffNote: write_staff_note,
         PersonNote: write_person_note,
         TemplateJobFinished: write_template_job,
+        RedeemInvitation: writers.write_redemption,
     }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from handlers import (
     dialogue, fallback, greeting, help, records, registration, staff, statistics, template_job, weekly_report,
 )
+from handlers import roles
 from handlers.base import Context, DialogueState, Incoming, Outcome, Route
 
 ROUTES: list[Route] = [
@@ -39,6 +40,7 @@ TEMPLATES = (
     ("greeting", "unsupported_kind", "not_understood", "handler_failed")
     + help.TEMPLATES + registration.TEMPLATES + statistics.TEMPLATES + weekly_report.TEMPLATES
     + records.TEMPLATES + staff.TEMPLATES + dialogue.ask_templates()
+    + roles.TEMPLATES
 )
 
 

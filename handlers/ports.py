@@ -104,6 +104,8 @@ class LiaisonRequest:
     answers: dict[str, list[Any]]
     status: str
     requested_at: datetime
+    # The unit's campaign: staff see and decide only their own campaign's requests.
+    campaign_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,19 @@ class ItemFacts:
     kind: str
     featured: bool
     media_status: str | None
+
+
+@dataclass(frozen=True)
+class InvitationFacts:
+    """A one-time invitation (``safetybot people invite``): it makes whoever sends it at 登记
+    ``role`` (staff or coordinator) of the campaign ``campaign_id``, once, before ``expires_at``
+    (aware UTC); ``used`` once someone has."""
+
+    id: int
+    role: str
+    campaign_id: int
+    used: bool
+    expires_at: datetime
 
 
 class StoredFacts(Protocol):
@@ -151,9 +166,9 @@ class StoredFacts(Protocol):
         """A submission's answers by answer key."""
 
     def requests(self, *, request_id: int | None = None, openid: str | None = None,
-                 pending: bool = True) -> list[LiaisonRequest]:
+                 pending: bool = True, campaign_id: int | None = None) -> list[LiaisonRequest]:
         """Liaison requests, oldest first: pending ones (unless ``pending`` is False), narrowed to
-        one by id or to those of one requester."""
+        one by id, to those of one requester, or to units of one campaign."""
 
     def staff_role(self, code: str) -> StaffCode | None:
         """The role (staff, coordinator) and campaign a loaded campaign's ``[staff]`` code gives, if
@@ -171,3 +186,7 @@ class StoredFacts(Protocol):
     def weekly_sums(self, unit_id: int, campaign_id: int) -> dict[str, int]:
         """The unit's numbers from all its weekly reports, added up per statistics answer key
         (only forms with ``sums_into`` carry numbers; blanks count as nothing)."""
+
+    def invitation(self, code: str) -> InvitationFacts | None:
+        """The invitation whose code is ``code`` (compared without case or surrounding spaces), used
+        or not, expired or not; None when no invitation has that code."""

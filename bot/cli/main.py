@@ -9,6 +9,7 @@ from importlib.metadata import entry_points
 from typing import Callable
 
 from bot.cli import campaign as campaign_commands, reminders as reminder_commands
+from bot.cli import people as people_commands
 from bot.config import ConfigError, Settings, configure_logging, load_settings
 
 
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     campaign_commands.register(commands)
     reminder_commands.register(commands)
+    people_commands.register(commands)
     # Tools installed beside the product (the fake WeChat, the chat client, the demo) add their
     # commands through this entry-point group; the product itself never imports them.
     for plugin in entry_points(group="safetybot.commands"):
