@@ -42,11 +42,12 @@ def test_after_the_last_weekly_due_time_the_unfiled_last_week_shows_as_overdue(j
 
 def _give_role(office: Campaign, openid: str, role: Role) -> None:
     """Give a person who has written the role ``role`` in the campaign, straight in the database."""
+    unit_id = office.unit_id("泽州县商务局")
     with session(office.engine) as db:
         person = db.get(Person, office.bot.person(openid).id)  # type: ignore[union-attr]
         assert person is not None
         person.role = role
-        person.campaign_id = db.get(Unit, office.unit_id("泽州县商务局")).campaign_id  # type: ignore[union-attr]
+        person.campaign_id = db.get(Unit, unit_id).campaign_id  # type: ignore[union-attr]
         db.add(person)
         db.commit()
 
