@@ -33,6 +33,7 @@ from handlers.dialogue import (
     REVIEW, Move, Walk, command_of, pending_of, question, react, state_values, stored_values, summary, with_pending,
 )
 from handlers.ports import DuePeriod, Holder
+from handlers.roles import LIAISON, allowed
 
 FLOW = "registration"
 DETAILS_FLOW = "details"
@@ -323,8 +324,10 @@ def _request(incoming: Incoming, liaison: Liaison, values: dict[str, Value], rem
 
 def start_details(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """Show the liaison's stored details, numbered, for 修改 N."""
-    if ctx.facts.unit_id is None:
-        return Outcome(replies=(ctx.texts.render("fill_needs_registration"),))
+    refusal = allowed(ctx, "查看和修改联络员资料", roles={LIAISON})
+    if refusal is not None:
+        return Outcome(replies=(refusal,))
+    assert ctx.facts.unit_id is not None  # allowed() lets a liaison through only with a unit
     liaison = liaison_of(ctx, ctx.facts.unit_id)
     values = _stored_details(liaison, ctx)
     walk = liaison.walk(values)
