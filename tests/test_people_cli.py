@@ -145,3 +145,32 @@ def test_mistakes_are_named_and_change_nothing(office: Campaign, env_file: Path,
     with office.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT openid, role, campaign_id, unit_id FROM person ORDER BY id").all() == before
         assert conn.exec_driver_sql("SELECT count(*) FROM invitation").scalar_one() == 0
+
+
+def test_a_liaison_who_redeems_an_invitation_gives_up_the_unit_and_the_office_hears_it(
+        office: Campaign, env_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    office.say("oStaff", "你好")
+    office.bot.fake.user_wrote("oStaff")
+    assert safetybot(env_file, "people", "grant", "oStaff", "staff", "--campaign", SLUG) == 0
+    capsys.readouterr()
+    office.register("oZhao", "泽州县商务局", name="赵敏")
+    code = invite(env_file, capsys, "coordinator", "--campaign", SLUG)
+    assert "如收到活动办公室的工作人员邀请码" in office.say("oZhao", "登记")
+    assert office.say("oZhao", code) == TEXTS.render("staff_registered", role="coordinator", left_unit="泽州县商务局")
+    zhao = office.bot.person("oZhao")
+    assert zhao is not None and (zhao.role, zhao.unit_id) == (Role.COORDINATOR, None)
+    [note] = office.bot.pushed_texts("oStaff", 1)
+    assert note == TEXTS.render("staff_note_liaison_left", unit="泽州县商务局", person="赵敏", role="coordinator")
+    # The unit is free: a newcomer registers with its join code at once.
+    office.register("oNew", "泽州县商务局", name="钱多")
+    assert office.bot.person("oNew").unit_id == office.unit_id("泽州县商务局")  # type: ignore[union-attr]
+
+
+def test_a_liaison_who_sends_another_code_after_登记_stays_where_they_are(office: Campaign) -> None:
+    office.register("oZhao", "泽州县商务局", name="赵敏")
+    office.say("oZhao", "登记")
+    given = office.codes["高平市商务局"]
+    assert office.say("oZhao", given) == TEXTS.render("register_not_office_code", given=given, staff=False)
+    zhao = office.bot.person("oZhao")
+    assert zhao is not None and (zhao.role, zhao.unit_id) == (Role.LIAISON, office.unit_id("泽州县商务局"))
+    assert office.conversation("oZhao").flow == ""  # type: ignore[union-attr]
