@@ -13,7 +13,8 @@ from sqlmodel import select
 from bot.campaigns import load_definition, load_into_db
 from bot.campaigns.units import JOIN_CODE_ALPHABET
 from bot.store.engine import session
-from bot.store.models import Invitation, Role
+from bot.store import people
+from bot.store.models import Invitation, Person, Role
 from bot.texts import Texts
 from tests.fixtures_cli import safetybot
 from tests.fixtures_forms import CAMPAIGN, SLUG, Campaign, jincheng  # noqa: F401  (fixture)
@@ -36,9 +37,9 @@ def invite(env_file: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> st
     return printed.out.strip()
 
 
-def campaign_id(office: Campaign, slug: str = SLUG) -> int:
+def campaign_id(office: Campaign, slug: str = SLUG) -> int | None:
     with office.engine.connect() as conn:
-        return int(conn.exec_driver_sql(f"SELECT id FROM campaign WHERE slug = '{slug}'").scalar_one())
+        return people.campaign_id(conn, slug)
 
 
 def test_an_invitation_is_a_code_a_phone_can_type_and_makes_its_first_sender_staff_once(
@@ -174,3 +175,20 @@ def test_a_liaison_who_sends_another_code_after_登记_stays_where_they_are(offi
     zhao = office.bot.person("oZhao")
     assert zhao is not None and (zhao.role, zhao.unit_id) == (Role.LIAISON, office.unit_id("泽州县商务局"))
     assert office.conversation("oZhao").flow == ""  # type: ignore[union-attr]
+
+
+def test_staff_made_before_staff_had_a_campaign_are_asked_for_its_code_again(
+        office: Campaign, env_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    office.say("oOld", "你好")
+    with session(office.engine) as db:  # as migration 0003 left a staff member made by an older bot
+        old = db.exec(select(Person).where(Person.openid == "oOld")).one()
+        old.role = Role.STAFF
+        db.add(old)
+        db.commit()
+    assert office.say("oOld", "待审批") == TEXTS.render("role_no_campaign", role="staff", action="审批联络员申请")
+    assert office.say("oOld", "登记") == TEXTS.render("register_office_code", role="staff")
+    code = invite(env_file, capsys, "staff", "--campaign", SLUG)
+    assert office.say("oOld", code) == TEXTS.render("staff_registered", role="staff", left_unit="")
+    old = office.bot.person("oOld")
+    assert old is not None and (old.role, old.campaign_id) == (Role.STAFF, campaign_id(office))
+    assert "没有等待审批" in office.say("oOld", "待审批")
