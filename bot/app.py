@@ -49,6 +49,7 @@ from handlers.changes import (
     StaffNote, SubmitForm,
 )
 from handlers.changes import SendAnnouncement
+from handlers.changes import RedeemInvitation
 from handlers.report_changes import AddReportItem
 from handlers.template_job import TemplateJobFinished
 from bot.wechat.client import wechat_api
@@ -79,6 +80,7 @@ def change_writers() -> Writers:
         PersonNote: write_person_note,
         TemplateJobFinished: write_template_job,
         SendAnnouncement: write_announcement,
+        RedeemInvitation: writers.write_redemption,
     }
 
 

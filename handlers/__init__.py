@@ -14,6 +14,7 @@ from handlers import (
     announcements, dialogue, fallback, greeting, help, progress, records, registration, staff, statistics, template_job,
     totals, weekly_report,
 )
+from handlers import roles
 from handlers.base import Context, DialogueState, Incoming, Outcome, Route
 
 ROUTES: list[Route] = [
@@ -50,6 +51,7 @@ TEMPLATES = (
     + announcements.TEMPLATES
     + totals.TEMPLATES
     + progress.TEMPLATES
+    + roles.TEMPLATES
 )
 
 

@@ -22,8 +22,11 @@ from handlers.answers import normalise
 from handlers.base import Context, DialogueState, Incoming, Outcome
 from handlers.changes import SendAnnouncement
 from handlers.ports import Audience
+from handlers.roles import office_campaign
 
 FLOW = "announce"
+# What a refusal says the sender may not do (handlers/roles.py).
+SEND_ACTION = "发送通知"
 TEXT, AUDIENCE, DEADLINE, GROUP, UNITS, UNIT_CHOICE, PREVIEW = (
     "text", "audience", "deadline", "group", "units", "unit_choice", "preview")
 OPENERS = {"通知", "发通知", "发送通知"}
@@ -42,7 +45,7 @@ JUST_PASSED = timedelta(days=7)
 NAMED_UNITS = 5
 _SEPARATORS = re.compile(r"[\s,，、;；]+")
 _NUMBERS = re.compile(r"\d+")
-TEMPLATES = ("announce_only", "announce_start", "announce_ask_text", "announce_image_received", "announce_too_long",
+TEMPLATES = ("announce_start", "announce_ask_text", "announce_image_received", "announce_too_long",
              "announce_audience", "announce_deadlines", "announce_groups", "announce_ask_units", "announce_no_unit",
              "announce_unit_choices", "announce_too_many_units", "announce_pick_number", "announce_nobody",
              "announce_preview", "announce_queued", "announce_cancelled", "announce_status", "announcement_text")
@@ -64,27 +67,21 @@ def _words(text: str) -> str:
 
 def open_announcement(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """Start a new announcement, or show the latest ones (``通知 状态``)."""
-    campaign_id = _campaign(ctx)
-    if campaign_id is None:
-        return Outcome(replies=(ctx.texts.render("announce_only"),))
+    campaign_id = office_campaign(ctx, SEND_ACTION)
+    if isinstance(campaign_id, str):
+        return Outcome(replies=(campaign_id,))
     if _words(incoming.text) in STATUS_WORDS:
         return Outcome(replies=(ctx.texts.render("announce_status", announcements=ctx.stored.announcements(campaign_id),
                                                  zone=ctx.stored.definition(campaign_id).timezone),))
     return Outcome(replies=(ctx.texts.render("announce_start"),), state=DialogueState(FLOW, TEXT, {}))
 
 
-def _campaign(ctx: Context) -> int | None:
-    """The campaign the sender may announce to: staff and coordinators of one campaign only."""
-    # The shared role check (issue 17, roles) replaces this at merge.
-    return ctx.facts.campaign_id if ctx.facts.is_staff else None
-
-
 def continue_announcement(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """The next step of the announcement being written."""
-    campaign_id = _campaign(ctx)
-    if campaign_id is None:
+    campaign_id = office_campaign(ctx, SEND_ACTION)
+    if isinstance(campaign_id, str):
         # Staff rights were taken away mid-dialogue: the draft goes, nothing is sent.
-        return Outcome(replies=(ctx.texts.render("announce_only"),), state=DialogueState())
+        return Outcome(replies=(campaign_id,), state=DialogueState())
     data = dict(state.data)
     if incoming.kind == "text" and _words(incoming.text) in CANCEL_WORDS:
         return Outcome(replies=(ctx.texts.render("announce_cancelled"),), state=DialogueState())

@@ -140,3 +140,14 @@ class SendAnnouncement:
     text: str
     image_media_id: str | None
     audience: Audience
+
+
+@dataclass(frozen=True)
+class RedeemInvitation:
+    """The sender redeems the invitation ``invitation_id``: they become ``role`` (staff or
+    coordinator) of the campaign ``campaign_id`` and hold no unit any more. Stale when the
+    invitation was used by someone else or expired after the handler looked."""
+
+    invitation_id: int
+    role: str
+    campaign_id: int

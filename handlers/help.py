@@ -31,7 +31,9 @@ def show_help(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome
     """Newcomers learn to register; liaisons see their unit's open deadlines and commands; staff and
     coordinators their commands and how many liaison requests wait for them."""
     if ctx.facts.is_staff:
-        pending = len(ctx.stored.requests())
+        # Staff see their own campaign's requests; those made staff before campaigns had none.
+        campaign = ctx.facts.campaign_id
+        pending = len(ctx.stored.requests(campaign_id=campaign)) if campaign is not None else 0
         return Outcome(replies=(ctx.texts.render("help_staff", role=ctx.facts.role, pending=pending),))
     if ctx.facts.unit_id is None:
         return Outcome(replies=(ctx.texts.render("help"),))

@@ -104,6 +104,8 @@ class LiaisonRequest:
     answers: dict[str, list[Any]]
     status: str
     requested_at: datetime
+    # The unit's campaign: staff see and decide only their own campaign's requests.
+    campaign_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,19 @@ class UnitFiling:
     featured: int
 
 
+@dataclass(frozen=True)
+class InvitationFacts:
+    """A one-time invitation (``safetybot people invite``): it makes whoever sends it at 登记
+    ``role`` (staff or coordinator) of the campaign ``campaign_id``, once, before ``expires_at``
+    (aware UTC); ``used`` once someone has."""
+
+    id: int
+    role: str
+    campaign_id: int
+    used: bool
+    expires_at: datetime
+
+
 class StoredFacts(Protocol):
     """Every read a handler may make while deciding, on the handling transaction's data."""
 
@@ -299,9 +314,9 @@ class StoredFacts(Protocol):
         """A submission's answers by answer key."""
 
     def requests(self, *, request_id: int | None = None, openid: str | None = None,
-                 pending: bool = True) -> list[LiaisonRequest]:
+                 pending: bool = True, campaign_id: int | None = None) -> list[LiaisonRequest]:
         """Liaison requests, oldest first: pending ones (unless ``pending`` is False), narrowed to
-        one by id or to those of one requester."""
+        one by id, to those of one requester, or to units of one campaign."""
 
     def staff_role(self, code: str) -> StaffCode | None:
         """The role (staff, coordinator) and campaign a loaded campaign's ``[staff]`` code gives, if
@@ -353,3 +368,6 @@ class StoredFacts(Protocol):
 
     def unit_filings(self, unit_id: int) -> list[UnitFiling]:
         """Every submission of the unit, begun or sent, with its answer and report item counts."""
+    def invitation(self, code: str) -> InvitationFacts | None:
+        """The invitation whose code is ``code`` (compared without case or surrounding spaces), used
+        or not, expired or not; None when no invitation has that code."""

@@ -20,7 +20,10 @@ from bot.campaigns.format import CampaignDefinition, DeadlineKind
 from handlers.answers import normalise
 from handlers.base import Context, DialogueState, Incoming, Outcome
 from handlers.ports import DuePeriod, UnitFacts, UnitFiling
+from handlers.roles import office_campaign
 
+# What a refusal says the sender may not do (handlers/roles.py).
+ASK_ACTION = "查看报送进度和单位情况"
 PROGRESS_WORDS = {"进度", "报送进度", "进展"}
 MISSING = re.compile(r"(?:未报送?|没报)\s*(?P<what>.*)")
 UNIT = re.compile(r"单位\s*(?P<name>.*)")
@@ -37,7 +40,7 @@ SHOWN_MATCHES = 10
 # what packing whole lines into messages may leave unused, so the listing arrives whole.
 LISTING_BYTES = 5 * 2048 - 5 * 120
 
-TEMPLATES = ("progress_staff_only", "progress_overview", "progress_missing", "progress_missing_unit",
+TEMPLATES = ("progress_overview", "progress_missing", "progress_missing_unit",
              "progress_no_deadline", "progress_unit", "progress_units", "progress_no_unit", "progress_ask_unit")
 
 
@@ -95,10 +98,9 @@ def is_progress_command(incoming: Incoming, state: DialogueState) -> bool:
 
 def answer(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """Answer the office's question about its campaign, or refuse anyone else politely."""
-    campaign_id = _office_campaign(ctx)
-    if campaign_id is None:
-        return Outcome(replies=(ctx.texts.render("progress_staff_only", role=ctx.facts.role,
-                                                 liaison=ctx.facts.unit_id is not None),))
+    campaign_id = office_campaign(ctx, ASK_ACTION)
+    if isinstance(campaign_id, str):
+        return Outcome(replies=(campaign_id,))
     text = normalise(incoming.text)
     if text in PROGRESS_WORDS:
         return Outcome(replies=(_overview(ctx, campaign_id),))
@@ -108,13 +110,6 @@ def answer(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     unit = UNIT.fullmatch(text)
     assert unit is not None, "the matcher let through only the three commands"
     return _unit(ctx, campaign_id, unit["name"].strip(), state)
-
-
-def _office_campaign(ctx: Context) -> int | None:
-    """The campaign the sender works on as staff or coordinator; None for anyone else (liaisons,
-    strangers, staff made before staff belonged to a campaign). A local role check until the
-    shared one lands."""
-    return ctx.facts.campaign_id if ctx.facts.is_staff else None
 
 
 # --- 进度 --------------------------------------------------------------------------------------

@@ -7,8 +7,14 @@ opt-in to deadline reminders is asked explicitly and stored with its time (wecha
 Without a join code, a person may pick the unit from a numbered list of the campaigns with open
 registration (``[registration] open``), narrowed by a part of its name; the table then waits as
 a request until staff approve it (``handlers/staff.py``). Someone taking over a unit that has a
-liaison fills the table the same way and waits for staff too. A campaign's ``[staff]`` code,
-sent instead of a join code, makes the sender staff or a coordinator.
+liaison fills the table the same way and waits for staff too. A campaign's ``[staff]`` code or a
+one-time invitation (``safetybot people invite``), sent instead of a join code, makes the sender
+staff or a coordinator of that campaign. A used or expired invitation is refused and says which.
+
+A registered liaison who sends 登记 may still send a staff code or invitation: the office invited
+them, so they become staff and the unit is left without a liaison; the reply says so and the
+office is told, so the unit gets a new liaison. Staff made before staff belonged to a campaign
+send their campaign's code again the same way.
 """
 
 from __future__ import annotations
@@ -21,12 +27,13 @@ from bot.campaigns.format import FieldType, FormDefinition
 from handlers.answers import normalise, yes_or_no
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import (
-    BecomeStaff, ClaimUnit, RenamePerson, RequestLiaison, SaveAnswers, StaffNote, SubmitForm, Value,
+    BecomeStaff, ClaimUnit, RedeemInvitation, RenamePerson, RequestLiaison, SaveAnswers, StaffNote, SubmitForm, Value,
 )
 from handlers.dialogue import (
     REVIEW, Move, Walk, command_of, pending_of, question, react, state_values, stored_values, summary, with_pending,
 )
 from handlers.ports import DuePeriod, Holder
+from handlers.roles import LIAISON, allowed
 
 FLOW = "registration"
 DETAILS_FLOW = "details"
@@ -41,11 +48,15 @@ REPLACE_WORDS = {"申请", "申请更换", "是"}
 JOIN, PICK, REPLACE_MODE = "join", "pick", "replace"
 # At most this many units are listed to pick from; more ask for a part of the name first.
 LIST_LIMIT = 10
+# In the code step's data: only a staff code or an invitation is taken (the sender is a liaison already,
+# or staff whose campaign is not known).
+OFFICE_ONLY = "office_only"
 TEMPLATES = ("register_ask_code", "register_already", "invalid_join_code", "unit_taken", "replace_waiting",
              "replacement_requested", "register_start", "register_review", "register_opt_in", "invalid_opt_in",
              "registered", "register_cancelled", "details_review", "details_saved", "details_cancelled",
              "register_pending", "register_units", "register_no_unit", "register_too_many", "staff_registered",
-             "staff_note_request")
+             "staff_note_request", "register_office_code", "register_not_office_code", "invitation_used",
+             "invitation_expired", "staff_note_liaison_left")
 
 
 
@@ -124,8 +135,13 @@ def start_registration(incoming: Incoming, state: DialogueState, ctx: Context) -
     """Ask for the unit's join code (or, where registration is open, list the units to pick from),
     unless the person is registered already or waits for staff."""
     if ctx.facts.unit_id is not None:
+        # Only a staff code or an invitation can follow: a liaison changes units through staff.
         unit = ctx.stored.unit(ctx.facts.unit_id)
-        return Outcome(replies=(ctx.texts.render("register_already", unit=unit.name),), state=DialogueState())
+        return Outcome(replies=(ctx.texts.render("register_already", unit=unit.name),),
+                       state=DialogueState(FLOW, CODE, {OFFICE_ONLY: True}))
+    if ctx.facts.is_staff and ctx.facts.campaign_id is None:
+        return Outcome(replies=(ctx.texts.render("register_office_code", role=ctx.facts.role),),
+                       state=DialogueState(FLOW, CODE, {OFFICE_ONLY: True}))
     if ctx.facts.is_staff:
         # Staff stay staff: a unit's join code must not turn them into a liaison.
         return Outcome(replies=(ctx.texts.render("staff_registered", role=ctx.facts.role),), state=DialogueState())
@@ -163,12 +179,25 @@ def continue_registration(incoming: Incoming, state: DialogueState, ctx: Context
 
 
 def _join_code(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
-    """A join code, a staff code, or (where registration is open) a list number or part of a name."""
+    """A staff code, an invitation, a join code, or (where registration is open) a list number or
+    part of a name."""
     text = incoming.text
     code = ctx.stored.staff_role(normalise(text))
     if code is not None:
-        return Outcome(replies=(ctx.texts.render("staff_registered", role=code.role),), state=DialogueState(),
-                       changes=(BecomeStaff(code.role, code.campaign_id),))
+        return _become_staff(incoming, code.role, BecomeStaff(code.role, code.campaign_id), ctx)
+    invitation = ctx.stored.invitation(normalise(text))
+    if invitation is not None:
+        if invitation.used:
+            return Outcome(replies=(ctx.texts.render("invitation_used"),))
+        if invitation.expires_at <= ctx.now:
+            zone = ctx.stored.definition(invitation.campaign_id).timezone
+            return Outcome(replies=(ctx.texts.render("invitation_expired",
+                                                     expired_at=invitation.expires_at.astimezone(zone)),))
+        return _become_staff(incoming, invitation.role,
+                             RedeemInvitation(invitation.id, invitation.role, invitation.campaign_id), ctx)
+    if state.data.get(OFFICE_ONLY):
+        return Outcome(replies=(ctx.texts.render("register_not_office_code", given=text.strip(),
+                                                 staff=ctx.facts.is_staff),), state=DialogueState())
     unit = ctx.stored.unit_by_join_code(normalise(text))
     if unit is not None:
         return _chosen(unit.id, JOIN, ctx)
@@ -185,6 +214,19 @@ def _join_code(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcom
         return Outcome(replies=(ctx.texts.render("register_too_many", given=text.strip(), count=len(units)),))
     return Outcome(replies=(ctx.texts.render("register_units", units=[u.name for u in units]),),
                    state=DialogueState(FLOW, CODE, {"choices": [u.id for u in units]}))
+
+
+def _become_staff(incoming: Incoming, role: str, change: BecomeStaff | RedeemInvitation, ctx: Context) -> Outcome:
+    """The sender becomes staff or a coordinator (``change`` writes it); a liaison gives up their
+    unit, is told so, and the office hears that the unit has no liaison now."""
+    changes: tuple[Any, ...] = (change,)
+    left = ctx.stored.unit(ctx.facts.unit_id).name if ctx.facts.unit_id is not None else ""
+    if ctx.facts.unit_id is not None:
+        topic = f"liaison_left:{ctx.facts.unit_id}:{incoming.openid}:{int(incoming.created_at.timestamp())}"
+        changes += (StaffNote(topic, ctx.texts.render("staff_note_liaison_left", unit=left, person=ctx.facts.name,
+                                                      role=role)),)
+    return Outcome(replies=(ctx.texts.render("staff_registered", role=role, left_unit=left),), state=DialogueState(),
+                   changes=changes)
 
 
 def _looks_like_code(word: str) -> bool:
@@ -282,8 +324,10 @@ def _request(incoming: Incoming, liaison: Liaison, values: dict[str, Value], rem
 
 def start_details(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """Show the liaison's stored details, numbered, for 修改 N."""
-    if ctx.facts.unit_id is None:
-        return Outcome(replies=(ctx.texts.render("fill_needs_registration"),))
+    refusal = allowed(ctx, "查看和修改联络员资料", roles={LIAISON})
+    if refusal is not None:
+        return Outcome(replies=(refusal,))
+    assert ctx.facts.unit_id is not None  # allowed() lets a liaison through only with a unit
     liaison = liaison_of(ctx, ctx.facts.unit_id)
     values = _stored_details(liaison, ctx)
     walk = liaison.walk(values)

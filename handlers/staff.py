@@ -1,5 +1,6 @@
 """What staff and coordinators do in the chat: ``待审批`` lists the liaison requests waiting for
-them, ``批准 N`` and ``驳回 N`` decide one.
+them, ``批准 N`` and ``驳回 N`` decide one. Each sees and decides only their own campaign's requests
+(``handlers/roles.py`` says who may); a request of another campaign is, to them, no request.
 
 A request is someone taking over a unit that has a liaison, or registering for a unit picked from
 an open campaign's list (``handlers/registration.py``). Approving files the liaison table the
@@ -19,12 +20,14 @@ from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import AppointLiaison, DecideRequest, PersonNote, Value
 from handlers.dialogue import stored_values
 from handlers.registration import liaison_of
+from handlers.roles import allowed
 
 PENDING_WORDS = {"待审批", "审批", "待审核"}
 MENU_KEY = "PENDING"
 DECIDE = re.compile(r"(批准|同意|通过|驳回|拒绝|不同意)\s*第?\s*(\d+)\s*[号个项]?")
 APPROVE_WORDS = {"批准", "同意", "通过"}
-TEMPLATES = ("staff_pending", "staff_only", "staff_no_request", "staff_already_decided", "staff_decided",
+ACTION = "审批联络员申请"
+TEMPLATES = ("staff_pending", "staff_no_request", "staff_already_decided", "staff_decided",
              "request_approved", "request_refused", "liaison_replaced")
 
 
@@ -50,9 +53,11 @@ def is_staff_command(incoming: Incoming, state: DialogueState) -> bool:
 
 
 def handle(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
-    """List the pending requests, or decide one."""
-    if not ctx.facts.is_staff:
-        return Outcome(replies=(ctx.texts.render("staff_only"),))
+    """List the pending requests of the sender's campaign, or decide one; refused (nothing changed)
+    to anyone but that campaign's staff and coordinators."""
+    refusal = allowed(ctx, ACTION)
+    if refusal is not None:
+        return Outcome(replies=(refusal,))
     decision = DECIDE.fullmatch(normalise(incoming.text)) if incoming.kind == "text" else None
     if decision is None:
         return Outcome(replies=(_pending(ctx),), state=DialogueState())
@@ -61,7 +66,7 @@ def handle(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
 
 def _pending(ctx: Context) -> str:
     shown = []
-    for request in ctx.stored.requests():
+    for request in ctx.stored.requests(campaign_id=ctx.facts.campaign_id):
         liaison = liaison_of(ctx, request.unit_id)
         fields = liaison.form.fields if liaison.form else ()
         mobile = next((request.answers[f.answer_key][0] or "" for f in fields
@@ -73,7 +78,7 @@ def _pending(ctx: Context) -> str:
 
 
 def _decide(number: int, approved: bool, ctx: Context) -> Outcome:
-    found = ctx.stored.requests(request_id=number, pending=False)
+    found = ctx.stored.requests(request_id=number, pending=False, campaign_id=ctx.facts.campaign_id)
     if not found:
         return Outcome(replies=(ctx.texts.render("staff_no_request", number=number),))
     request = found[0]

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 from bot.campaigns.format import CampaignDefinition, Field, FieldType, FormDefinition, FormKind, StatItem
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.ports import DuePeriod, FieldTotal, TotalsFacts
+from handlers.roles import office_campaign
 
 TOTALS_WORDS = {"合计", "汇总", "统计合计", "合计数"}
 TOTALS_MENU_KEY = "TOTALS"
@@ -24,7 +25,7 @@ EXPORT_WORDS = {"导出", "导出表格", "导出excel", "下载表格"}
 EXPORT_MENU_KEY = "EXPORT"
 # The issue's promise for 导出's link.
 EXPORT_LINK_HOURS = 24
-TEMPLATES = ("office_only", "totals", "totals_no_table", "export_link")
+TEMPLATES = ("totals", "totals_no_table", "export_link")
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,6 @@ def is_totals(incoming: Incoming, state: DialogueState) -> bool:
 def is_export(incoming: Incoming, state: DialogueState) -> bool:
     """``导出`` typed, or its menu button."""
     return asked_for(incoming, EXPORT_WORDS, EXPORT_MENU_KEY)
-
-
-def _office_campaign(ctx: Context) -> int | None:
-    """The campaign the sender works on as staff or coordinator; None for anyone else.
-
-    (A shared role check for every office command is another part of issue 17; this is the
-    rule for these two until it lands.)"""
-    return ctx.facts.campaign_id if ctx.facts.is_staff else None
-
-
-def _refused(command: str, ctx: Context) -> Outcome:
-    return Outcome(replies=(ctx.texts.render("office_only", command=command, role=ctx.facts.role),))
 
 
 def statistics_form(definition: CampaignDefinition) -> FormDefinition | None:
@@ -124,9 +113,9 @@ def estimated(form: FormDefinition, totals: TotalsFacts) -> int:
 
 def show_totals(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """The statistics table summed over all units' submitted tables."""
-    campaign_id = _office_campaign(ctx)
-    if campaign_id is None:
-        return _refused("合计", ctx)
+    campaign_id = office_campaign(ctx, "查看统计表合计")
+    if isinstance(campaign_id, str):
+        return Outcome(replies=(campaign_id,))
     definition = ctx.stored.definition(campaign_id)
     form = statistics_form(definition)
     period = summed_period(definition, ctx.stored.periods(campaign_id), ctx.now)
@@ -140,9 +129,9 @@ def show_totals(incoming: Incoming, state: DialogueState, ctx: Context) -> Outco
 
 def export_link(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """A signed link, good for a day, to the campaign's Excel file."""
-    campaign_id = _office_campaign(ctx)
-    if campaign_id is None:
-        return _refused("导出", ctx)
+    campaign_id = office_campaign(ctx, "导出活动的Excel表格")
+    if isinstance(campaign_id, str):
+        return Outcome(replies=(campaign_id,))
     definition = ctx.stored.definition(campaign_id)
     expires_at = ctx.now.replace(microsecond=0) + timedelta(hours=EXPORT_LINK_HOURS)
     return Outcome(replies=(ctx.texts.render(

@@ -23,6 +23,7 @@ from bot.outbound.announcements import write_announcement
 from bot.store.models import Announcement, Deadline, Delivery, Person, Role, Submission, Unit
 from bot.store.writers import StaleDecision
 from bot.texts import Texts
+from handlers.announcements import SEND_ACTION
 from handlers.base import Incoming
 from handlers.changes import SendAnnouncement
 from handlers.ports import Audience, AudienceFacts
@@ -336,7 +337,8 @@ def test_only_staff_of_the_campaign_may_announce_and_a_refusal_changes_nothing(n
     room.say("oZezhou", "周报")  # a liaison in the middle of a report
     for openid in ("oZezhou", "oStranger"):
         for words in ("通知", "通知 状态"):
-            assert room.say(openid, words) == TEXTS.render("announce_only")
+            assert room.say(openid, words) == TEXTS.render("role_refused", action=SEND_ACTION,
+                                                           roles=["staff", "coordinator"], newcomer=openid == "oStranger")
     assert room.conversation("oZezhou").flow == "weekly"  # type: ignore[union-attr]
     assert room.announcements() == [] and room.deliveries() == []
 
@@ -348,7 +350,8 @@ def test_only_staff_of_the_campaign_may_announce_and_a_refusal_changes_nothing(n
     with session(room.engine) as db:
         db.exec(sa.text(f"UPDATE person SET role = 'liaison' WHERE openid = '{COORDINATOR}'"))  # type: ignore[call-overload]
         db.commit()
-    assert room.say(COORDINATOR, "确认") == TEXTS.render("announce_only")
+    assert room.say(COORDINATOR, "确认") == TEXTS.render("role_refused", action=SEND_ACTION,
+                                                        roles=["staff", "coordinator"], newcomer=True)
     assert room.announcements() == []
     person = room.bot.person(COORDINATOR)
     assert person is not None and person.role is Role.LIAISON

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from bot.store.engine import session
-from bot.store.models import Person, Role
+from bot.store.models import Person, Role, Unit
 from bot.texts import Texts
 from tests.fixtures_forms import Campaign, jincheng  # noqa: F401  (fixture)
 from tests.test_statistics import fill_and_submit
@@ -41,11 +41,13 @@ def test_after_the_last_weekly_due_time_the_unfiled_last_week_shows_as_overdue(j
 
 
 def _give_role(office: Campaign, openid: str, role: Role) -> None:
-    """Give a person who has written the role ``role``, straight in the database."""
+    """Give a person who has written the role ``role`` in the campaign, straight in the database."""
+    unit_id = office.unit_id("泽州县商务局")
     with session(office.engine) as db:
         person = db.get(Person, office.bot.person(openid).id)  # type: ignore[union-attr]
         assert person is not None
         person.role = role
+        person.campaign_id = db.get(Unit, unit_id).campaign_id  # type: ignore[union-attr]
         db.add(person)
         db.commit()
 

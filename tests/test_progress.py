@@ -24,6 +24,7 @@ from sqlmodel import select
 from bot.campaigns import load_definition, load_into_db
 from bot.store.engine import session
 from bot.store.models import Conversation, Deadline, Delivery, Person, Role, Submission, Unit
+from handlers.progress import ASK_ACTION
 from bot.texts import Texts
 from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
 from tests.test_weekly_report import eventually
@@ -206,8 +207,9 @@ def _stored(june: Campaign) -> list[tuple[str, ...]]:
 @pytest.mark.parametrize("command", ["进度", "未报", "未报 周报", "单位 泽州", "单位 1"])
 def test_liaisons_and_strangers_are_told_who_may_ask_and_nothing_changes(june: Campaign, command: str) -> None:
     before = _stored(june)
-    assert june.say(ZEZHOU, command) == TEXTS.render("progress_staff_only", role="liaison", liaison=True)
-    assert june.say("oStranger", command) == TEXTS.render("progress_staff_only", role="liaison", liaison=False)
+    for openid, newcomer in ((ZEZHOU, False), ("oStranger", True)):
+        assert june.say(openid, command) == TEXTS.render("role_refused", action=ASK_ACTION,
+                                                         roles=["staff", "coordinator"], newcomer=newcomer)
     assert _stored(june) == before
 
 
@@ -219,7 +221,7 @@ def test_staff_without_a_campaign_are_told_who_may_ask(june: Campaign) -> None:
         person.role = Role.STAFF
         db.add(person)
         db.commit()
-    assert june.say("oOldStaff", "进度") == TEXTS.render("progress_staff_only", role="staff", liaison=False)
+    assert june.say("oOldStaff", "进度") == TEXTS.render("role_no_campaign", role="staff", action=ASK_ACTION)
 
 
 def test_staff_of_another_campaign_see_only_their_own(june: Campaign, tmp_path: Path) -> None:

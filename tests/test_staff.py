@@ -117,7 +117,8 @@ def test_a_liaison_cannot_approve_and_a_retried_approval_notes_once(office: Camp
     office.register(HOLDER, "泽州县商务局")
     ask_to_take_over(office)
     [request] = _requests(office)
-    assert office.say(HOLDER, f"批准 {request.id}") == TEXTS.render("staff_only")
+    assert office.say(HOLDER, f"批准 {request.id}") == TEXTS.render(
+        "role_refused", action="审批联络员申请", roles=["staff", "coordinator"], newcomer=False)
     side = office.bot.side
     message = side.message_xml(STAFF, "text", Content=f"批准 {request.id}")
     first, again = side.deliver(message), side.deliver(message)

@@ -93,11 +93,12 @@ def test_staff_see_the_same_totals_and_the_read_port_counts_units_per_field(june
 def test_liaisons_and_strangers_are_refused_politely_and_nothing_changes(june: June) -> None:
     liaison = LIAISONS[YANGCHENG][0]
     before = _state(june, liaison)
-    for openid, role in ((liaison, "liaison"), ("oStranger", "liaison")):
-        for command in ("合计", "导出"):
+    for openid, newcomer in ((liaison, False), ("oStranger", True)):
+        for command, action in (("合计", "查看统计表合计"), ("导出", "导出活动的Excel表格")):
             refused = june.say(openid, command)
-            assert refused == TEXTS.render("office_only", command=command, role=role)
-            assert "工作人员和协调人" in refused
+            assert refused == TEXTS.render("role_refused", action=action, roles=["staff", "coordinator"],
+                                           newcomer=newcomer)
+            assert refused.startswith(f"只有本活动的工作人员或协调人可以{action}。")
     assert _state(june, liaison) == before and _state(june, "oStranger") is None
 
 

@@ -11,6 +11,7 @@ from typing import Callable
 from bot.cli import campaign as campaign_commands, notice as notice_commands, reminders as reminder_commands
 from bot.cli import campaign as campaign_commands, reminders as reminder_commands
 from bot.cli import export as export_commands
+from bot.cli import people as people_commands
 from bot.config import ConfigError, Settings, configure_logging, load_settings
 
 
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     reminder_commands.register(commands)
     notice_commands.register(commands)
     export_commands.register(commands)
+    people_commands.register(commands)
     # Tools installed beside the product (the fake WeChat, the chat client, the demo) add their
     # commands through this entry-point group; the product itself never imports them.
     for plugin in entry_points(group="safetybot.commands"):

@@ -18,12 +18,12 @@ from bot.campaigns.store import definition_of
 from bot.exports.links import ExportLinks
 from bot.store import audience as announcements, progress as office_reads, totals as totals_sql
 from bot.store.models import (
-    Answer, Campaign, Deadline, DeadlinePeriod, LiaisonReplacement, MediaFile, Person, ReportItem, Role, Submission,
-    Unit, table_of,
+    Answer, Campaign, Deadline, DeadlinePeriod, Invitation, LiaisonReplacement, MediaFile, Person, ReportItem, Role,
+    Submission, Unit, table_of,
 )
 from handlers.ports import (
-    AnnouncementFacts, Audience, AudienceFacts, DuePeriod, Holder, ItemFacts, LiaisonRequest, PeriodProgress, StaffCode,
-    StoredAnswer, SubmissionFacts, TotalsFacts, UnitContact, UnitFacts, UnitFiling,
+    AnnouncementFacts, Audience, AudienceFacts, DuePeriod, Holder, InvitationFacts, ItemFacts, LiaisonRequest,
+    PeriodProgress, StaffCode, StoredAnswer, SubmissionFacts, TotalsFacts, UnitContact, UnitFacts, UnitFiling,
 )
 
 _UNIT = table_of(Unit)
@@ -36,6 +36,7 @@ _ANSWER = table_of(Answer)
 _REPLACEMENT = table_of(LiaisonReplacement)
 _ITEM = table_of(ReportItem)
 _MEDIA = table_of(MediaFile)
+_INVITATION = table_of(Invitation)
 
 # Parsing a stored definition costs milliseconds; a campaign changes only when it is loaded again,
 # so (id, loaded_at) names one version for good.
@@ -126,11 +127,12 @@ class DatabaseFacts:
         return {r.field_key: StoredAnswer(r.value, r.number, r.approximate) for r in rows}
 
     def requests(self, *, request_id: int | None = None, openid: str | None = None,
-                 pending: bool = True) -> list[LiaisonRequest]:
-        """Liaison requests, oldest first: pending ones, or one by id, or those of one requester."""
+                 pending: bool = True, campaign_id: int | None = None) -> list[LiaisonRequest]:
+        """Liaison requests, oldest first: pending ones, or one by id, or those of one requester, or
+        of units of one campaign."""
         holder = sa.alias(_PERSON)
         query = (sa.select(_REPLACEMENT, _UNIT.c.name.label("unit_name"), _PERSON.c.name.label("person_name"),
-                           holder.c.name.label("holder_name"))
+                           holder.c.name.label("holder_name"), _UNIT.c.campaign_id.label("unit_campaign_id"))
                  .join(_UNIT, _UNIT.c.id == _REPLACEMENT.c.unit_id)
                  .outerjoin(_PERSON, _PERSON.c.openid == _REPLACEMENT.c.openid)
                  .outerjoin(holder, holder.c.openid == _REPLACEMENT.c.holder_openid)
@@ -141,9 +143,11 @@ class DatabaseFacts:
             query = query.where(_REPLACEMENT.c.id == request_id)
         if openid is not None:
             query = query.where(_REPLACEMENT.c.openid == openid)
+        if campaign_id is not None:
+            query = query.where(_UNIT.c.campaign_id == campaign_id)
         return [LiaisonRequest(r.id, r.kind, r.unit_id, r.unit_name, r.openid, r.name or r.person_name or "",
                                r.holder_openid, r.holder_name or "", r.reminders, dict(r.answers or {}), r.status,
-                               r.requested_at) for r in self._conn.execute(query)]
+                               r.requested_at, r.unit_campaign_id) for r in self._conn.execute(query)]
 
     def _campaign_ids(self) -> list[int]:
         return list(self._conn.execute(sa.select(_CAMPAIGN.c.id).order_by(_CAMPAIGN.c.id)).scalars())
@@ -257,3 +261,12 @@ class DatabaseFacts:
     def unit_filings(self, unit_id: int) -> list[UnitFiling]:
         """Every submission of the unit, begun or sent, with its answer and report item counts."""
         return office_reads.unit_filings(self._conn, unit_id)
+
+    def invitation(self, code: str) -> InvitationFacts | None:
+        """The invitation whose code is ``code`` (without case or surrounding spaces), used or not."""
+        row = self._conn.execute(
+            sa.select(_INVITATION.c.id, _INVITATION.c.role, _INVITATION.c.campaign_id, _INVITATION.c.used_at,
+                      _INVITATION.c.expires_at).where(_INVITATION.c.code == code.strip().upper())).first()
+        if row is None:
+            return None
+        return InvitationFacts(row.id, Role(row.role).value, row.campaign_id, row.used_at is not None, row.expires_at)

@@ -16,12 +16,15 @@ from typing import Any, Callable, Mapping
 import sqlalchemy as sa
 
 from bot.store.facts import DatabaseFacts
-from bot.store.models import Answer, AnswerRevision, LiaisonReplacement, Person, Role, Submission, table_of
+from bot.store.models import (
+    Answer, AnswerRevision, Invitation, LiaisonReplacement, Person, Role, Submission, table_of,
+)
 from bot.store.reports import submission_id
 from bot.store.sql import insert_on_conflict
 from handlers.base import Incoming
 from handlers.changes import (
-    AppointLiaison, BecomeStaff, ClaimUnit, DecideRequest, RenamePerson, RequestLiaison, SaveAnswers, SubmitForm, Value,
+    AppointLiaison, BecomeStaff, ClaimUnit, DecideRequest, RedeemInvitation, RenamePerson, RequestLiaison, SaveAnswers,
+    SubmitForm, Value,
 )
 
 _PERSON = table_of(Person)
@@ -29,6 +32,7 @@ _SUBMISSION = table_of(Submission)
 _ANSWER = table_of(Answer)
 _REVISION = table_of(AnswerRevision)
 _REPLACEMENT = table_of(LiaisonReplacement)
+_INVITATION = table_of(Invitation)
 # Advisory-lock namespace for "who holds this unit", apart from the gateway's person locks.
 _UNIT_LOCK_NAMESPACE = 7302
 
@@ -156,3 +160,17 @@ def _upsert_person(conn: sa.Connection, openid: str, values: dict[str, Any], now
     """Set ``values`` on the person ``openid``, adding them (as following) if the bot has not met them yet."""
     conn.execute(insert_on_conflict(conn, _PERSON).values(openid=openid, created_at=now, following=True, **values)
                  .on_conflict_do_update(index_elements=["openid"], set_=values))
+
+
+def write_redemption(conn: sa.Connection, incoming: Incoming, change: RedeemInvitation, now: datetime) -> None:
+    """Mark the invitation used by the sender, only if it is still unused and unexpired now (one
+    conditional UPDATE: of two people redeeming it at once, one wins), and make the sender
+    ``change.role`` of ``change.campaign_id`` with no unit. :class:`StaleDecision` when the
+    condition fails, so the handler decides again and refuses."""
+    used = conn.execute(sa.update(_INVITATION).where(
+        _INVITATION.c.id == change.invitation_id, _INVITATION.c.used_at.is_(None), _INVITATION.c.expires_at > now)
+        .values(used_by=incoming.openid, used_at=now))
+    if used.rowcount != 1:
+        raise StaleDecision(f"invitation {change.invitation_id} was used or expired meanwhile")
+    values = dict(role=Role(change.role), unit_id=None, campaign_id=change.campaign_id)
+    _upsert_person(conn, incoming.openid, values, now)
