@@ -13,6 +13,7 @@ refused senders first (each compared with a dump of the tables), then the allowe
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Union
@@ -22,11 +23,13 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 from bot.campaigns import load_definition, load_into_db
+from bot.exports.links import ExportLinks
 from bot.store.engine import session
 from bot.store.models import LiaisonReplacement, Role
 from bot.store.people import campaign_id, create_invitation
 from bot.texts import Texts
 from tests.fixtures_forms import CAMPAIGN, SLUG, Campaign, jincheng  # noqa: F401  (fixture)
+from handlers.progress import ASK_ACTION
 from tests.test_staff import ask_to_take_over
 
 TEXTS = Texts()
@@ -102,8 +105,8 @@ class Command:
     expected: dict[str, Expected]
 
 
-def _office_refusal(newcomer: bool) -> str:
-    return TEXTS.render("role_refused", action="审批联络员申请", roles=["staff", "coordinator"], newcomer=newcomer)
+def _office_refusal(newcomer: bool, action: str = "审批联络员申请") -> str:
+    return TEXTS.render("role_refused", action=action, roles=["staff", "coordinator"], newcomer=newcomer)
 
 
 def _opens(flow: str, unit: str) -> Check:
@@ -171,6 +174,36 @@ def _deciding(key: str, word: str, status: str) -> Command:
         **_same((LIAISON_A, LIAISON_B), Refused(_office_refusal(newcomer=False)))})
 
 
+def _office(key: str, words: str, action: str, own: Check, other: Check | None = None) -> Command:
+    """An office command: staff and the coordinator get ``own`` (about this campaign), another
+    campaign's staff ``other`` (about theirs); liaisons and strangers are told who may."""
+    return Command(key, lambda world, sender: [words], {
+        STAFF: Allowed(own), COORDINATOR: Allowed(own), OTHER_STAFF: Allowed(other or own),
+        STRANGER: Refused(_office_refusal(newcomer=True, action=action)),
+        **_same((LIAISON_A, LIAISON_B), Refused(_office_refusal(newcomer=False, action=action)))})
+
+
+def _contains(*texts: str, absent: str = "") -> Check:
+    def check(world: World, sender: str, reply: str) -> None:
+        assert all(text in reply for text in texts), reply
+        assert not absent or absent not in reply, reply
+    return check
+
+
+def _opened_announcement(world: World, sender: str, reply: str) -> None:
+    assert reply == TEXTS.render("announce_start") and world.flow(sender) == "announce"
+
+
+def _export_link_to(slug: str) -> Check:
+    def check(world: World, sender: str, reply: str) -> None:
+        token = re.search(r"/files/export/([^/\s]+)\.xlsx", reply)
+        assert token is not None, reply
+        links = ExportLinks.of(world.office.bot.settings)
+        with world.office.engine.connect() as conn:
+            assert links.campaign_of(token[1], world.office.clock.now) == campaign_id(conn, slug)
+    return check
+
+
 def _not_understood(text: Callable[[World, str], str]) -> Refused:
     return Refused(lambda world, sender: TEXTS.render("not_understood", text=text(world, sender), newcomer=False))
 
@@ -207,6 +240,16 @@ COMMANDS: list[Command] = [
         COORDINATOR: Allowed(_replied("help_staff", role="coordinator", pending=2)),
         # Only their own campaign's requests are counted.
         OTHER_STAFF: Allowed(_replied("help_staff", role="staff", pending=0))}),
+    _office("announce", "通知", "发送通知", _opened_announcement),
+    _office("announce-status", "通知 状态", "发送通知", _contains("本活动还没有发过通知")),
+    _office("progress", "进度", ASK_ACTION, _contains("报送进度", "个单位已报送")),
+    # The other campaign has no units yet: its staff never see this campaign's.
+    _office("missing", "未报 统计表", ASK_ACTION, _contains(f"{UNIT_A} 王小明"),
+            _contains("本活动还没有单位", absent=UNIT_A)),
+    _office("unit", "单位 泽州", ASK_ACTION, _contains(UNIT_A, "联络员：王小明"),
+            _contains("本活动没有名称含“泽州”的单位", absent="王小明")),
+    _office("totals", "合计", "查看统计表合计", _contains("·合计】", "已汇总 0/")),
+    _office("export", "导出", "导出活动的Excel表格", _export_link_to(SLUG), _export_link_to(OTHER_SLUG)),
 ]
 
 
