@@ -113,9 +113,11 @@ class BecomeStaff:
 
 @dataclass(frozen=True)
 class StaffNote:
-    """Tell every staff member and coordinator ``text`` (a liaison asks to take over a unit, a 要情
-    came in). ``topic`` names the event once: a second note with the same topic is not sent."""
+    """Tell the staff and coordinators of the campaign of unit ``unit_id`` ``text`` (a liaison asks
+    to take over the unit, a 要情 came in). ``topic`` names the event once: a second note with the
+    same topic is not sent. Other campaigns' offices never hear of it."""
 
+    unit_id: int
     topic: str
     text: str
 

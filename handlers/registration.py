@@ -223,7 +223,7 @@ def _become_staff(incoming: Incoming, role: str, change: BecomeStaff | RedeemInv
     left = ctx.stored.unit(ctx.facts.unit_id).name if ctx.facts.unit_id is not None else ""
     if ctx.facts.unit_id is not None:
         topic = f"liaison_left:{ctx.facts.unit_id}:{incoming.openid}:{int(incoming.created_at.timestamp())}"
-        changes += (StaffNote(topic, ctx.texts.render("staff_note_liaison_left", unit=left, person=ctx.facts.name,
+        changes += (StaffNote(ctx.facts.unit_id, topic, ctx.texts.render("staff_note_liaison_left", unit=left, person=ctx.facts.name,
                                                       role=role)),)
     return Outcome(replies=(ctx.texts.render("staff_registered", role=role, left_unit=left),), state=DialogueState(),
                    changes=changes)
@@ -315,7 +315,7 @@ def _request(incoming: Incoming, liaison: Liaison, values: dict[str, Value], rem
     name = liaison.name_in(values)
     request = RequestLiaison(liaison.unit_id, holder.openid if holder else "", kind, name, reminders,
                              tuple(values.values()))
-    note = StaffNote(f"request:{liaison.unit_id}:{incoming.openid}:{int(incoming.created_at.timestamp())}",
+    note = StaffNote(liaison.unit_id, f"request:{liaison.unit_id}:{incoming.openid}:{int(incoming.created_at.timestamp())}",
                      ctx.texts.render("staff_note_request", kind=kind, unit=liaison.unit_name, person=name,
                                       holder=holder.name if holder else ""))
     reply = ctx.texts.render("replacement_requested", unit=liaison.unit_name, kind=kind)

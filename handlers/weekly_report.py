@@ -241,7 +241,7 @@ def _featured_note(week: Week, items: list[ItemFacts], ctx: Context) -> StaffNot
     texts = ctx.stored.report_texts(submission.id, featured_only=True) if submission else []
     text = ctx.texts.render("staff_note_featured", unit=unit.name, counts=_counts(items),
                             latest=texts[-1] if texts else "", at=_local(week, ctx.now))
-    return StaffNote(f"featured:{week.unit_id}:{week.period}:{len(items)}:{int(ctx.now.timestamp())}", text)
+    return StaffNote(week.unit_id, f"featured:{week.unit_id}:{week.period}:{len(items)}:{int(ctx.now.timestamp())}", text)
 
 
 def _items(ctx: Context, week: Week) -> list[ItemFacts]:

@@ -35,6 +35,7 @@ from bot.outbound.delivery import (
     template_data,
     unconfirmed_filter,
 )
+from bot.outbound.outbox import office
 from bot.outbound.sending import ConcurrentSender, Tally, claim_all, resend_cutoff
 from bot.store.models import (
     Campaign, Deadline, DeadlinePeriod, Delivery, Person, Role, Submission, Unit, table_of, utcnow,
@@ -108,13 +109,6 @@ def owed(conn: sa.Connection, campaign_id: int, deadline_id: int, period: str) -
     covered = {row.unit_id for row in liaisons}
     return Owed(len(all_units), missing, [(r.id, r.openid, r.unit_id, names[r.unit_id]) for r in liaisons],
                 [name for unit_id, name in missing if unit_id not in covered])
-
-
-def coordinators(conn: sa.Connection) -> list[tuple[int, str]]:
-    """Every coordinator's person id and OpenID."""
-    people = table_of(Person)
-    return [(r.id, r.openid) for r in conn.execute(
-        sa.select(people.c.id, people.c.openid).where(people.c.role == Role.COORDINATOR.value).order_by(people.c.id))]
 
 
 class Reminders:
@@ -341,7 +335,7 @@ class Reminders:
     def _to_coordinators(self, kind: str, item: PlannedReminder, text: str, now: datetime) -> Tally:
         """A note to every coordinator: customer service in their window, else held for the CLI."""
         with self.engine.connect() as conn:
-            people = coordinators(conn)
+            people = office(conn, item.campaign_id, (Role.COORDINATOR,))
         notices = [Notice(key=f"{kind}:{person_id}:{item.deadline_id}:{item.period}:{item.label}", kind=kind,
                           person_id=person_id, openid=openid, text=text, deadline_id=item.deadline_id,
                           period=item.period, stage=item.label) for person_id, openid in people]

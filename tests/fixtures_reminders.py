@@ -74,11 +74,12 @@ class ReminderWorld:
 
     def person(self, openid: str, *, unit: str | None = None, role: Role = Role.LIAISON, opted_in: bool = True) -> None:
         """Someone who follows the account (known to the fake) and, as registration does, agreed to
-        deadline reminders unless ``opted_in`` is false."""
+        deadline reminders unless ``opted_in`` is false; staff and coordinators work on this campaign."""
         unit_id = self.unit(unit) if unit else None
         self.fake.follow(openid)
         with session(self.engine) as db:
             db.add(Person(openid=openid, name=openid, role=role, unit_id=unit_id,
+                          campaign_id=None if role is Role.LIAISON else self.campaign_id,
                           reminder_opt_in_at=self.fake.now() if opted_in else None))
             db.commit()
 

@@ -279,8 +279,10 @@ def world(jincheng: Campaign) -> World:
     office.say("oNewcomerB", "申请")
     for text in ("赵敏", "2056819", "13900002222", "跳过", "跳过", "zhao@163.com", "高平路2号", "确认", "是"):
         office.say("oNewcomerB", text)
-    for openid in OFFICE:  # every office member has heard of both requests before the matrix looks
+    for openid in (STAFF, COORDINATOR):  # the campaign's office has heard of both requests before the matrix looks
         assert len(office.bot.pushed_texts(openid, 2)) == 2
+    # Another campaign's office never hears of this one's requests.
+    assert office.bot.fake.pushes(OTHER_STAFF) == []
     with session(office.engine) as db:
         first, second = db.exec(sa.select(LiaisonReplacement.id).order_by(LiaisonReplacement.id)).scalars()  # type: ignore[call-overload, arg-type]
     requests = {sender: first if sender == STAFF else second for sender in SENDERS}

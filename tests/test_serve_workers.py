@@ -21,7 +21,9 @@ from sqlmodel import select
 
 from bot.outbound.outbox import note_staff
 from bot.store.engine import make_engine, session
-from bot.store.models import Delivery, InboundMessage, InboundStatus, Person, Role, SchedulerLease, utcnow
+from bot.store.models import (
+    Campaign, Delivery, InboundMessage, InboundStatus, Person, Role, SchedulerLease, table_of, utcnow,
+)
 from bot.texts import Texts
 from simulator.wechat_side import WeChatSide
 from tests.conftest import free_port, wait_until_served
@@ -166,9 +168,12 @@ def _staff_note_queued(sqlite_url: str, text: str) -> Callable[[], Delivery | No
     engine = make_engine(sqlite_url)
     now = utcnow()
     with engine.begin() as conn:
+        campaign_id = conn.execute(sa.insert(table_of(Campaign)).values(
+            slug="process-test", name="进程测试", year=2023, definition={}, loaded_at=now)).inserted_primary_key[0]
         conn.execute(sa.insert(Person.__table__).values(openid=STAFF, name="王", role=Role.STAFF.value,
-                                                        following=True, last_message_at=now, created_at=now))
-        note_staff(conn, "process-test", text, now)
+                                                        campaign_id=campaign_id, following=True, last_message_at=now,
+                                                        created_at=now))
+        note_staff(conn, campaign_id, "process-test", text, now)
     engine.dispose()
 
     def look() -> Delivery | None:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from bot.config import Settings
 from bot.outbound.outbox import note_staff
 from bot.store.engine import make_engine, read_engine
-from bot.store.models import Delivery, Person, Role, utcnow
+from bot.store.models import Campaign, Delivery, Person, Role, table_of, utcnow
 from bot.texts import Texts
 from bot.wechat.client import WeChatAPI
 from bot.wechat.token_store import build_token_store
@@ -44,10 +44,13 @@ def queue_staff_notes(engine: sa.Engine, texts: list[str]) -> None:
     handling would queue it."""
     now = utcnow()
     with engine.begin() as conn:
+        campaign_id = conn.execute(sa.insert(table_of(Campaign)).values(
+            slug="worker-test", name="工作进程测试", year=2023, definition={}, loaded_at=now)).inserted_primary_key[0]
         conn.execute(sa.insert(Person.__table__), [dict(openid=openid, name="", role=Role.STAFF.value, following=True,
-                                                        last_message_at=now, created_at=now) for openid in STAFF])
+                                                        campaign_id=campaign_id, last_message_at=now, created_at=now)
+                                                   for openid in STAFF])
         for n, text in enumerate(texts):
-            note_staff(conn, f"worker-test-{n}", text, now)
+            note_staff(conn, campaign_id, f"worker-test-{n}", text, now)
 
 
 def statuses(engine: sa.Engine) -> list[str]:

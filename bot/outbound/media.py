@@ -163,7 +163,7 @@ class MediaFetcher:
         submissions = table_of(Submission)
         units = table_of(Unit)
         campaigns = table_of(Campaign)
-        row = conn.execute(sa.select(units.c.name, items.c.kind, items.c.featured, items.c.created_at,
+        row = conn.execute(sa.select(units.c.name, units.c.campaign_id, items.c.kind, items.c.featured, items.c.created_at,
                                      campaigns.c.timezone)
                            .join(campaigns, campaigns.c.id == units.c.campaign_id)
                            .join(submissions, submissions.c.unit_id == units.c.id)
@@ -173,7 +173,7 @@ class MediaFetcher:
             return
         text = self.texts.render("staff_note_media_lost", unit=row.name, kind=row.kind, featured=row.featured,
                                  received=row.created_at.astimezone(ZoneInfo(row.timezone)))
-        note_staff(conn, f"media_lost:{taken.id}", text, now)
+        note_staff(conn, row.campaign_id, f"media_lost:{taken.id}", text, now)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:

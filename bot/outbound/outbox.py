@@ -27,7 +27,7 @@ from bot.background import repeating
 from bot.outbound.delivery import (
     WINDOW_CLOSED, Channel, HeldReason, Notice, Outbound, Status, Verdict, claim_many, record_many, send, start_sending,
 )
-from bot.store.models import Delivery, Person, Role, table_of
+from bot.store.models import Delivery, Person, Role, Unit, table_of
 from bot.store.reach import CUSTOMER_SERVICE_WINDOW
 from handlers.base import Incoming
 from handlers.changes import PersonNote, StaffNote
@@ -44,12 +44,16 @@ POLL_SECONDS = 0.25
 QUOTA_PAUSE = timedelta(minutes=1)
 _DELIVERY = table_of(Delivery)
 _PERSON = table_of(Person)
+_UNIT = table_of(Unit)
 
 
-def staff(conn: sa.Connection) -> list[tuple[int, str]]:
-    """Every staff member's and coordinator's person id and OpenID."""
+def office(conn: sa.Connection, campaign_id: int, roles: tuple[Role, ...] = (Role.STAFF, Role.COORDINATOR)
+           ) -> list[tuple[int, str]]:
+    """The person id and OpenID of every staff member and coordinator (or only ``roles``) of the
+    campaign ``campaign_id``."""
     return [(r.id, r.openid) for r in conn.execute(
-        sa.select(_PERSON.c.id, _PERSON.c.openid).where(_PERSON.c.role.in_([Role.STAFF.value, Role.COORDINATOR.value]))
+        sa.select(_PERSON.c.id, _PERSON.c.openid).where(_PERSON.c.role.in_([role.value for role in roles]),
+                                                        _PERSON.c.campaign_id == campaign_id)
         .order_by(_PERSON.c.id))]
 
 
@@ -63,14 +67,16 @@ def claim_notes(conn: sa.Connection, kind: str, topic: str, text: str, people: l
         claim_many(conn, notices, now, template_ready=False)
 
 
-def note_staff(conn: sa.Connection, topic: str, text: str, now: datetime) -> None:
-    """:func:`claim_notes` to every staff member and coordinator."""
-    claim_notes(conn, STAFF_NOTE, topic, text, staff(conn), now)
+def note_staff(conn: sa.Connection, campaign_id: int, topic: str, text: str, now: datetime) -> None:
+    """:func:`claim_notes` to every staff member and coordinator of the campaign."""
+    claim_notes(conn, STAFF_NOTE, topic, text, office(conn, campaign_id), now)
 
 
 def write_staff_note(conn: sa.Connection, incoming: Incoming, change: StaffNote, now: datetime) -> None:
-    """The writer of :class:`StaffNote` (listed in ``bot.store.writers.writers``)."""
-    note_staff(conn, change.topic, change.text, now)
+    """The writer of :class:`StaffNote` (listed in ``bot.app.change_writers``): the office of the
+    unit's campaign hears of it."""
+    campaign_id = conn.execute(sa.select(_UNIT.c.campaign_id).where(_UNIT.c.id == change.unit_id)).scalar_one()
+    note_staff(conn, campaign_id, change.topic, change.text, now)
 
 
 def write_person_note(conn: sa.Connection, incoming: Incoming, change: PersonNote, now: datetime) -> None:
