@@ -32,12 +32,12 @@ import sqlalchemy as sa
 from bot.config import Settings
 from bot.decision_pool import DecisionPool
 from bot.exports.links import ExportLinks
-from bot.store.engine import Prepared, is_postgres
+from bot.store.engine import Prepared
 from bot.store.facts import DatabaseFacts
 from bot.store.models import Conversation, InboundMessage, InboundStatus, Person, Role, table_of
 from bot.store.sql import insert_on_conflict
 from bot.store.sqlite_writer import GroupCommit, transaction, writer_queue
-from bot.store.writers import StaleDecision, Writers, apply_changes
+from bot.store.writers import StaleDecision, Writers, apply_changes, lock_person
 from bot.texts import Texts
 from bot.wechat.callback import INTERACTION_EVENTS, KNOWN_EVENTS, USER_MESSAGE_KINDS, Message, text_reply_xml
 from bot.wechat.long_text import split_texts
@@ -48,7 +48,6 @@ log = logging.getLogger("safetybot.handling")
 
 # Separate advisory-lock namespace for "one person's handling", so it never collides with other
 # modules' advisory locks.
-_PERSON_LOCK_NAMESPACE = 7301
 
 T = TypeVar("T")
 Dispatch = Callable[[Incoming, DialogueState, Context], Outcome]
@@ -417,7 +416,7 @@ class Handling:
         if outcome is None:
             return self._record_failure(conn, inbound_id, message, handoff)
         incoming = message.incoming
-        self._lock_person(conn, incoming.openid)
+        lock_person(conn, incoming.openid)
         # Every handling of this person's messages holds this lock, so the status read here stays
         # true until commit: a take-over never writes changes twice.
         status, reply, version = self._sql.unanswered.one(conn, {"inbound_id": inbound_id})
@@ -461,12 +460,6 @@ class Handling:
             raise _DispatchFailed() from exc
         return outcome
 
-    def _lock_person(self, conn: sa.Connection, openid: str) -> None:
-        if is_postgres(self.engine):
-            # SQLite needs nothing here: BEGIN IMMEDIATE (bot/store/engine.py) already serialises writers.
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:openid))"),
-                         {"namespace": _PERSON_LOCK_NAMESPACE, "openid": openid})
-
     def _decide(self, incoming: Incoming, snapshot: _Snapshot, stored: StoredFacts) -> Outcome:
         if incoming.kind == "event" and incoming.event not in KNOWN_EVENTS:
             log.info("event %r from %s is not one the bot knows; routing it anyway", incoming.event, incoming.openid)
@@ -479,7 +472,7 @@ class Handling:
 
     def _record_failure(self, conn: sa.Connection, inbound_id: int, message: Message, handoff: Handoff) -> Handled:
         """Mark the message failed (a retry will not run the handler again) and apologise."""
-        self._lock_person(conn, message.incoming.openid)
+        lock_person(conn, message.incoming.openid)
         apology = self.texts.render("handler_failed")
         handled = self._settle(conn, inbound_id, message, (apology,), InboundStatus.FAILED, handoff)
         if handled is None:

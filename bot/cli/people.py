@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from bot.config import load_settings
-from bot.handling import _PERSON_LOCK_NAMESPACE
 from bot.store.engine import make_engine
 from bot.store.models import Role, utcnow
 from bot.store.people import RoleChanged, campaign_id, create_invitation, list_people, set_role
+from bot.store.writers import lock_person
 
 ROLES = [r.value for r in Role]
 OFFICE_ROLES = [Role.STAFF.value, Role.COORDINATOR.value]
@@ -67,15 +67,6 @@ def _campaign(conn: sa.Connection, key: str) -> int | None:
     return found
 
 
-def _hold_person(conn: sa.Connection, openid: str) -> None:
-    """Take the lock every handling of ``openid``'s messages takes (``bot/handling.py``), so a message
-    being written now either finishes before the change or sees it. SQLite's single writer already
-    serialises the two."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:openid))"),
-                     {"namespace": _PERSON_LOCK_NAMESPACE, "openid": openid})
-
-
 @_with_database
 def cmd_list(args: argparse.Namespace, engine: sa.Engine) -> int:
     """Print everyone the bot knows (or one campaign's, one role's) as a table."""
@@ -104,7 +95,7 @@ def _change_role(engine: sa.Engine, openid: str, role: str, key: str | None) -> 
             campaign = _campaign(conn, key)
             if campaign is None:
                 return None
-        _hold_person(conn, openid)
+        lock_person(conn, openid)
         try:
             return set_role(conn, openid, role, campaign, utcnow())
         except LookupError as exc:

@@ -33,7 +33,8 @@ _ANSWER = table_of(Answer)
 _REVISION = table_of(AnswerRevision)
 _REPLACEMENT = table_of(LiaisonReplacement)
 _INVITATION = table_of(Invitation)
-# Advisory-lock namespace for "who holds this unit", apart from the gateway's person locks.
+# Advisory-lock namespaces: one person's handlings, and "who holds this unit".
+_PERSON_LOCK_NAMESPACE = 7301
 _UNIT_LOCK_NAMESPACE = 7302
 
 Writer = Callable[[sa.Connection, Incoming, Any, datetime], None]
@@ -146,6 +147,17 @@ def write_staff(conn: sa.Connection, incoming: Incoming, change: BecomeStaff, no
     """The sender is staff (or a coordinator) of the change's campaign from now on, with no unit."""
     values = dict(role=Role(change.role), unit_id=None, campaign_id=change.campaign_id)
     _upsert_person(conn, incoming.openid, values, now)
+
+
+def lock_person(conn: sa.Connection, openid: str) -> None:
+    """Hold ``openid``'s person and dialogue until the transaction ends: every handling of their
+    messages takes this lock before it writes (``bot/handling.py``), and so does anything else that
+    changes who they are (``safetybot people``), so a message decided meanwhile is decided again.
+    PostgreSQL: a transaction-scoped advisory lock; SQLite needs nothing, BEGIN IMMEDIATE
+    (bot/store/engine.py) already serialises writers."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:openid))"),
+                     {"namespace": _PERSON_LOCK_NAMESPACE, "openid": openid})
 
 
 def _lock_unit(conn: sa.Connection, unit_id: int) -> None:
