@@ -7,11 +7,10 @@ staff at a terminal, not for WeChat users, so it is printed here rather than tem
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -19,28 +18,8 @@ import sqlalchemy as sa
 from bot.campaigns.format import DefinitionError, Problem, check_file, load_definition
 from bot.campaigns.schema import json_schema
 from bot.campaigns.store import LoadRefused, list_campaigns, load_into_db
-from bot.config import load_settings
-from bot.store.engine import make_engine
+from bot.cli.database import with_database
 from bot.campaigns.units import ImportRefused, export_units, import_units
-
-
-def _with_database(command: Callable[[argparse.Namespace, sa.Engine], int]) -> Callable[[argparse.Namespace], int]:
-    """Run ``command`` with the configured database, disposed after it. A database error is
-    explained here once (most often the migrations have not been applied) and ends it with 1."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        engine = make_engine(load_settings(args.env_file).database_url)
-        try:
-            return command(args, engine)
-        except sa.exc.SQLAlchemyError as exc:
-            print(f"safetybot: database error ({type(exc).__name__}); has `safetybot db upgrade` been run? {exc}",
-                  file=sys.stderr)
-            return 1
-        finally:
-            engine.dispose()
-
-    return run
 
 
 def _print_problems(path: str, problems: list[Problem]) -> None:
@@ -78,7 +57,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-@_with_database
+@with_database
 def cmd_load(args: argparse.Namespace, engine: sa.Engine) -> int:
     """Load (or reload) a campaign file into the database, optionally for another year."""
     try:
@@ -102,7 +81,7 @@ def cmd_load(args: argparse.Namespace, engine: sa.Engine) -> int:
     return 0
 
 
-@_with_database
+@with_database
 def cmd_list(args: argparse.Namespace, engine: sa.Engine) -> int:
     """Show the loaded campaigns with their next deadline."""
     summaries = list_campaigns(engine)
@@ -129,7 +108,7 @@ def _campaign_slug(engine: sa.Engine, given: str | None) -> str | None:
     return None
 
 
-@_with_database
+@with_database
 def cmd_units_import(args: argparse.Namespace, engine: sa.Engine) -> int:
     """Import units from CSV or xlsx; report every bad row and store nothing if there is one."""
     try:
@@ -149,7 +128,7 @@ def cmd_units_import(args: argparse.Namespace, engine: sa.Engine) -> int:
     return 0
 
 
-@_with_database
+@with_database
 def cmd_units_export(args: argparse.Namespace, engine: sa.Engine) -> int:
     """Write the units and their join codes (CSV or xlsx, or CSV to the terminal)."""
     try:

@@ -13,9 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.config import load_settings
+from bot.cli.database import with_database
 from bot.exports.workbook import export_campaign
-from bot.store.engine import make_engine
 from bot.store.exports import campaign_id_of
 from bot.store.models import utcnow
 
@@ -25,22 +24,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not args.file.lower().endswith(".xlsx"):
         print(f"safetybot: {args.file} should end in .xlsx (the file is an Excel workbook)", file=sys.stderr)
         return 2
-    engine = make_engine(load_settings(args.env_file).database_url)
+    return _export(args)
+
+
+@with_database
+def _export(args: argparse.Namespace, engine: sa.Engine) -> int:
     try:
         with engine.connect() as conn:
             export_campaign(conn, campaign_id_of(conn, args.campaign), utcnow(), args.file)
     except LookupError as exc:
         print(f"safetybot: {exc.args[0]} (see `safetybot campaign list`)", file=sys.stderr)
         return 1
-    except sa.exc.SQLAlchemyError as exc:
-        print(f"safetybot: database error ({type(exc).__name__}); has `safetybot db upgrade` been run? {exc}",
-              file=sys.stderr)
-        return 1
     except OSError as exc:
         print(f"safetybot: cannot write {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    finally:
-        engine.dispose()
     print(f"{args.campaign}: written to {args.file}")
     return 0
 

@@ -8,7 +8,6 @@ a terminal, not for WeChat users, so it is printed here rather than templated. E
 from __future__ import annotations
 
 import argparse
-import functools
 import getpass
 import re
 import sys
@@ -18,8 +17,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from bot.config import load_settings
-from bot.store.engine import make_engine
+from bot.cli.database import with_database
 from bot.store.models import Role, utcnow
 from bot.store.people import RoleChanged, campaign_id, create_invitation, list_people, set_role
 from bot.store.writers import lock_person
@@ -40,24 +38,6 @@ def duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[match[2]]: int(match[1])})
 
 
-def _with_database(command: Callable[[argparse.Namespace, sa.Engine], int]) -> Callable[[argparse.Namespace], int]:
-    """Run ``command`` with the configured database, disposed after it; a database error ends it with 1."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        engine = make_engine(load_settings(args.env_file).database_url)
-        try:
-            return command(args, engine)
-        except sa.exc.SQLAlchemyError as exc:
-            print(f"safetybot: database error ({type(exc).__name__}); has `safetybot db upgrade` been run? {exc}",
-                  file=sys.stderr)
-            return 1
-        finally:
-            engine.dispose()
-
-    return run
-
-
 def _campaign(conn: sa.Connection, key: str) -> int | None:
     """The campaign's id, or None after saying on stderr which campaigns there are."""
     found = campaign_id(conn, key)
@@ -67,7 +47,7 @@ def _campaign(conn: sa.Connection, key: str) -> int | None:
     return found
 
 
-@_with_database
+@with_database
 def cmd_list(args: argparse.Namespace, engine: sa.Engine) -> int:
     """Print everyone the bot knows (or one campaign's, one role's) as a table."""
     with engine.connect() as conn:
@@ -111,7 +91,7 @@ def _say_changed(changed: RoleChanged, now: str) -> None:
     print("  their open dialogue (if any) was closed")
 
 
-@_with_database
+@with_database
 def cmd_grant(args: argparse.Namespace, engine: sa.Engine) -> int:
     """Make a known person staff or a coordinator of a campaign."""
     changed = _change_role(engine, args.openid, args.role, args.campaign)
@@ -121,7 +101,7 @@ def cmd_grant(args: argparse.Namespace, engine: sa.Engine) -> int:
     return 0
 
 
-@_with_database
+@with_database
 def cmd_revoke(args: argparse.Namespace, engine: sa.Engine) -> int:
     """Take a person's role back: a liaison with no unit and no campaign, who may register again."""
     changed = _change_role(engine, args.openid, Role.LIAISON.value, None)
@@ -131,7 +111,7 @@ def cmd_revoke(args: argparse.Namespace, engine: sa.Engine) -> int:
     return 0
 
 
-@_with_database
+@with_database
 def cmd_invite(args: argparse.Namespace, engine: sa.Engine) -> int:
     """Print a new one-time code that makes whoever sends it at 登记 ``ROLE`` of the campaign."""
     now = utcnow()
