@@ -170,14 +170,15 @@ def _find_units(answer: str, data: dict[str, Any], campaign_id: int, ctx: Contex
     chosen: list[int] = []
     ambiguous: list[list[Any]] = []
     for fragment in (f for f in _SEPARATORS.split(answer) if f):
-        found = ctx.stored.campaign_units(campaign_id, fragment)
+        # One more than a list shows: enough to know the name fits too many.
+        found = ctx.stored.units_named(campaign_id, fragment, LIST_LIMIT + 1)
         exact = [u for u in found if u.name == fragment]
         if not found:
             return Outcome(replies=(ctx.texts.render("announce_no_unit", fragment=fragment),))
         if len(exact) == 1 or len(found) == 1:
             chosen.append((exact or found)[0].id)
         elif len(found) > LIST_LIMIT:
-            return Outcome(replies=(ctx.texts.render("announce_too_many_units", fragment=fragment, count=len(found)),))
+            return Outcome(replies=(ctx.texts.render("announce_too_many_units", fragment=fragment, limit=LIST_LIMIT),))
         else:
             ambiguous += [[u.id, u.name] for u in found if [u.id, u.name] not in ambiguous]
     if not chosen and not ambiguous:

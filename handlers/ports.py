@@ -335,9 +335,6 @@ class StoredFacts(Protocol):
         """The unit's numbers from all its weekly reports, added up per statistics answer key
         (only forms with ``sums_into`` carry numbers; blanks count as nothing)."""
 
-    def campaign_units(self, campaign_id: int, fragment: str = "") -> list[UnitFacts]:
-        """The campaign's units whose name contains ``fragment``, by name."""
-
     def audience(self, campaign_id: int, audience: Audience, now: datetime) -> AudienceFacts:
         """Who ``audience`` reaches in the campaign at ``now``, counted by channel as the send would
         decide it (``template_messages``: whether the account kind has template messages)."""

@@ -36,6 +36,9 @@ from bot.worker import announcement_sender
 from handlers.announcements import TEXT_LIMIT_BYTES
 from handlers.ports import Audience
 
+# How many of the units a name fits the refusal lists (it must fit one).
+UNIT_MATCHES_SHOWN = 10
+
 
 class Refused(Exception):
     """The command cannot go ahead; the message says why."""
@@ -64,7 +67,7 @@ def _audience(facts: DatabaseFacts, campaign_id: int, to: str, now: datetime) ->
     if kind == "unit" and rest:
         chosen = []
         for fragment in (f.strip() for f in rest.split(",") if f.strip()):
-            found = facts.campaign_units(campaign_id, fragment)
+            found = facts.units_named(campaign_id, fragment, UNIT_MATCHES_SHOWN)
             exact = [u for u in found if u.name == fragment]
             if len(exact or found) != 1:
                 names = "、".join(u.name for u in found) or "none"

@@ -210,13 +210,6 @@ class DatabaseFacts:
             .group_by(_ANSWER.c.field_key))
         return {r.field_key: int(r.total) for r in rows}
 
-    def campaign_units(self, campaign_id: int, fragment: str = "") -> list[UnitFacts]:
-        """The campaign's units whose name contains ``fragment``, by name."""
-        query = sa.select(_UNIT.c.id, _UNIT.c.campaign_id, _UNIT.c.name).where(_UNIT.c.campaign_id == campaign_id)
-        if fragment:
-            query = query.where(_UNIT.c.name.contains(fragment, autoescape=True))
-        return [UnitFacts(r.id, r.campaign_id, r.name) for r in self._conn.execute(query.order_by(_UNIT.c.name, _UNIT.c.id))]
-
     def audience(self, campaign_id: int, audience: Audience, now: datetime) -> AudienceFacts:
         """Who ``audience`` reaches in the campaign at ``now``, by the channel the send would take."""
         return announcements.audience_facts(self._conn, self.definition(campaign_id), campaign_id, audience, now,
