@@ -114,7 +114,7 @@ def how_to_try(campaign: DemoCampaign, codes: list[DemoCode], replayed: Replayed
         f"  a liaison:     {program} chat --as o_liaison_demo, then 登记, {QINSHUI}'s join code "
         f"{campaign.join_codes[QINSHUI]}, the 联络员表; then 填报, 周报, 帮助",
         f"  a coordinator: {program} chat --as o_coordinator_demo, then 登记, {code['coordinator']}; then 进度, "
-        "合计, 未报, 单位 泽州, 导出 (its link opens in a browser on this machine)",
+        "合计, 未报 统计表, 单位 泽州, 导出 (its link opens in a browser on this machine)",
         f"  staff:         {program} chat --as o_staff_demo, then 登记, {code['staff']}; then 通知, the text, "
         "1 (all liaisons), 确认; the report arrives when it is sent; 通知 状态 shows it again",
     ])
