@@ -28,8 +28,8 @@ from bot.store.people import create_invitation
 from simulator.chat import FakeWeChatControl
 from simulator.fake_wechat import Callback, FakeWeChat, create_fake_app
 from simulator.replay import (
-    QINSHUI, REPLAYED, REPLAYED_SUBMIT, WEEKLY, DemoCampaign, LiaisonReplay, Replayed, ReplayError, coming_june,
-    load_demo_campaign, replay_june,
+    REPLAYED, REPLAYED_SUBMIT, WEEKLY, DemoCampaign, LiaisonReplay, Replayed, ReplayError, coming_june,
+    load_demo_campaign, replay_june, without_liaison,
 )
 from simulator.wechat_side import WeChatSide
 
@@ -98,21 +98,25 @@ class JuneFiles:
     units: Path
 
 
-def how_to_try(campaign: DemoCampaign, codes: list[DemoCode], replayed: Replayed, program: str = "safetybot") -> str:
+def how_to_try(campaign: DemoCampaign, codes: list[DemoCode], replayed: Replayed, free_units: list[str],
+               program: str = "safetybot") -> str:
     """What the demo prints after the replay: what the campaign holds, and how to try each side
-    with ``chat`` (``program`` is how the newcomer runs ``safetybot``)."""
+    with ``chat`` (``free_units``: the units without a liaison, one of which the newcomer may
+    register for; ``program`` is how the newcomer runs ``safetybot``)."""
     code = {c.role: c.code for c in codes if c.campaign == campaign.slug}
+    liaison = (f"登记, {free_units[0]}'s join code {campaign.join_codes[free_units[0]]}, the 联络员表; then 填报, 周报, 帮助"
+               if free_units else "every unit has a liaison now: 帮助, 填报, 周报 (or --as oLiaisonZezhou)")
     draft = next(unit for unit in REPLAYED if unit not in REPLAYED_SUBMIT)
     when = "just now" if replayed.units else "on an earlier run (nothing replayed twice)"
     return "\n".join([
         f"A June of {campaign.slug} replayed {when}: the campaign is loaded for the coming June, since the "
-        "bot keeps real time and the liaisons answer on time; 进度 shows its deadlines ahead.",
+        "bot keeps real time, so the liaisons answer on time and 进度 shows its deadlines ahead (its name, "
+        "as the 2023 notice prints it, still says 2023).",
         f"  {len(REPLAYED_SUBMIT)} units submitted the statistics table (estimates like 约30 included: "
         f"{'、'.join(REPLAYED_SUBMIT)}), {draft} left a draft, {len(WEEKLY)} weekly reports came in; "
-        f"{QINSHUI} has no liaison yet.",
+        f"without a liaison: {'、'.join(free_units) or 'none'}.",
         "Try it from a second terminal (codes are one-time; the next run prints fresh ones once used):",
-        f"  a liaison:     {program} chat --as o_liaison_demo, then 登记, {QINSHUI}'s join code "
-        f"{campaign.join_codes[QINSHUI]}, the 联络员表; then 填报, 周报, 帮助",
+        f"  a liaison:     {program} chat --as o_liaison_demo, then {liaison}",
         f"  a coordinator: {program} chat --as o_coordinator_demo, then 登记, {code['coordinator']}; then 进度, "
         "合计, 未报 统计表, 单位 泽州, 导出 (its link opens in a browser on this machine)",
         f"  staff:         {program} chat --as o_staff_demo, then 登记, {code['staff']}; then 通知, the text, "
@@ -227,7 +231,8 @@ def run_demo(settings: Settings, fake_port: int = 8081, june: JuneFiles | None =
                 log.error("the June replay stopped: %s", error)
                 print(describe_codes(codes), flush=True)
                 return
-            print("\n" + how_to_try(campaign, codes, replayed, program) + "\n", flush=True)
+            free_units = without_liaison(engine, campaign.slug)
+            print("\n" + how_to_try(campaign, codes, replayed, free_units, program) + "\n", flush=True)
 
         asyncio.run(_serve_both(settings, fake_port, replay_and_tell))
     finally:

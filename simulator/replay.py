@@ -79,6 +79,16 @@ def registered(engine: sa.Engine, slug: str) -> set[str]:
             .join(campaigns, campaigns.c.id == units.c.campaign_id).where(campaigns.c.slug == slug)).scalars())
 
 
+def without_liaison(engine: sa.Engine, slug: str) -> list[str]:
+    """The names of campaign ``slug``'s units nobody is the liaison of yet, by name."""
+    people, units, campaigns = table_of(Person), table_of(Unit), table_of(Campaign)
+    with engine.connect() as conn:
+        return list(conn.execute(
+            sa.select(units.c.name).join(campaigns, campaigns.c.id == units.c.campaign_id)
+            .where(campaigns.c.slug == slug, ~sa.exists().where(people.c.unit_id == units.c.id))
+            .order_by(units.c.name)).scalars())
+
+
 @dataclass(frozen=True)
 class Replayed:
     """What a replay did: the units whose liaisons it registered (none when all were there already)."""

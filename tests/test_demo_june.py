@@ -22,7 +22,9 @@ from bot.store.models import Submission, table_of, utcnow
 from simulator.demo import demo_codes, how_to_try, replay_served
 from simulator.fake_wechat import BackgroundServer
 from simulator.june import YANGCHENG, typed
-from simulator.replay import QINSHUI, REPLAYED, REPLAYED_SUBMIT, DemoCampaign, coming_june, load_demo_campaign
+from simulator.replay import (
+    QINSHUI, REPLAYED, REPLAYED_SUBMIT, DemoCampaign, coming_june, load_demo_campaign, without_liaison,
+)
 from simulator.wechat_side import WeChatSide
 from tests.conftest import free_port, make_settings
 from tests.fixtures_fake import ServedFake
@@ -85,7 +87,8 @@ def test_the_replayed_june_shows_in_合计_未报_and_the_export_and_is_not_repl
     assert replay_served(settings, engine, again).units == ()
     assert _submitted(engine) == submitted
 
-    printed = how_to_try(campaign, demo_codes(engine, now), replayed)
+    assert without_liaison(engine, campaign.slug) == [QINSHUI]
+    printed = how_to_try(campaign, demo_codes(engine, now), replayed, [QINSHUI])
     coordinator_line = next(line for line in printed.splitlines() if f"--as {NEWCOMER}" in line)
     match = re.search(r"登记, (\w+);", coordinator_line)
     assert match is not None, printed
