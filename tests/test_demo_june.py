@@ -19,9 +19,9 @@ from bot.app import create_app
 from bot.config import Settings
 from bot.store.engine import make_engine
 from bot.store.models import Submission, table_of, utcnow
-from simulator.demo import demo_codes, how_to_try, replay_served
-from simulator.fake_wechat import BackgroundServer
-from simulator.june import YANGCHENG, typed
+from simulator.demo import demo_codes, how_to_try, remember_followers, replay_served
+from simulator.fake_wechat import BackgroundServer, FakeWeChat, WeChatError
+from simulator.june import YANGCHENG, ZEZHOU, typed
 from simulator.replay import (
     QINSHUI, REPLAYED, REPLAYED_SUBMIT, DemoCampaign, coming_june, load_demo_campaign, without_liaison,
 )
@@ -126,6 +126,27 @@ def _sums(campaign: DemoCampaign, key: str) -> int:
     keys = [f.answer_key for item in campaign.statistics.items for f in item.fields]
     return sum(answer.number or 0 for unit in REPLAYED_SUBMIT
                for field_key, answer in zip(keys, typed(campaign.statistics, unit)) if field_key == key)
+
+
+def test_a_restarted_demos_fake_wechat_knows_the_followers_and_their_windows_from_the_database(
+        demo: tuple[Settings, sa.Engine]) -> None:
+    settings, engine = demo
+    campaign = load_demo_campaign(engine, CAMPAIGN, UNITS, coming_june(utcnow()))
+    replay_served(settings, engine, campaign)
+    zezhou = REPLAYED[ZEZHOU][0]
+    note = {"touser": zezhou, "msgtype": "text", "text": {"content": "请核对联络员信息"}}
+    forgetful = FakeWeChat(settings.wechat_app_id, settings.wechat_app_secret)
+    with pytest.raises(WeChatError):
+        forgetful.send_custom(note)
+    restarted = FakeWeChat(settings.wechat_app_id, settings.wechat_app_secret)
+    assert remember_followers(restarted, engine) == len(REPLAYED)
+    # 泽州's liaison wrote a moment ago: the 48-hour window is open, as the real WeChat would keep it.
+    assert restarted.send_custom(note)["errcode"] == 0
+    # The window is counted from when they wrote: two days on, it has closed.
+    restarted.advance(48 * 3600)
+    with pytest.raises(WeChatError) as closed:
+        restarted.send_custom(note)
+    assert closed.value.errcode == 45015
 
 
 def test_the_coming_june_is_this_years_until_june_begins() -> None:
