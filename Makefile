@@ -15,13 +15,14 @@ $(BIN)/safetybot: pyproject.toml
 
 DEMO_CAMPAIGN := campaigns/jincheng-commerce-2023.toml
 DEMO_UNITS := docs/examples/jincheng-demo-units.csv
+# The fake WeChat's port: WECHAT_API_BASE_URL must point at it (`make run FAKE_PORT=…` beside PORT=… when 8080/8081 are taken).
+FAKE_PORT ?= 8081
 
+# The demo loads the 晋城 campaign for the coming June with its units, and once the bot is served
+# replays liaisons reporting in it (once per database), so the office's side has a June to show.
 run: $(BIN)/safetybot .env
 	$(BIN)/safetybot db upgrade
-	$(BIN)/safetybot campaign load $(DEMO_CAMPAIGN)
-	$(BIN)/safetybot units import --campaign jincheng-commerce-2023 $(DEMO_UNITS)
-	$(BIN)/safetybot units export --campaign jincheng-commerce-2023
-	$(BIN)/safetybot demo
+	$(BIN)/safetybot demo --fake-port $(FAKE_PORT) --replay-june $(DEMO_CAMPAIGN) --units $(DEMO_UNITS)
 
 test: $(BIN)/safetybot
 	$(BIN)/mypy

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from bot.cli import settings_for
@@ -20,11 +21,17 @@ def cmd_fake_wechat(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from simulator.demo import DemoSetupError, run_demo
+    from bot.campaigns import DefinitionError, LoadRefused
+    from bot.campaigns.units import ImportRefused
+    from simulator.demo import DemoSetupError, JuneFiles, run_demo
 
+    if (args.replay_june is None) != (args.units is None):
+        print("safetybot: --replay-june and --units go together", file=sys.stderr)
+        return 2
+    june = None if args.replay_june is None else JuneFiles(args.replay_june, args.units)
     try:
-        run_demo(settings_for(args), fake_port=args.fake_port)
-    except DemoSetupError as exc:
+        run_demo(settings_for(args), fake_port=args.fake_port, june=june, program=sys.argv[0])
+    except (DemoSetupError, DefinitionError, LoadRefused, ImportRefused, OSError) as exc:
         print(f"safetybot: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -45,6 +52,9 @@ def register(commands: Any) -> None:
 
     demo = commands.add_parser("demo", help="the fake WeChat and the bot together, with a demo campaign")
     demo.add_argument("--fake-port", type=int, default=8081)
+    demo.add_argument("--replay-june", type=Path, metavar="CAMPAIGN_FILE",
+                      help="load this campaign for the coming June and replay liaisons reporting in it")
+    demo.add_argument("--units", type=Path, metavar="UNITS_FILE", help="the replayed campaign's units (with --replay-june)")
     demo.set_defaults(func=cmd_demo)
 
     chat = commands.add_parser("chat", help="talk to a served bot as a WeChat user")

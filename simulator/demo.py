@@ -1,7 +1,10 @@
 """``safetybot demo`` (what ``make run`` starts): the fake WeChat API and the bot, side by side.
 
 No WeChat account is needed: the bot's outbound calls go to the fake through
-``WECHAT_API_BASE_URL``, and ``safetybot chat`` plays the WeChat user.
+``WECHAT_API_BASE_URL``, and ``safetybot chat`` plays the WeChat user. Given a campaign file and
+its units (``--replay-june``, as ``make run`` does), the demo loads the campaign for the coming June,
+replays liaisons reporting in it once the bot is served (:mod:`simulator.replay`) and prints how to
+try each side.
 """
 
 from __future__ import annotations
@@ -9,16 +12,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
+import httpx
 import sqlalchemy as sa
 import uvicorn
 
 from bot.config import Settings
 from bot.store.engine import make_engine
-from bot.store.models import Campaign, Invitation, Role, table_of, utcnow
+from bot.store.models import Campaign, Invitation, Person, Role, table_of, utcnow
 from bot.store.people import create_invitation
+from simulator.chat import FakeWeChatControl
+from simulator.fake_wechat import Callback, FakeWeChat, create_fake_app
+from simulator.replay import (
+    REPLAYED, REPLAYED_SUBMIT, WEEKLY, DemoCampaign, LiaisonReplay, Replayed, ReplayError, coming_june,
+    load_demo_campaign, replay_june, without_liaison,
+)
+from simulator.wechat_side import WeChatSide
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +90,100 @@ def check_demo_settings(settings: Settings, fake_port: int) -> None:
         )
 
 
-async def _serve_both(settings: Settings, fake_port: int) -> None:
+@dataclass(frozen=True)
+class JuneFiles:
+    """The campaign file and unit list the demo replays a June of (``--replay-june FILE --units FILE``)."""
+
+    campaign: Path
+    units: Path
+
+
+def how_to_try(campaign: DemoCampaign, codes: list[DemoCode], replayed: Replayed, free_units: list[str],
+               program: str = "safetybot") -> str:
+    """What the demo prints after the replay: what the campaign holds, and how to try each side
+    with ``chat`` (``free_units``: the units without a liaison, one of which the newcomer may
+    register for; ``program`` is how the newcomer runs ``safetybot``)."""
+    code = {c.role: c.code for c in codes if c.campaign == campaign.slug}
+    liaison = (f"登记, {free_units[0]}'s join code {campaign.join_codes[free_units[0]]}, the 联络员表; then 填报, 周报, 帮助"
+               if free_units else "every unit has a liaison now: 帮助, 填报, 周报 (or --as oLiaisonZezhou)")
+    draft = next(unit for unit in REPLAYED if unit not in REPLAYED_SUBMIT)
+    when = "just now" if replayed.units else "on an earlier run (nothing replayed twice)"
+    return "\n".join([
+        f"A June of {campaign.slug} replayed {when}: the campaign is loaded for the coming June, since the "
+        "bot keeps real time, so the liaisons answer on time and 进度 shows its deadlines ahead (its name, "
+        "as the 2023 notice prints it, still says 2023).",
+        f"  {len(REPLAYED_SUBMIT)} units submitted the statistics table (estimates like 约30 included: "
+        f"{'、'.join(REPLAYED_SUBMIT)}), {draft} left a draft, {len(WEEKLY)} weekly reports came in; "
+        f"without a liaison: {'、'.join(free_units) or 'none'}.",
+        "Try it from a second terminal (codes are one-time; the next run prints fresh ones once used):",
+        f"  a liaison:     {program} chat --as o_liaison_demo, then {liaison}",
+        f"  a coordinator: {program} chat --as o_coordinator_demo, then 登记, {code['coordinator']}; then 进度, "
+        "合计, 未报 统计表, 单位 泽州, 导出 (its link opens in a browser on this machine)",
+        f"  staff:         {program} chat --as o_staff_demo, then 登记, {code['staff']}; then 通知, the text, "
+        "1 (all liaisons), 确认; the report arrives when it is sent; 通知 状态 shows it again",
+    ])
+
+
+class DemoSetupError(Exception):
+    """The settings do not point the bot at the demo's fake WeChat."""
+
+
+def check_demo_settings(settings: Settings, fake_port: int) -> None:
+    """Refuse to run a demo whose bot would call a WeChat other than the local fake."""
+    parts = urlsplit(settings.wechat_api_base_url)
+    if parts.hostname not in {"127.0.0.1", "localhost"} or parts.port != fake_port:
+        raise DemoSetupError(
+            f"the demo serves the fake WeChat on port {fake_port}, but WECHAT_API_BASE_URL is "
+            f"{settings.wechat_api_base_url}; set it to http://127.0.0.1:{fake_port}"
+        )
+
+
+def replay_served(settings: Settings, engine: sa.Engine, campaign: DemoCampaign) -> Replayed:
+    """Replay the June against the bot served at ``settings.port``, through its signed callback and
+    the fake WeChat at ``settings.wechat_api_base_url``. Raises :class:`ReplayError` or
+    ``httpx.HTTPError`` when the bot does not answer as the liaisons expect."""
+    # A few hundred requests, each logged by httpx and uvicorn, would bury what the demo prints next.
+    quieted = [logging.getLogger(name) for name in ("httpx", "uvicorn.access")]
+    levels = [logger.level for logger in quieted]
+    for logger in quieted:
+        logger.setLevel(logging.WARNING)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{settings.port}", timeout=10) as bot, \
+                httpx.Client(base_url=settings.wechat_api_base_url, timeout=5) as wechat:
+            side = WeChatSide(bot, token=settings.wechat_token, app_id=settings.wechat_app_id,
+                              aes_key=settings.wechat_encoding_aes_key)
+            return replay_june(engine, campaign, LiaisonReplay(side, FakeWeChatControl(wechat)))
+    finally:
+        for logger, level in zip(quieted, levels):
+            logger.setLevel(level)
+
+
+def remember_followers(fake: FakeWeChat, engine: sa.Engine) -> int:
+    """Tell a freshly started fake WeChat what the real one would still know from earlier runs:
+    who follows the account and when each last wrote (their 48-hour windows). Returns how many."""
+    people = table_of(Person)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(people.c.openid, people.c.last_message_at).where(people.c.following)).all()
+    for openid, wrote_at in rows:
+        if wrote_at is None:
+            fake.follow(openid)
+        else:
+            fake.user_wrote(openid, at=wrote_at if wrote_at.tzinfo else wrote_at.replace(tzinfo=timezone.utc))
+    return len(rows)
+
+
+async def _serve_both(settings: Settings, fake_port: int, once_served: Callable[[], None] | None = None) -> None:
     from bot.app import create_app
-    from simulator.fake_wechat import Callback, FakeWeChat, create_fake_app
 
     # Like WeChat, the fake pushes events (TEMPLATESENDJOBFINISH) to the bot's callback.
     callback = Callback(f"http://127.0.0.1:{settings.port}/wechat", settings.wechat_token,
                         settings.wechat_encoding_aes_key)
     fake = FakeWeChat(settings.wechat_app_id, settings.wechat_app_secret, callback=callback)
+    engine = make_engine(settings.database_url)
+    try:
+        remember_followers(fake, engine)
+    finally:
+        engine.dispose()
     servers = [
         uvicorn.Server(uvicorn.Config(create_fake_app(fake), host="127.0.0.1", port=fake_port,
                                       log_level="warning", lifespan="off")),
@@ -94,17 +193,47 @@ async def _serve_both(settings: Settings, fake_port: int) -> None:
     log.info("fake WeChat API on http://127.0.0.1:%d", fake_port)
     log.info("bot on http://%s:%d/wechat — talk to it with: safetybot chat --as o_liaison_demo",
              settings.host, settings.port)
+    serving = [asyncio.ensure_future(server.serve()) for server in servers]
+    if once_served is not None:
+        while not all(server.started for server in servers) and not any(task.done() for task in serving):
+            await asyncio.sleep(0.05)
+        if all(server.started for server in servers):
+            # The replay speaks HTTP to the servers of this loop, so it runs on a thread of its own.
+            await asyncio.to_thread(once_served)
     # Both servers stop on the same Ctrl-C; collecting their results keeps the shutdown quiet.
-    await asyncio.gather(*(server.serve() for server in servers), return_exceptions=True)
+    await asyncio.gather(*serving, return_exceptions=True)
 
 
-def run_demo(settings: Settings, fake_port: int = 8081) -> None:
+def run_demo(settings: Settings, fake_port: int = 8081, june: JuneFiles | None = None,
+             program: str = "safetybot") -> None:
     """Serve the fake WeChat and the bot until interrupted, after printing a staff and a
-    coordinator code for each loaded campaign."""
+    coordinator code for each loaded campaign; with ``june``, first load that campaign for the
+    coming June and, once served, replay its liaisons and print how to try each side instead.
+
+    Raises what loading the campaign file and the unit list raises (``DefinitionError``,
+    ``LoadRefused``, ``ImportRefused``)."""
     check_demo_settings(settings, fake_port)
     engine = make_engine(settings.database_url)
     try:
-        print(describe_codes(demo_codes(engine, utcnow())), flush=True)
+        now = utcnow()
+        if june is None:
+            print(describe_codes(demo_codes(engine, now)), flush=True)
+            asyncio.run(_serve_both(settings, fake_port))
+            return
+        campaign = load_demo_campaign(engine, june.campaign, june.units, coming_june(now))
+        codes = demo_codes(engine, now)
+
+        def replay_and_tell() -> None:
+            try:
+                replayed = replay_served(settings, engine, campaign)
+            except (ReplayError, httpx.HTTPError) as error:
+                # The bot is served all the same: what went wrong is worth a look, not a stop.
+                log.error("the June replay stopped: %s", error)
+                print(describe_codes(codes), flush=True)
+                return
+            free_units = without_liaison(engine, campaign.slug)
+            print("\n" + how_to_try(campaign, codes, replayed, free_units, program) + "\n", flush=True)
+
+        asyncio.run(_serve_both(settings, fake_port, replay_and_tell))
     finally:
         engine.dispose()
-    asyncio.run(_serve_both(settings, fake_port))

@@ -2,15 +2,16 @@
 statistics table (附件2) through the chat, estimates and all, on the days they would; a coordinator
 and a staff member registered with the campaign's codes.
 
+What the liaisons type is simulator/june.py's (the demo replays the same June); here they type it
+on the days they would:
+
 - 城区 submits on 6-20, with estimates ("约30", "50余");
 - 泽州 submits on 6-28;
 - 高平 submits on 7-02, after the 7-01 deadline (late);
 - 阳城 answers a few fields and never submits (a draft the totals leave out);
 - 陵川 and 沁水 have no liaison.
 
-What each liaison typed, and the number they meant, is kept in :data:`TYPED`, so a test sums what
-was entered rather than trusting the bot's own reading of it. Import the fixture into a test module
-(``from tests.fixtures_june import june``).
+Import the fixture into a test module (``from tests.fixtures_june import june``).
 """
 
 from __future__ import annotations
@@ -22,63 +23,27 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from bot.campaigns import FieldType, load_definition, load_into_db
+from bot.campaigns import load_definition, load_into_db
 from bot.store.engine import session
 from bot.store.models import Deadline, Delivery, Unit
+from simulator.june import (  # noqa: F401  (the tests import them from here)
+    CHENGQU, DRAFT_FIELDS, GAOPING, LIAISONS, SUBMITTED, YANGCHENG, ZEZHOU, Typed, answer_lines, item_keys, typed,
+)
 from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
 from tests.test_weekly_report import eventually
 
 STAFF_CODE, COORDINATOR_CODE = "STAFF2023JC", "COORD2023JC"
 STAFF, COORDINATOR = "oStaffWang", "oCoordinatorNiu"
-CHENGQU, ZEZHOU, GAOPING, YANGCHENG = "城区商务局", "泽州县商务局", "高平市商务局", "阳城县商务局"
-LIAISONS = {CHENGQU: ("oLiaisonChengqu", "赵敏", "13800000001"), ZEZHOU: ("oLiaisonZezhou", "王小明", "13800000002"),
-            GAOPING: ("oLiaisonGaoping", "李华", "13800000003"), YANGCHENG: ("oLiaisonYangcheng", "陈静", "13800000004")}
-SUBMITTED = (CHENGQU, ZEZHOU, GAOPING)
+FORM = load_definition(CAMPAIGN).form("statistics")
 # Reminders of the statistics deadline each unit got (the reminders themselves are replayed in
 # tests/test_reminders_june.py; here only how many there were matters).
 REMINDERS = {GAOPING: 3, YANGCHENG: 4}
-ACTIVITY = {CHENGQU: "安全知识进社区", ZEZHOU: "安全生产知识竞赛", GAOPING: "应急演练观摩"}
-
-
-@dataclass(frozen=True)
-class Typed:
-    """One answer as a liaison typed it, and what they meant: the number and whether it was an estimate."""
-
-    text: str
-    number: int | None
-    approximate: bool = False
-
-
-def _typed(unit: str) -> list[Typed]:
-    """What the unit's liaison types for the table's item fields, in the walk's order (field 5 on)."""
-    form = load_definition(CAMPAIGN).form("statistics")
-    seed = {CHENGQU: 3, ZEZHOU: 7, GAOPING: 11, YANGCHENG: 2}[unit]
-    # Written the ways people write them: digits, with the measure word, in Chinese numerals, estimates.
-    special = {CHENGQU: {"study.lectures_people": Typed("约30", 30, True), "outreach.quiz_people": Typed("50余人", 50, True),
-                         "drills.company_drills": Typed("三场", 3)},
-               ZEZHOU: {"study.lectures": Typed("12场", 12), "study.articles": Typed("一百二十", 120)},
-               GAOPING: {"study.lectures_people": Typed("200人次左右", 200, True), "leaders.pledges": Typed("无", 0)}}.get(unit, {})
-    typed = []
-    for position, f in enumerate(f for item in form.items for f in item.fields):
-        if f.type is not FieldType.COUNT:
-            typed.append(Typed(ACTIVITY.get(unit, "安全宣传"), None))
-        else:
-            number = seed * (position + 1) % 97
-            typed.append(special.get(f.answer_key, Typed(str(number), number)))
-    return typed
-
-
-TYPED: dict[str, list[Typed]] = {unit: _typed(unit) for unit in LIAISONS}
-
-
-def item_keys() -> list[str]:
-    """The statistics table's item answer keys in the walk's order (what :data:`TYPED` answers)."""
-    return [f.answer_key for item in load_definition(CAMPAIGN).form("statistics").items for f in item.fields]
+TYPED: dict[str, list[Typed]] = {unit: typed(FORM, unit) for unit in LIAISONS}
 
 
 def entered(unit: str) -> dict[str, Typed]:
     """What the unit's liaison entered, by answer key."""
-    return dict(zip(item_keys(), TYPED[unit]))
+    return dict(zip(item_keys(FORM), TYPED[unit]))
 
 
 @dataclass
@@ -110,29 +75,10 @@ class June:
         return self.campaign.engine
 
 
-def _lines(unit: str, count: int | None) -> list[str]:
-    """What the liaison sends for the first ``count`` fields (all by default): each item's answers
-    on one line, as a liaison in a hurry does ("3场 约30 12"); a text answer on a line of its own."""
-    form = load_definition(CAMPAIGN).form("statistics")
-    typed = iter(TYPED[unit][:count])
-    lines = []
-    for item in form.items:
-        line: list[str] = []
-        for f, answer in zip(item.fields, typed):
-            if f.type is not FieldType.COUNT:
-                lines += [" ".join(line)] if line else []
-                lines.append(answer.text)
-                line = []
-            else:
-                line.append(answer.text)
-        lines += [" ".join(line)] if line else []
-    return lines
-
-
 def _fill(campaign: Campaign, unit: str, submit: bool, count: int | None = None) -> None:
     openid = LIAISONS[unit][0]
     assert "（5/40）" in campaign.say(openid, "填报")
-    for line in _lines(unit, count):
+    for line in answer_lines(FORM, TYPED[unit][:count]):
         campaign.say(openid, line)
     if submit:
         assert "已提交" in campaign.say(openid, "确认")
@@ -168,7 +114,7 @@ def june(jincheng: Campaign, tmp_path: Path) -> June:
     _fill(jincheng, CHENGQU, submit=True)                      # 6-20
     jincheng.clock.advance(days=8)                             # 6-28
     _fill(jincheng, ZEZHOU, submit=True)
-    _fill(jincheng, YANGCHENG, submit=False, count=6)
+    _fill(jincheng, YANGCHENG, submit=False, count=DRAFT_FIELDS)
     jincheng.clock.advance(days=4)                             # 7-02, past the 7-01 23:59 deadline
     _fill(jincheng, GAOPING, submit=True)
     _reminders(jincheng)

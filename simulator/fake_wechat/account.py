@@ -173,12 +173,13 @@ class FakeWeChat:
 
     # -- users: the WeChat side tells the fake what users did ----------------------------------
 
-    def user_wrote(self, openid: str) -> None:
-        """The user sent a message: a new 48-hour window with a fresh count of 5 (A1)."""
+    def user_wrote(self, openid: str, at: datetime | None = None) -> None:
+        """The user sent a message (now, or ``at``, an aware moment before now): a new 48-hour
+        window from then with a fresh count of 5 (A1)."""
         with self._lock:
             user = self._users.setdefault(openid, _User())
             user.following = True
-            user.message_at, user.message_sent = self._now, 0
+            user.message_at, user.message_sent = self._now if at is None else min(at, self._now), 0
 
     def user_interacted(self, openid: str, kind: Literal["click", "subscribe", "scan"]) -> None:
         """A menu click, follow or scan: 3 messages within 1 minute, no 48-hour window (A1)."""
