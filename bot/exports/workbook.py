@@ -17,7 +17,7 @@ Sheets, in order:
 
 Written with openpyxl in write-only mode (rows streamed to the file, not kept as cell objects).
 openpyxl's cost is per cell (about 10 µs), so the sheets that grow with the units keep few cells a
-unit: 5,000 units × 40 fields write in about two seconds of CPU (``benchmarks/aggregate.py``). Every sheet prints on
+unit: 5,000 units × 40 fields write in about 1.5 s of CPU (``benchmarks/aggregate.py``). Every sheet prints on
 A4, fitted to the page's width, its column headings repeated on each page.
 """
 

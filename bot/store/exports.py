@@ -3,7 +3,7 @@ with their liaisons, every unit's answers to the statistics table (the period th
 liaison table and the activity records, the sums (:mod:`bot.store.totals`) and the reminders sent.
 
 The reads grow with the rows, not with round trips: one query per kind of thing, whatever the
-number of units (5,000 units × 40 fields read in well under a second; ``benchmarks/aggregate.py``).
+number of units (5,000 units × 40 fields read in about a second; ``benchmarks/aggregate.py``).
 """
 
 from __future__ import annotations
