@@ -4,9 +4,9 @@ Loads the 晋城 2023 campaign, inserts N units in bulk, each with a registered 
 liaison table (8 fields), a submitted statistics table (all 40 fields: 4 header lines, 35 counts of
 which every 50th is an estimate, 1 text) and a reminder; then times
 
-- 合计: ``StoredFacts.totals`` (one GROUP BY over the answers of the submitted tables, in the
-  database: bot/store/totals.py), the median of several runs, and the chat's whole reply rendered
-  from it (handlers/totals.py);
+- 合计: ``StoredFacts.totals`` (a GROUP BY over the answers of the submitted tables read from an
+  index, in the database: bot/store/totals.py), the median of several runs, and the chat's whole
+  reply rendered from it (handlers/totals.py);
 - the xlsx: ``bot.exports.workbook.export_campaign`` reading everything (a few set-wise queries)
   and writing the workbook with openpyxl in write-only mode, to a file.
 
@@ -148,7 +148,7 @@ def main() -> int:
                 admin.dispose()
     print(f"{engine.dialect.name}: {args.units} units × 40-field statistics table "
           f"({args.units * 40} answers, plus {args.units * 8} liaison-table answers), inserted in {prepared:.1f} s")
-    print(f"合计: {query_ms:.1f} ms for the sums (one GROUP BY over the submitted tables' answers, median of 7), "
+    print(f"合计: {query_ms:.1f} ms for the sums (a GROUP BY over the submitted tables' answers, median of 7), "
           f"{reply_ms:.1f} ms with the reply rendered ({reply_cpu_ms:.1f} ms CPU)   [target ≤ 100 ms]")
     print(f"xlsx: {xlsx_s:.2f} s ({xlsx_cpu_s:.2f} s CPU), {size / 1e6:.1f} MB (set-wise reads, openpyxl write-only; "
           f"per-unit sheets only up to {UNIT_SHEETS_UP_TO} units, every unit a row of 报送情况)   [target ≤ 3 s]")

@@ -3,7 +3,7 @@ with their liaisons, every unit's answers to the statistics table (the period th
 liaison table and the activity records, the sums (:mod:`bot.store.totals`) and the reminders sent.
 
 The reads grow with the rows, not with round trips: one query per kind of thing, whatever the
-number of units (5,000 units × 40 fields read in well under a second; ``benchmarks/aggregate.py``).
+number of units (5,000 units × 40 fields read in about a second; ``benchmarks/aggregate.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -88,6 +88,20 @@ def campaign_id_of(conn: sa.Connection, slug: str) -> int:
     return int(found)
 
 
+def _driver_rows(conn: sa.Connection, statement: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``statement`` as the database driver's own tuples, untyped (SQLite's booleans
+    are 0 or 1): for the 200,000 answers of a workbook, SQLAlchemy's Row objects cost more than
+    the query."""
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.params if compiled.positiontup is None else [compiled.params[k] for k in compiled.positiontup]
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(compiled.string, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def _filled(conn: sa.Connection, deadline_ids: list[int], period: str | None) -> list[Filled]:
     """Every submission of these deadlines (of one period, or all), with its answers: two queries."""
     if not deadline_ids:
@@ -98,11 +112,12 @@ def _filled(conn: sa.Connection, deadline_ids: list[int], period: str | None) ->
     submissions = {r.id: r for r in conn.execute(
         sa.select(_SUBMISSION).where(*chosen).order_by(_SUBMISSION.c.period, _SUBMISSION.c.unit_id)).all()}
     answers: dict[int, dict[str, Given]] = defaultdict(dict)
-    rows = conn.execute(
-        sa.select(_ANSWER.c.submission_id, _ANSWER.c.field_key, _ANSWER.c.value, _ANSWER.c.number, _ANSWER.c.approximate)
-        .join(_SUBMISSION, _SUBMISSION.c.id == _ANSWER.c.submission_id).where(*chosen)).all()
+    rows = _driver_rows(conn, sa.select(
+        _ANSWER.c.submission_id, _ANSWER.c.field_key, _ANSWER.c.value, _ANSWER.c.number, _ANSWER.c.approximate)
+        .join(_SUBMISSION, _SUBMISSION.c.id == _ANSWER.c.submission_id).where(*chosen))
     for submission_id, key, value, number, approximate in rows:
-        answers[submission_id][key] = Given(value, number, approximate)
+        # SQLite gives the flag as 0 or 1.
+        answers[submission_id][key] = Given(value, number, bool(approximate))
     return [Filled(s.unit_id, s.period, s.status, s.late, s.submitted_at, answers.get(s.id, {}))
             for s in submissions.values()]
 

@@ -260,7 +260,11 @@ class Submission(SQLModel, table=True):
 class Answer(SQLModel, table=True):
     """The current value of one field of a submission."""
 
-    __table_args__ = (sa.UniqueConstraint("submission_id", "field_key"),)
+    # 合计 (bot/store/totals.py) reads the numbers of a field key from this index alone, in field
+    # key order, without sorting; ``value`` is left out (free text: PostgreSQL limits an index
+    # row to about 2,700 bytes).
+    __table_args__ = (sa.UniqueConstraint("submission_id", "field_key"),
+                      sa.Index("ix_answer_totals", "field_key", "submission_id", "number", "approximate"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
     submission_id: int = Field(foreign_key="submission.id", index=True)

@@ -2,7 +2,9 @@
 
 One ``GROUP BY`` over the answers of the submitted tables gives, per answer key, the sum of the
 numbers, how many units gave one, whether any was an estimate (约/余), how many answered 是 and how
-many answered at all; a second small query counts the submitted tables and the drafts left out.
+many answered at all (on SQLite the last two from a second query over the keys whose answers are
+not all numbers: see :func:`totals`); a small query counts the submitted tables and the drafts
+left out.
 The work grows with the number of answers in the database, not with Python: 5,000 units × 40
 fields sum in tens of milliseconds (``benchmarks/aggregate.py``).
 """
@@ -34,19 +36,38 @@ def totals(conn: sa.Connection, deadline_id: int, period: str) -> TotalsFacts:
     if campaign_id is None:
         raise LookupError(f"no deadline {deadline_id}")
     of_period = (_SUBMISSION.c.deadline_id == deadline_id) & (_SUBMISSION.c.period == period)
-    has_number = _ANSWER.c.number.is_not(None)
-    rows = conn.execute(
+    # ``+answer.submission_id`` keeps SQLite from walking submissions into ix_answer_submission_id
+    # and sorting 200,000 answers for the GROUP BY: it scans ix_answer_totals in field key order
+    # instead, reading no table row (sqlite.org/optoverview.html, "Disqualifying WHERE clause
+    # terms"). PostgreSQL hash-joins a sequential scan of the answers with or without it, so there
+    # the same query also sums the texts; SQLite sums them in a second query over the few keys that
+    # have answers without a number, as the index does not hold them (free text).
+    texts_here = conn.dialect.name != "sqlite"
+    texts = [sa.func.sum(_as_int(_ANSWER.c.value == YES)).label("yes"), sa.func.count(_ANSWER.c.value).label("answered")]
+    numbers = conn.execute(
         sa.select(_ANSWER.c.field_key,
                   sa.func.sum(_ANSWER.c.number).label("total"),
                   sa.func.count(_ANSWER.c.number).label("units"),
-                  sa.func.max(_as_int(has_number & _ANSWER.c.approximate)).label("approximate"),
-                  sa.func.sum(_as_int(_ANSWER.c.value == YES)).label("yes"),
-                  sa.func.count(_ANSWER.c.value).label("answered"))
-        .join(_SUBMISSION, _SUBMISSION.c.id == _ANSWER.c.submission_id)
+                  sa.func.max(_as_int(_ANSWER.c.number.is_not(None) & _ANSWER.c.approximate)).label("approximate"),
+                  sa.func.count().label("answers"), *(texts if texts_here else []))
+        .join(_SUBMISSION, _SUBMISSION.c.id == sa.sql.expression.UnaryExpression(
+            _ANSWER.c.submission_id, operator=sa.sql.operators.custom_op("+")))
         .where(of_period, _SUBMISSION.c.status == SUBMITTED)
-        .group_by(_ANSWER.c.field_key))
+        .group_by(_ANSWER.c.field_key)).all()
+    # An answer with a number always has a text, the number's digits (handlers/answers.py): where
+    # every answer of a key has one, all are answered and none is 是; the other keys' texts are read.
+    of_texts: dict[str, tuple[int, int]] = {}
+    if texts_here:
+        of_texts = {r.field_key: (int(r.yes or 0), int(r.answered)) for r in numbers}
+    elif without_number := [r.field_key for r in numbers if r.units < r.answers]:
+        of_texts = {r.field_key: (int(r.yes or 0), int(r.answered)) for r in conn.execute(
+            sa.select(_ANSWER.c.field_key, *texts)
+            .join(_SUBMISSION, _SUBMISSION.c.id == _ANSWER.c.submission_id)
+            .where(of_period, _SUBMISSION.c.status == SUBMITTED, _ANSWER.c.field_key.in_(without_number))
+            .group_by(_ANSWER.c.field_key))}
     fields = {r.field_key: FieldTotal(r.field_key, None if r.total is None else int(r.total), int(r.units),
-                                      bool(r.approximate), int(r.yes or 0), int(r.answered)) for r in rows}
+                                      bool(r.approximate), *of_texts.get(r.field_key, (0, int(r.answers))))
+              for r in numbers}
     by_status: dict[str, int] = {r.status: int(r.n) for r in conn.execute(
         sa.select(_SUBMISSION.c.status, sa.func.count().label("n")).where(of_period).group_by(_SUBMISSION.c.status))}
     units = conn.execute(sa.select(sa.func.count()).select_from(_UNIT).where(_UNIT.c.campaign_id == campaign_id)).scalar_one()
