@@ -124,20 +124,6 @@ def how_to_try(campaign: DemoCampaign, codes: list[DemoCode], replayed: Replayed
     ])
 
 
-class DemoSetupError(Exception):
-    """The settings do not point the bot at the demo's fake WeChat."""
-
-
-def check_demo_settings(settings: Settings, fake_port: int) -> None:
-    """Refuse to run a demo whose bot would call a WeChat other than the local fake."""
-    parts = urlsplit(settings.wechat_api_base_url)
-    if parts.hostname not in {"127.0.0.1", "localhost"} or parts.port != fake_port:
-        raise DemoSetupError(
-            f"the demo serves the fake WeChat on port {fake_port}, but WECHAT_API_BASE_URL is "
-            f"{settings.wechat_api_base_url}; set it to http://127.0.0.1:{fake_port}"
-        )
-
-
 def replay_served(settings: Settings, engine: sa.Engine, campaign: DemoCampaign) -> Replayed:
     """Replay the June against the bot served at ``settings.port``, through its signed callback and
     the fake WeChat at ``settings.wechat_api_base_url``. Raises :class:`ReplayError` or

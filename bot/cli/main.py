@@ -8,10 +8,10 @@ import sys
 from importlib.metadata import entry_points
 from typing import Callable
 
-from bot.cli import campaign as campaign_commands, notice as notice_commands, reminders as reminder_commands
-from bot.cli import campaign as campaign_commands, reminders as reminder_commands
-from bot.cli import export as export_commands
-from bot.cli import people as people_commands
+from bot.cli import (
+    campaign as campaign_commands, export as export_commands, notice as notice_commands, people as people_commands,
+    reminders as reminder_commands,
+)
 from bot.config import ConfigError, Settings, configure_logging, load_settings
 
 
