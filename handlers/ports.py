@@ -180,11 +180,29 @@ class AudienceFacts:
 
 
 @dataclass(frozen=True)
+class DeliveryCounts:
+    """How an announcement's deliveries stand: ``sent`` by channel (customer_service, template;
+    WeChat took them and no job event said otherwise), ``delivered`` template messages WeChat
+    confirmed (TEMPLATESENDJOBFINISH success), ``held`` until the person writes, ``failed``
+    (refused by WeChat, or its job event said failed), ``unreachable``, and ``pending`` (not
+    answered yet: being sent, or in doubt after a crash)."""
+
+    sent: dict[str, int]
+    delivered: int
+    held: int
+    failed: int
+    unreachable: int
+    pending: int
+
+    def as_json(self) -> dict[str, object]:
+        """The form the announcement's stored report (``Announcement.report``) keeps."""
+        return {"sent": dict(self.sent), "delivered": self.delivered, "held": self.held, "failed": self.failed,
+                "unreachable": self.unreachable, "pending": self.pending}
+
+
+@dataclass(frozen=True)
 class AnnouncementFacts:
-    """One announcement as ``通知 状态`` shows it, with counts read live from its deliveries:
-    ``sent`` by channel (customer_service, template), ``delivered`` template messages WeChat
-    confirmed (TEMPLATESENDJOBFINISH success), ``held``, ``failed`` (refused by WeChat, or its
-    job event said failed), ``unreachable``, ``pending`` (not yet answered)."""
+    """One announcement as ``通知 状态`` shows it, with ``counts`` read live from its deliveries."""
 
     id: int
     title: str
@@ -192,12 +210,7 @@ class AnnouncementFacts:
     status: str
     created_at: datetime
     recipients: int
-    sent: dict[str, int]
-    delivered: int
-    held: int
-    failed: int
-    unreachable: int
-    pending: int
+    counts: DeliveryCounts
 
 
 @dataclass(frozen=True)

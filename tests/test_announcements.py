@@ -17,7 +17,6 @@ from sqlmodel import select
 
 from bot.campaigns import load_definition, load_into_db
 from bot.campaigns.units import import_units, unit_codes
-from bot.store.audience import Counts
 from bot.store.engine import session
 from bot.outbound.announcements import write_announcement
 from bot.store.models import Announcement, Deadline, Delivery, Person, Role, Submission, Unit
@@ -26,7 +25,7 @@ from bot.texts import Texts
 from handlers.announcements import SEND_ACTION
 from handlers.base import Incoming
 from handlers.changes import SendAnnouncement
-from handlers.ports import Audience, AudienceFacts
+from handlers.ports import Audience, AudienceFacts, DeliveryCounts
 from tests.fixtures_forms import CAMPAIGN, SLUG, UNITS, Campaign, Clock
 from tests.fixtures_gateway import StartBot
 from tests.test_weekly_report import eventually
@@ -174,9 +173,9 @@ def _counts(**values: int) -> AudienceFacts:
     return AudienceFacts(**(base | values))
 
 
-def _report(customer_service: int = 0, template: int = 0, **values: int) -> Counts:
+def _report(customer_service: int = 0, template: int = 0, **values: int) -> DeliveryCounts:
     base = dict(delivered=0, held=0, failed=0, unreachable=0, pending=0)
-    return Counts({"customer_service": customer_service, "template": template}, **(base | values))
+    return DeliveryCounts({"customer_service": customer_service, "template": template}, **(base | values))
 
 
 def test_the_text_arrives_literally_and_only_a_link_the_bot_signed_and_still_valid_opens_it(

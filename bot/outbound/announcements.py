@@ -42,14 +42,14 @@ from bot.outbound.delivery import (
 from bot.outbound.outbox import PERSON_NOTE, claim_notes
 from bot.pages import notice_url
 from bot.outbound.sending import ConcurrentSender, Tally, claim_all, resend_cutoff
-from bot.store.audience import ANNOUNCEMENT, Counts, counts, notice_template_ready, recipients, title_of
+from bot.store.audience import ANNOUNCEMENT, counts, notice_template_ready, recipients, title_of
 from bot.store.models import Announcement, AnnouncementStatus, Campaign, Delivery, Person, Role, table_of, utcnow
 from bot.store.writers import StaleDecision
 from bot.texts import Texts
 from bot.wechat.client import WeChatAPIError
 from handlers.base import Incoming
 from handlers.changes import SendAnnouncement
-from handlers.ports import Audience
+from handlers.ports import Audience, DeliveryCounts
 
 log = logging.getLogger("safetybot.announcements")
 
@@ -236,7 +236,7 @@ class Announcements:
         return self.sender.send_rows(rows, self.clock(), notice_template_ready(definition, self.template_messages),
                                      deliver)
 
-    def finish(self, announcement_id: int) -> Counts | None:
+    def finish(self, announcement_id: int) -> DeliveryCounts | None:
         """Once the announcement has nothing left to send (nothing claimed, no template message
         waiting for WeChat's confirmation), record its counts and note them to the sender; the
         counts, or None while it is not done (or was reported before)."""
@@ -262,7 +262,7 @@ class Announcements:
                             self.report_text(row, found), [(sender, row.sender_openid)], self.clock())
         return found
 
-    def report_text(self, row: Any, found: Counts) -> str:
+    def report_text(self, row: Any, found: DeliveryCounts) -> str:
         """The delivery report of the announcement ``row`` with the counts ``found``."""
         return self.texts.render("announcement_report", title=title_of(row.text), recipients=row.recipients,
                                  without_liaison=(row.report or {}).get("without_liaison", 0), counts=found)

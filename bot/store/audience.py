@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from bot.campaigns.format import CampaignDefinition
 from bot.store.models import Announcement, Deadline, Delivery, Person, Role, Submission, Unit, table_of
 from bot.store.reach import NOT_FOLLOWING, REFUSED, Channel, HeldReason, choose_channel, reaches
-from handlers.ports import Audience, AudienceFacts
+from handlers.ports import Audience, AudienceFacts, DeliveryCounts
 
 ANNOUNCEMENT = "announcement"  # the delivery kind of an announcement's rows
 TITLE_LENGTH = 20
@@ -105,27 +105,7 @@ def audience_facts(conn: sa.Connection, definition: CampaignDefinition, campaign
         unreachable=counted[HeldReason.UNREACHABLE], units=units, without_liaison=without_liaison)
 
 
-@dataclass(frozen=True)
-class Counts:
-    """How an announcement's deliveries stand: sent by channel (WeChat took them and no job
-    event said otherwise), template messages WeChat confirmed delivered, held until the person
-    writes, failed (refused by WeChat, or its job event said failed), unreachable, and pending
-    (not answered yet: being sent, or in doubt after a crash)."""
-
-    sent: dict[str, int]
-    delivered: int
-    held: int
-    failed: int
-    unreachable: int
-    pending: int
-
-    def as_json(self) -> dict[str, object]:
-        """The form :attr:`bot.store.models.Announcement.report` keeps."""
-        return {"sent": dict(self.sent), "delivered": self.delivered, "held": self.held, "failed": self.failed,
-                "unreachable": self.unreachable, "pending": self.pending}
-
-
-def counts(conn: sa.Connection, announcement_ids: list[int]) -> dict[int, Counts]:
+def counts(conn: sa.Connection, announcement_ids: list[int]) -> dict[int, DeliveryCounts]:
     """Each announcement's delivery counts, read from its rows now (one grouped query)."""
     job_failed = sa.func.coalesce(_DELIVERY.c.job_status, "").like("failed%").label("job_failed")
     delivered = (sa.func.coalesce(_DELIVERY.c.job_status, "") == "success").label("delivered")
@@ -150,8 +130,8 @@ def counts(conn: sa.Connection, announcement_ids: list[int]) -> dict[int, Counts
             tally["unreachable"] += row.n
         elif row.status != "skipped":
             tally["failed"] += row.n
-    return {i: Counts({c.value: t[f"sent:{c.value}"] for c in Channel}, t["delivered"], t["held"], t["failed"],
-                      t["unreachable"], t["pending"]) for i, t in tallies.items()}
+    return {i: DeliveryCounts({c.value: t[f"sent:{c.value}"] for c in Channel}, t["delivered"], t["held"], t["failed"],
+                              t["unreachable"], t["pending"]) for i, t in tallies.items()}
 
 
 def latest(conn: sa.Connection, campaign_id: int, limit: int) -> list[sa.Row[tuple[object, ...]]]:

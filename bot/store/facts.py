@@ -219,10 +219,8 @@ class DatabaseFacts:
         """The campaign's latest announcements, newest first, with live delivery counts."""
         rows = announcements.latest(self._conn, campaign_id, limit)
         counted = announcements.counts(self._conn, [row.id for row in rows])
-        return [AnnouncementFacts(
-            row.id, announcements.title_of(row.text), row.sender_name, row.status, row.created_at, row.recipients,
-            counted[row.id].sent, counted[row.id].delivered, counted[row.id].held, counted[row.id].failed,
-            counted[row.id].unreachable, counted[row.id].pending) for row in rows]
+        return [AnnouncementFacts(row.id, announcements.title_of(row.text), row.sender_name, row.status,
+                                  row.created_at, row.recipients, counted[row.id]) for row in rows]
     def totals(self, deadline_id: int, period: str) -> TotalsFacts:
         """One deadline period's submitted statistics tables summed over all units (bot/store/totals.py)."""
         return totals_sql.totals(self._conn, deadline_id, period)
