@@ -46,9 +46,6 @@ from handlers.ports import PersonFacts, StoredFacts
 
 log = logging.getLogger("safetybot.handling")
 
-# Separate advisory-lock namespace for "one person's handling", so it never collides with other
-# modules' advisory locks.
-
 T = TypeVar("T")
 Dispatch = Callable[[Incoming, DialogueState, Context], Outcome]
 # Sends texts to a person through the customer-service API, in order; False (logged) if one failed.

@@ -33,10 +33,9 @@ from bot.outbound.delivery import (
     Outbound,
     Status,
     template_data,
-    unconfirmed_filter,
 )
 from bot.outbound.outbox import office
-from bot.outbound.sending import ConcurrentSender, Tally, claim_all, resend_cutoff
+from bot.outbound.sending import ConcurrentSender, Tally, claim_all, resend_cutoff, rows_to_send
 from bot.store.models import (
     Campaign, Deadline, DeadlinePeriod, Delivery, Person, Role, Submission, Unit, table_of, utcnow,
 )
@@ -247,18 +246,9 @@ class Reminders:
     def _claimed(self, kind: str, item: PlannedReminder) -> list[dict[str, Any]]:
         """This moment's rows to send: claimed ones, and template messages WeChat never confirmed."""
         table = table_of(Delivery)
-        cutoff = self._resend_cutoff()
-        to_send = table.c.status == Status.CLAIMED.value
-        if cutoff is not None:
-            to_send = sa.or_(to_send, unconfirmed_filter(cutoff))
-        with self.engine.connect() as conn:
-            people = table_of(Person)
-            rows = conn.execute(sa.select(table.c.id, table.c.openid, table.c.channel, table.c.payload,
-                                          table.c.status, table.c.attempts, people.c.id.label("person_id"))
-                                .join(people, people.c.openid == table.c.openid).where(
-                table.c.kind == kind, table.c.deadline_id == item.deadline_id, table.c.period == item.period,
-                table.c.stage == item.label, to_send).order_by(table.c.id))
-            return [(dict(r._mapping) | {"cutoff": cutoff}) for r in rows]
+        return rows_to_send(self.engine, self._resend_cutoff(), table.c.kind == kind,
+                            table.c.deadline_id == item.deadline_id, table.c.period == item.period,
+                            table.c.stage == item.label)
 
     def _send_claimed(self, kind: str, item: PlannedReminder, now: datetime, template_ready: bool) -> Tally:
         """Send every claimed row of this moment (this run's and any a crash left), and every

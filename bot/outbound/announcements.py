@@ -37,11 +37,11 @@ import sqlalchemy as sa
 from bot.background import repeating
 from bot.campaigns import CampaignDefinition, definition_of
 from bot.outbound.delivery import (
-    Channel, FieldValueError, Notice, Outbound, Result, Status, Verdict, send, template_data, unconfirmed_filter,
+    Channel, FieldValueError, Notice, Outbound, Result, Status, Verdict, send, template_data,
 )
 from bot.outbound.outbox import PERSON_NOTE, claim_notes
 from bot.pages import notice_url
-from bot.outbound.sending import ConcurrentSender, Tally, claim_all, resend_cutoff
+from bot.outbound.sending import ConcurrentSender, Tally, claim_all, resend_cutoff, rows_to_send
 from bot.store.audience import ANNOUNCEMENT, counts, notice_template_ready, recipients, title_of
 from bot.store.models import Announcement, AnnouncementStatus, Campaign, Delivery, Person, Role, table_of, utcnow
 from bot.store.writers import StaleDecision
@@ -222,17 +222,8 @@ class Announcements:
     def send(self, announcement_id: int) -> Tally:
         """Send the announcement's claimed rows, and its template rows WeChat never confirmed."""
         row, definition = self._announcement(announcement_id)
-        cutoff = resend_cutoff(self.engine, self.real_clock(), self.resend_after)
-        to_send = _DELIVERY.c.status == Status.CLAIMED.value
-        if cutoff is not None:
-            to_send = sa.or_(to_send, unconfirmed_filter(cutoff))
-        with self.engine.connect() as conn:
-            rows = [dict(r._mapping) | {"cutoff": cutoff} for r in conn.execute(
-                sa.select(_DELIVERY.c.id, _DELIVERY.c.openid, _DELIVERY.c.channel, _DELIVERY.c.payload,
-                          _DELIVERY.c.status, _DELIVERY.c.attempts, _PERSON.c.id.label("person_id"))
-                .join(_PERSON, _PERSON.c.openid == _DELIVERY.c.openid)
-                .where(_DELIVERY.c.announcement_id == announcement_id, _DELIVERY.c.kind == ANNOUNCEMENT, to_send)
-                .order_by(_DELIVERY.c.id))]
+        rows = rows_to_send(self.engine, resend_cutoff(self.engine, self.real_clock(), self.resend_after),
+                            _DELIVERY.c.announcement_id == announcement_id, _DELIVERY.c.kind == ANNOUNCEMENT)
         return self.sender.send_rows(rows, self.clock(), notice_template_ready(definition, self.template_messages),
                                      deliver)
 

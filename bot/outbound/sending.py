@@ -25,7 +25,7 @@ from bot.outbound.delivery import (
     Channel, HeldReason, Notice, Outbound, Result, Status, Verdict, claim_many, record_many, send, start_sending,
     take_in_doubt, unconfirmed_filter,
 )
-from bot.store.models import Delivery, InboundMessage, table_of, utcnow
+from bot.store.models import Delivery, InboundMessage, Person, table_of, utcnow
 from bot.store.reach import reach_of, template_or_reason
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,22 @@ def resend_cutoff(engine: sa.Engine, now: datetime, resend_after: timedelta) -> 
         last_heard = conn.execute(sa.select(inbound.c.received_at).where(inbound.c.event == TEMPLATE_JOB_EVENT)
                                   .order_by(inbound.c.id.desc()).limit(1)).scalar()
     return None if last_heard is not None and last_heard >= cutoff else cutoff
+
+
+def rows_to_send(engine: sa.Engine, cutoff: datetime | None, *where: sa.ColumnElement[bool]) -> list[dict[str, Any]]:
+    """The delivery rows matching ``where`` that are to be sent, oldest first, in the shape
+    :meth:`ConcurrentSender.send_rows` takes: the claimed ones and, when ``cutoff`` is given (by
+    :func:`resend_cutoff`), template rows WeChat never confirmed before it."""
+    table, people = table_of(Delivery), table_of(Person)
+    to_send = table.c.status == Status.CLAIMED.value
+    if cutoff is not None:
+        to_send = sa.or_(to_send, unconfirmed_filter(cutoff))
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.id, table.c.openid, table.c.channel, table.c.payload, table.c.status,
+                                      table.c.attempts, people.c.id.label("person_id"))
+                            .join(people, people.c.openid == table.c.openid).where(*where, to_send)
+                            .order_by(table.c.id))
+        return [dict(r._mapping) | {"cutoff": cutoff} for r in rows]
 
 
 class ConcurrentSender:
