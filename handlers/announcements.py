@@ -45,7 +45,7 @@ JUST_PASSED = timedelta(days=7)
 NAMED_UNITS = 5
 _SEPARATORS = re.compile(r"[\s,，、;；]+")
 _NUMBERS = re.compile(r"\d+")
-TEMPLATES = ("announce_start", "announce_ask_text", "announce_image_received", "announce_too_long",
+TEMPLATES = ("announce_recipients", "announce_start", "announce_ask_text", "announce_image_received", "announce_too_long",
              "announce_audience", "announce_deadlines", "announce_groups", "announce_ask_units", "announce_no_unit",
              "announce_unit_choices", "announce_too_many_units", "announce_pick_number", "announce_nobody",
              "announce_preview", "announce_queued", "announce_cancelled", "announce_status", "announcement_text")
@@ -191,16 +191,13 @@ def _find_units(answer: str, data: dict[str, Any], campaign_id: int, ctx: Contex
 
 def _describe(audience: Audience, campaign_id: int, ctx: Context) -> str:
     """The audience in the words of the preview and the status."""
+    title = ""
     if audience.kind == "owing":
         title = next((p.title for p in ctx.stored.periods(campaign_id)
                       if (p.key, p.period) == (audience.deadline, audience.period)), audience.deadline)
-        return f"尚未报送“{title}”{f'（{audience.period}）' if audience.period else ''}的单位"
-    if audience.kind == "group":
-        return f"“{audience.group}”分组的单位"
-    if audience.kind == "units":
-        names = "、".join(ctx.stored.unit(u).name for u in audience.unit_ids[:NAMED_UNITS])
-        return names if len(audience.unit_ids) <= NAMED_UNITS else f"{names}等{len(audience.unit_ids)}个单位"
-    return "全部联络员"
+    names = [ctx.stored.unit(u).name for u in audience.unit_ids[:NAMED_UNITS]]
+    return ctx.texts.render("announce_recipients", audience=audience, title=title, names=names,
+                            count=len(audience.unit_ids))
 
 
 def _preview(audience: Audience, data: dict[str, Any], campaign_id: int, ctx: Context) -> Outcome:
