@@ -10,6 +10,7 @@ run inside the web process only when the settings say so.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -23,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
@@ -89,7 +90,9 @@ class BodyTooLarge(Exception):
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (without reading on) anything over ``limit`` bytes."""
+    """The request body, refusing (without reading on) anything over ``limit`` bytes.
+
+    Raises :class:`BodyTooLarge`, or starlette's ``ClientDisconnect`` when the sender goes away."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge()
@@ -106,21 +109,35 @@ async def read_body(request: Request, limit: int) -> bytes:
 class Endpoints:
     """The HTTP side of the gateway and the health check."""
 
-    def __init__(self, gateway: Gateway, reads: sa.Engine, max_body_bytes: int):
+    def __init__(self, gateway: Gateway, reads: sa.Engine, max_body_bytes: int, body_seconds: float):
         self.gateway = gateway
         self.reads = reads
         self.max_body_bytes = max_body_bytes
+        self.body_seconds = body_seconds
 
     async def wechat(self, request: Request) -> Response:
-        """``GET``: the console's URL check; ``POST``: a message or event."""
+        """``GET``: the console's URL check; ``POST``: a message or event.
+
+        A POST's signature is checked before its body is read, and the body must arrive within
+        ``body_seconds``: WeChat sends its few hundred bytes at once, so a slow or vanishing body is
+        not WeChat's and is a logged line, not a traceback."""
         query = request.query_params
         if request.method == "GET":
             return _response(self.gateway.verify_url(query))
+        refused = self.gateway.refusal(query)
+        if refused is not None:
+            return _response(refused)
         try:
-            body = await read_body(request, self.max_body_bytes)
+            body = await asyncio.wait_for(read_body(request, self.max_body_bytes), self.body_seconds)
         except BodyTooLarge:
             log.warning("callback refused (413): body over %d bytes", self.max_body_bytes)
             return PlainTextResponse("payload too large", status_code=413)
+        except TimeoutError:
+            log.warning("callback refused (408): body not received within %.1fs", self.body_seconds)
+            return PlainTextResponse("request timeout", status_code=408)
+        except ClientDisconnect:
+            log.warning("callback dropped: the sender disconnected while its body was read")
+            return PlainTextResponse("bad request", status_code=400)
         return _response(await self.gateway.receive(query, body))
 
     async def healthz(self, request: Request) -> Response:
@@ -165,7 +182,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     # The handlers' routing table decides; the writers' table writes what it decided.
     gateway = Gateway(settings, engine=engine, reads=reads, texts=texts, wechat=outbound, dispatch=dispatch,
                       writers=change_writers(), clock=clock or utcnow)
-    endpoints = Endpoints(gateway, reads, settings.max_body_bytes)
+    # A body still arriving when the reply budget is spent could not be answered in time anyway.
+    endpoints = Endpoints(gateway, reads, settings.max_body_bytes, settings.reply_budget_seconds)
     admin = AdminAPI(reads)
     texts.check(PAGE_TEMPLATES)
     pages = Pages(reads, texts, settings.link_key, clock or utcnow)
@@ -187,6 +205,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
 
     routes = [
         Route("/wechat", endpoints.wechat, methods=["GET", "POST"]),
+        # People paste the URL into WeChat's console with a trailing slash, and WeChat follows no redirect.
+        Route("/wechat/", endpoints.wechat, methods=["GET", "POST"]),
         Route("/healthz", endpoints.healthz, methods=["GET"]),
         Route("/notice/{token}", pages.notice, methods=["GET"]),
         Route("/files/export/{token}.xlsx", downloads.export, methods=["GET"]),

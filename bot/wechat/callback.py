@@ -63,6 +63,11 @@ FIELD_NAMES = {
     "Status": "status",
 }
 
+# WeChat's clock fields (the query's ``timestamp``, the message's ``CreateTime``) are Unix seconds:
+# ten ASCII digits until the year 2286. Anything longer, or digits other than 0-9 (``¹²³`` passes
+# ``str.isdigit``), is not from WeChat.
+SECONDS_DIGITS = re.compile(r"[0-9]{1,10}")
+
 # Characters XML 1.0 forbids anywhere in a document (https://www.w3.org/TR/xml/#charsets).
 _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -187,8 +192,8 @@ def to_message(fields: Mapping[str, str], raw: str) -> Message:
     openid = fields.get("FromUserName", "")
     kind = fields.get("MsgType", "")
     create_time = fields.get("CreateTime", "")
-    if not openid or not kind or not create_time.isdigit():
-        raise Refused(400, "message lacks FromUserName, MsgType or a numeric CreateTime")
+    if not openid or not kind or not SECONDS_DIGITS.fullmatch(create_time):
+        raise Refused(400, "message lacks FromUserName, MsgType or a CreateTime of at most 10 ASCII digits")
     if len(openid) > 64 or len(kind) > 30:
         raise Refused(400, "FromUserName or MsgType is implausibly long")
     event = fields.get("Event", "") if kind == "event" else ""
@@ -267,8 +272,8 @@ class CallbackProtocol:
         timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
         if not _same(query.get("signature", ""), _sign(self.settings.wechat_token, timestamp, nonce)):
             raise Refused(403, "bad signature")
-        if not timestamp.isdigit():
-            raise Refused(403, "timestamp is not a number")
+        if not SECONDS_DIGITS.fullmatch(timestamp):
+            raise Refused(403, "timestamp is not at most 10 ASCII digits")
         skew = abs(self.clock().timestamp() - int(timestamp))
         if skew > self.settings.timestamp_tolerance_seconds:
             raise Refused(403, f"timestamp {timestamp} is {skew:.0f}s away from now (replay?)")

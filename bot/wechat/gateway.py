@@ -73,6 +73,15 @@ class Gateway:
             return self._refuse(refused)
         return Answer(200, query.get("echostr", ""))
 
+    def refusal(self, query: Mapping[str, str]) -> Answer | None:
+        """The refusal of a POST whose query is not signed by WeChat, or None: checked before the
+        body is read, so a stranger's request costs no read (:meth:`receive` checks again with the body)."""
+        try:
+            self.protocol.check_signature(query)
+        except Refused as refused:
+            return self._refuse(refused)
+        return None
+
     async def receive(self, query: Mapping[str, str], body: bytes) -> Answer:
         """One POSTed callback: verify, claim, handle once, answer within the budget."""
         started = asyncio.get_running_loop().time()
