@@ -109,9 +109,12 @@ async def read_body(request: Request, limit: int) -> bytes:
 class Endpoints:
     """The HTTP side of the gateway and the health check."""
 
-    def __init__(self, gateway: Gateway, reads: sa.Engine, max_body_bytes: int, body_seconds: float):
+    def __init__(self, gateway: Gateway, reads: sa.Engine, max_body_bytes: int, body_seconds: float,
+                 token_state: Callable[[], str], redis: bool):
         self.gateway = gateway
         self.reads = reads
+        self.token_state = token_state
+        self.redis = redis
         self.max_body_bytes = max_body_bytes
         self.body_seconds = body_seconds
 
@@ -141,9 +144,18 @@ class Endpoints:
         return _response(await self.gateway.receive(query, body))
 
     async def healthz(self, request: Request) -> Response:
-        """Whether the database answers (read-only: a busy SQLite writer does not hold it up)."""
+        """Whether the database answers (read-only: a busy SQLite writer does not hold it up), Redis
+        too where ``REDIS_URL`` keeps the access token there, and the token's state
+        (:meth:`bot.wechat.token_store.SharedAccessToken.state`). 503 when the database or Redis
+        is down: replies can no longer be stored, or nothing can be sent."""
         database = await run_in_threadpool(ping, self.reads)
-        return JSONResponse({"database": "ok" if database else "unreachable"}, status_code=200 if database else 503)
+        token = await run_in_threadpool(self.token_state)
+        health = {"database": "ok" if database else "unreachable"}
+        if self.redis:
+            health["redis"] = "unreachable" if token == "unreadable" else "ok"
+        health["access_token"] = token
+        healthy = database and "unreachable" not in health.values()
+        return JSONResponse(health, status_code=200 if healthy else 503)
 
 
 def _response(answer: Answer) -> Response:
@@ -183,8 +195,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     gateway = Gateway(settings, engine=engine, reads=reads, texts=texts, wechat=outbound, dispatch=dispatch,
                       writers=change_writers(), clock=clock or utcnow)
     # A body still arriving when the reply budget is spent could not be answered in time anyway.
-    endpoints = Endpoints(gateway, reads, settings.max_body_bytes, settings.reply_budget_seconds)
-    admin = AdminAPI(reads)
+    endpoints = Endpoints(gateway, reads, settings.max_body_bytes, settings.reply_budget_seconds,
+                          outbound.token_state, redis=settings.redis_url is not None)
     texts.check(PAGE_TEMPLATES)
     pages = Pages(reads, texts, settings.link_key, clock or utcnow)
     admin = AdminAPI(reads, clock or utcnow)

@@ -250,7 +250,7 @@ def test_an_encrypted_request_to_a_plaintext_bot_is_refused(start_bot: StartBot)
 def test_health_reports_the_database(start_bot: StartBot) -> None:
     bot = start_bot()
     response = bot.side.client.get("/healthz")
-    assert (response.status_code, response.json()) == (200, {"database": "ok"})
+    assert (response.status_code, response.json()) == (200, {"database": "ok", "access_token": "none"})
 
 
 def test_a_served_bot_copies_the_write_ahead_log_into_the_database_file(start_bot: StartBot, database_url: str) -> None:

@@ -54,8 +54,9 @@ from handlers.ports import Audience, DeliveryCounts
 log = logging.getLogger("safetybot.announcements")
 
 POLL_SECONDS = 1.0
-# After WeChat's quota error the fan-out waits this long rather than meet it again each pass.
-QUOTA_PAUSE = timedelta(minutes=1)
+# After a batch stopped (WeChat's quota, or sends that could not leave) the fan-out waits this long
+# rather than meet the same wall again each pass.
+STOPPED_PAUSE = timedelta(minutes=1)
 RESEND_AFTER = timedelta(minutes=5)
 CLI_SENDER = "命令行"
 STAFF_SENDER = "工作人员"
@@ -151,7 +152,7 @@ class Announcements:
             tally.add(self.run(announcement_id))
             if tally.stopped:
                 log.error("announcements stopped: %s", tally.stopped)
-                self._paused_until = self.real_clock() + QUOTA_PAUSE
+                self._paused_until = self.real_clock() + STOPPED_PAUSE
                 break
         return tally
 

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from bot.store.models import Delivery, Person, UTCDateTime, table_of, utcnow
 from bot.store.reach import ACTIVE, NOT_FOLLOWING, REFUSED, Channel, HeldReason, choose_channel, reaches
 from bot.store.sql import insert_on_conflict
-from bot.wechat.client import WeChatAPIError
+from bot.wechat.client import NotSent, WeChatAPIError
 from handlers.base import Incoming
 from handlers.template_job import TemplateJobFinished
 
@@ -285,6 +285,7 @@ class Verdict(str, enum.Enum):
     DEFECT = "defect"  # our bug or configuration: alert, no retry
     QUOTA = "quota"  # stop the batch, alert; the row goes back to claimed for a later run
     IN_DOUBT = "in_doubt"  # no answer, the request may have arrived: the row stays sending
+    NOT_SENT = "not_sent"  # surely never left (no token, no connection): back to claimed, the batch pauses
     FAILED = "failed"
 
 
@@ -325,13 +326,15 @@ def send(api: Outbound, notice_payload: Mapping[str, Any], openid: str, channel:
     except WeChatAPIError as error:
         if channel is Channel.CUSTOMER_SERVICE and error.errcode in WINDOW_CLOSED and template_allowed:
             return send(api, notice_payload, openid, Channel.TEMPLATE, False)
-        verdict = Verdict.IN_DOUBT if error.in_doubt else verdict_of(error.errcode)
+        verdict = (Verdict.NOT_SENT if isinstance(error, NotSent)
+                   else Verdict.IN_DOUBT if error.in_doubt else verdict_of(error.errcode))
         return Result(verdict, channel, error.errcode, error.errmsg)
 
 
 def _answer(delivery_id: int, result: Result, now: datetime, channel: str) -> dict[str, Any]:
-    if result.verdict is Verdict.QUOTA:
-        # Not delivered and not the person's fault: a later run sends it when the quota is back.
+    if result.verdict in (Verdict.QUOTA, Verdict.NOT_SENT):
+        # Not delivered and not the person's fault: a later run sends it when the quota, the
+        # token store or the connection is back.
         return {"id": delivery_id, "status": Status.CLAIMED.value, "channel": channel, "errcode": result.errcode,
                 "errmsg": result.errmsg[:500], "msgid": None, "sent_at": None}
     status = {Verdict.SENT: Status.SENT, Verdict.DEFECT: Status.DEFECT}.get(result.verdict, Status.FAILED)

@@ -40,8 +40,9 @@ NOTE_KINDS = (STAFF_NOTE, PERSON_NOTE)
 # person writes; the announcements' own pass sends them, with their picture.
 RELEASED_KINDS = (*NOTE_KINDS, "announcement")
 POLL_SECONDS = 0.25
-# After WeChat's quota error the claimed notes wait this long rather than meet it again each poll.
-QUOTA_PAUSE = timedelta(minutes=1)
+# After WeChat's quota error, or a send that could not leave (the token store or WeChat down), the
+# claimed notes wait this long rather than meet the same wall again each poll.
+PAUSES = {Verdict.QUOTA: timedelta(minutes=1), Verdict.NOT_SENT: timedelta(seconds=15)}
 _DELIVERY = table_of(Delivery)
 _PERSON = table_of(Person)
 _UNIT = table_of(Unit)
@@ -126,8 +127,8 @@ class Outbox:
             sent += result.errcode == 0
             if result.errcode:
                 log.warning("note %d to %s: %s %s", row.id, row.openid, result.errcode, result.errmsg)
-            if result.verdict is Verdict.QUOTA:
-                self._paused_until = self.clock() + QUOTA_PAUSE
+            if result.verdict in PAUSES:
+                self._paused_until = self.clock() + PAUSES[result.verdict]
                 break
         return sent
 

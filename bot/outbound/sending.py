@@ -94,6 +94,11 @@ def rows_to_send(engine: sa.Engine, cutoff: datetime | None, *where: sa.ColumnEl
         return [dict(r._mapping) | {"cutoff": cutoff} for r in rows]
 
 
+# Answers that stop a batch, the rows not sent going back to claimed for a later run: WeChat's
+# quota, and a send that could not leave (every other row would meet the same outage).
+STOPS = {Verdict.QUOTA: "WeChat quota", Verdict.NOT_SENT: "not sent (token store or WeChat unreachable)"}
+
+
 class ConcurrentSender:
     """Sends delivery rows through ``api`` on up to ``concurrency`` threads, each row once.
 
@@ -132,9 +137,9 @@ class ConcurrentSender:
                 count(tally, result, resent=row["status"] == Status.SENDING.value)
                 if isinstance(result, Result):
                     answers.append((row["id"], row["openid"], result))
-                if isinstance(result, Result) and result.verdict is Verdict.QUOTA:
+                if isinstance(result, Result) and result.verdict in STOPS:
                     stop.set()
-                    tally.stopped = f"WeChat quota: {result.errcode} {result.errmsg}"
+                    tally.stopped = f"{STOPS[result.verdict]}: {result.errcode} {result.errmsg}"
                 done[0] += 1
                 if self.progress:
                     self.progress(done[0], len(rows))
@@ -196,7 +201,7 @@ def count(tally: Tally, result: Result | Literal[Status.SENDING, Status.SKIPPED]
         tally.defects += 1
     elif result.verdict is Verdict.IN_DOUBT:
         tally.in_doubt += 1
-    elif result.verdict is not Verdict.QUOTA:
+    elif result.verdict not in STOPS:
         tally.failed += 1
 
 

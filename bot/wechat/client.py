@@ -125,6 +125,15 @@ class WeChatSetupError(WeChatAPIError):
         self.args = (f"{path}: WeChat error {errcode}: {self.fix}",)
 
 
+class NotSent(WeChatAPIError):
+    """The request surely never left: no access token could be had (its store, Redis or the
+    database, did not answer) or no connection to WeChat could be opened. Sending again cannot
+    make a duplicate, so the delivery goes back to the queue (bot.outbound.delivery.Verdict.NOT_SENT)."""
+
+    def __init__(self, errmsg: str, path: str = ""):
+        super().__init__(TRANSPORT_ERROR, errmsg, path, in_doubt=False)
+
+
 def wechat_error(errcode: int, errmsg: str, path: str) -> WeChatAPIError:
     """The exception for WeChat's answer ``errcode``: a setup error when one is known to be."""
     cls = WeChatSetupError if errcode in SETUP_FIXES else WeChatAPIError
@@ -287,7 +296,7 @@ class BoundWeChatClient(WeChatClient):
         token_renewed = False
         retries = 0
         while True:
-            token = self.tokens.current() if authorized else None
+            token = self._token() if authorized else None
             try:
                 return send({"access_token": token} if token else {})
             except WeChatAPIError as error:
@@ -301,6 +310,16 @@ class BoundWeChatClient(WeChatClient):
                 retries += 1
                 logger.warning("wechat %s busy (%s): retry %d in %.1fs", error.path, error.errcode, retries, delay)
                 self._sleep(delay)
+
+    def _token(self) -> str:
+        """The shared token; :class:`NotSent` when its store cannot be read or written (Redis or the
+        database down, the lock stuck): the call that wanted it never leaves."""
+        try:
+            return self.tokens.current()
+        except WeChatAPIError:
+            raise  # WeChat's own answer to the token request, with its errcode
+        except Exception as exc:  # redis-py, SQLAlchemy and TokenStoreBusy share no base class
+            raise NotSent(redact(f"no access token: {type(exc).__name__}: {exc}"), "token") from None
 
     def _send(self, method: str, url: str, *, http: requests.Session | None = None, **kwargs: Any) -> Any:
         """One HTTP request, its answer decoded by wechatpy; logged as path, errcode, duration."""
@@ -329,8 +348,9 @@ class BoundWeChatClient(WeChatClient):
             raise
         except requests.RequestException as exc:
             errcode = TRANSPORT_ERROR
-            raise WeChatAPIError(errcode, redact(f"{type(exc).__name__}: {exc}"), path,
-                                 in_doubt=not _never_left(exc)) from None
+            if _never_left(exc):
+                raise NotSent(redact(f"{type(exc).__name__}: {exc}"), path) from None
+            raise WeChatAPIError(errcode, redact(f"{type(exc).__name__}: {exc}"), path, in_doubt=True) from None
         finally:
             elapsed_ms = (time.monotonic() - started) * 1000
             level = logging.INFO if errcode == 0 else logging.WARNING
@@ -352,10 +372,9 @@ class BoundWeChatClient(WeChatClient):
             response = self._messages.request("POST", target, body=body, timeout=self.timeout, redirect=False,
                                               retries=False, headers={"Content-Type": "application/json"})
         except urllib3.exceptions.HTTPError as exc:
-            never_left = isinstance(exc, (urllib3.exceptions.NewConnectionError,
-                                          urllib3.exceptions.ConnectTimeoutError))
-            raise WeChatAPIError(TRANSPORT_ERROR, redact(f"{type(exc).__name__}: {exc}"), path,
-                                 in_doubt=not never_left) from None
+            if isinstance(exc, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)):
+                raise NotSent(redact(f"{type(exc).__name__}: {exc}"), path) from None
+            raise WeChatAPIError(TRANSPORT_ERROR, redact(f"{type(exc).__name__}: {exc}"), path, in_doubt=True) from None
         if response.status != 200:
             raise WeChatAPIError(TRANSPORT_ERROR, f"HTTP {response.status}", path, in_doubt=True)
         try:
@@ -384,6 +403,10 @@ class WeChatAPI:
     def access_token(self) -> str:
         """The shared access token, renewed (under the lock) when less than 5 minutes remain."""
         return self.client.tokens.current()
+
+    def token_state(self) -> str:
+        """The shared token's state in its store (:meth:`SharedAccessToken.state`)."""
+        return self.client.tokens.state()
 
     def force_refresh_token(self) -> str:
         """Invalidate the token everywhere and fetch a new one. Only for an explicit admin command:

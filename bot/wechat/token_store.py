@@ -182,6 +182,18 @@ class SharedAccessToken:
             stored = self._store.replace(self._app_id, self._renew_if_stale)
         return self._keep(stored)
 
+    def state(self) -> str:
+        """The shared token as ``/healthz`` reports it, read from the store: "fresh" (good for at
+        least 5 more minutes), "stale" (the next call renews it), "none" (never fetched yet) or
+        "unreadable" (the store did not answer: Redis or the database is down)."""
+        try:
+            stored = self._store.read(self._app_id)
+        except Exception:  # redis-py and SQLAlchemy share no base class; the caller only reports it
+            return "unreadable"
+        if stored is None:
+            return "none"
+        return "fresh" if stored.fresh_at(self._clock()) else "stale"
+
     def replace_rejected(self, rejected: str) -> str:
         """WeChat refused ``rejected``: use the stored token if someone already replaced it,
         else fetch one (normal mode, never force) under the lock."""
