@@ -1,30 +1,32 @@
 """Handling one message: claim it, decide, write the outcome under the person's lock.
 
 1. Claim: one committed transaction inserts the raw message into ``inbound_message`` under its
-   unique key (sender, dedupe key) and reads the person's state and facts; a re-delivery only
-   counts itself and gets the stored answer. One person's messages queue in arrival order first.
-2. Decide: the routing table's handler runs on a handler thread (:mod:`bot.decision_pool`), outside
-   any write lock, on that snapshot, reading stored facts through a read-only connection.
+   unique key (sender, dedupe key), as soon as it arrives; from then on the gateway may answer
+   ``success`` at the budget (:class:`Handoff`). A re-delivery only counts itself and gets the
+   stored answer, or takes over a claim left unanswered. Then one person's messages queue in
+   arrival order.
+2. Decide: on a handler thread (:mod:`bot.decision_pool`), outside any write lock, the person's
+   state and facts are read through a read-only connection and the routing table's handler runs.
 3. Write: one transaction under the person's lock (PostgreSQL advisory lock; SQLite's single
    writer) re-checks that the message is still unanswered and the state unchanged (else decides
    again), writes the handler's changes, the reply, the person's last-message time and the state.
 
 On a SQLite file steps 1 and 3 run on the event loop through :class:`~bot.store.sqlite_writer.GroupCommit`;
-on PostgreSQL (network round trips) steps 1 to 3 run on a handler thread, each transaction on a
-pooled connection. :class:`bot.wechat.gateway.Gateway` calls :meth:`Handling.process` and answers
+on PostgreSQL (network round trips) they run on a handler thread, each transaction on a pooled
+connection. :class:`bot.wechat.gateway.Gateway` calls :meth:`Handling.process` and answers
 WeChat within the budget.
 """
-
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import functools
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Callable, TypeVar
 
 import sqlalchemy as sa
@@ -62,28 +64,46 @@ class Handled:
     unavailable: bool = False
 
 
+class Budget(enum.Enum):
+    """What the request does when its budget runs out (:meth:`Handoff.give_up`)."""
+
+    DEFER = "defer"  # answer ``success``: the message is stored, its reply will be pushed
+    WAIT = "wait"  # the handler has settled: its reply is a moment away
+    UNSTORED = "unstored"  # the message is not stored yet: answer 503, so WeChat sends it again
+
+
 class Handoff:
     """Decides, once, who delivers the reply: the HTTP response, or the outbound client later.
 
     The request gives up when the budget runs out; the handler settles just before its commit.
-    Whichever comes first wins, so a reply is never both returned and pushed, nor lost.
+    Whichever comes first wins, so a reply is never both returned and pushed, nor lost. A request
+    may give up with ``success`` only once the raw message is durably stored (:meth:`stored`):
+    WeChat does not send a message again after a 200, so before that the answer is a 503.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._stored = False
         self._settled = False
         self._deferred = False
 
-    def give_up(self) -> bool:
-        """Request side: True if the handler has not settled, so the reply will be pushed later."""
+    def stored(self) -> None:
+        """Handler side: the claim (the raw message) is committed."""
+        with self._lock:
+            self._stored = True
+
+    def give_up(self) -> Budget:
+        """Request side, at the end of its budget (the first delivery's, or a retry's)."""
         with self._lock:
             if self._settled:
-                return False
+                return Budget.WAIT
+            if not self._stored:
+                return Budget.UNSTORED
             self._deferred = True
-            return True
+            return Budget.DEFER
 
     def settle(self) -> bool:
-        """Handler side: True if the request already answered ``success`` (push the reply)."""
+        """Handler side: True if a request already answered ``success`` (push the reply)."""
         with self._lock:
             self._settled = True
             return self._deferred
@@ -138,7 +158,6 @@ class _Claim:
     deliveries: int
     status: InboundStatus
     reply: str | None
-    received_at: datetime
 
 
 class _DispatchFailed(Exception):
@@ -184,7 +203,7 @@ class _Statements:
         )
         self.claim = Prepared(claim.on_conflict_do_update(
             index_elements=["openid", "dedupe_key"], set_={"deliveries": inbound.c.deliveries + 1}
-        ).returning(inbound.c.id, inbound.c.deliveries, inbound.c.status, inbound.c.reply, inbound.c.received_at), dialect)
+        ).returning(inbound.c.id, inbound.c.deliveries, inbound.c.status, inbound.c.reply), dialect)
         key = sa.select(sa.cast(sa.bindparam("openid"), sa.String).label("openid")).subquery()
         self.look_up = Prepared(sa.select(
             conversations.c.flow, conversations.c.step, conversations.c.data, conversations.c.updated_at,
@@ -281,15 +300,24 @@ class Handling:
             conn.close()
 
     async def process(self, message: Message, handoff: Handoff) -> Handled:
-        """Handle one delivery after the person's previous message: claim it, decide, write the
-        outcome; a delivery already handled gets its stored answer. Never raises: a failure outside
-        the handler is logged and comes back ``unavailable`` (503, so WeChat tries again)."""
+        """Store one delivery at once, then handle it after the person's previous message: decide,
+        write the outcome; a delivery already handled gets its stored answer. Never raises: a
+        failure outside the handler is logged and comes back ``unavailable`` (503, so WeChat tries
+        again).
+
+        The raw message is stored before it waits for the person's earlier ones: a message queued
+        behind a slow one is safe when its budget runs out, so it may be answered ``success``
+        (:class:`Handoff`) and its reply pushed."""
         turn = self._turns.take(message.incoming.openid)
         try:
+            claim = await self._store(message)
+            handoff.stored()
+            if claim.deliveries > 1 and not self._take_over(claim, message):
+                return _stored(claim.status, claim.reply)
             await turn.wait()
             if self._group_commit is not None:
-                return await self._claim_and_handle_here(self._group_commit, message, handoff)
-            return await self._in_thread(self._claim_and_handle, message, handoff)
+                return await self._handle_here(self._group_commit, claim, message, handoff)
+            return await self._in_thread(self._handle, claim, message, handoff)
         except Exception:
             log.exception("handling %s %s failed outside the handler", message.incoming.openid, message.dedupe_key)
             return Handled(unavailable=True)
@@ -299,26 +327,31 @@ class Handling:
     def _in_thread(self, function: Callable[..., T], *args: Any) -> "asyncio.Future[T]":
         return asyncio.get_running_loop().run_in_executor(self._handlers, functools.partial(function, *args))
 
-    async def _claim_and_handle_here(self, commit: GroupCommit, message: Message, handoff: Handoff) -> Handled:
-        """:meth:`_claim_and_handle` with the writes on the event loop (SQLite): only the decision,
-        which may be slow, and the pushes go to a handler thread. A decision taken again under the
-        lock (rare: another worker changed the person's state meanwhile) runs in the write step."""
-        claim, snapshot = await commit.run(self._claim, message)
-        if claim.deliveries > 1 and not self._take_over(claim, message):
-            return _stored(claim.status, claim.reply)
-        outcome = await self._decisions.run(functools.partial(self._first_decision, message, snapshot))
+    async def _store(self, message: Message) -> _Claim:
+        """The claim, committed: on SQLite in the event loop's group commit, on PostgreSQL on a
+        handler thread (network round trips would hold the loop up)."""
+        if self._group_commit is not None:
+            claim: _Claim = await self._group_commit.run(self._claim, message)
+            return claim
+        return await self._in_thread(self._claim_committed, message)
+
+    def _claim_committed(self, message: Message) -> _Claim:
+        with self._writing() as conn:
+            return self._claim(conn, message)
+
+    async def _handle_here(self, commit: GroupCommit, claim: _Claim, message: Message, handoff: Handoff) -> Handled:
+        """:meth:`_handle` with the write on the event loop (SQLite): only the decision, which may
+        be slow, and the pushes go to a handler thread. A decision taken again under the lock
+        (rare: another worker changed the person's state meanwhile) runs in the write step."""
+        snapshot, outcome = await self._decisions.run(functools.partial(self._first_decision, message))
         handled: Handled = await commit.run(self._write_handling, claim.id, message, handoff, snapshot, outcome)
         if handled.deferred:
             await self._in_thread(self._push_deferred, claim.id, message.incoming.openid, handled.followups)
             return Handled(deferred=True)
         return handled
 
-    def _claim_and_handle(self, message: Message, handoff: Handoff) -> Handled:
-        with self._writing() as conn:
-            claim, snapshot = self._claim(conn, message)
-        if claim.deliveries > 1 and not self._take_over(claim, message):
-            return _stored(claim.status, claim.reply)
-        outcome = self._first_decision(message, snapshot)
+    def _handle(self, claim: _Claim, message: Message, handoff: Handoff) -> Handled:
+        snapshot, outcome = self._first_decision(message)
         with self._writing() as conn:
             handled = self._write_handling(conn, claim.id, message, handoff, snapshot, outcome)
         if handled.deferred:
@@ -327,24 +360,24 @@ class Handling:
         return handled
 
     def _take_over(self, claim: _Claim, message: Message) -> bool:
-        """For a delivery already claimed: whether to handle it after all (the claim is stale)."""
-        if not self._stale(claim):
+        """For a delivery already claimed: whether to handle it here after all.
+
+        A retry reaches another process (or this one after a restart) only when the first delivery
+        got no answer: its worker died, or its claim was not stored in time. A claim still
+        unanswered is therefore taken over at once, never answered a bare ``success`` that would
+        end WeChat's retries while nobody handles it. Taking over is safe even if the first worker
+        still runs: handling is one transaction, and :meth:`_write_handling` re-checks the status
+        under the person's lock and writes only if the row is still unanswered."""
+        if claim.status is not InboundStatus.CLAIMED:
             log.info("delivery %d of %s %s: %s", claim.deliveries, message.incoming.openid,
                      message.dedupe_key, claim.status.value)
             return False
-        # The claim outlived the budget unanswered: its worker died (handling is one transaction,
-        # so nothing of it was applied) or is still running. Taking over is safe either way:
-        # _write_handling re-checks the status under the person's lock and writes only if the row
-        # is still unanswered.
-        log.warning("taking over the stale claim of %s %s", message.incoming.openid, message.dedupe_key)
+        log.warning("taking over the unanswered claim of %s %s (delivery %d)", message.incoming.openid,
+                    message.dedupe_key, claim.deliveries)
         return True
 
-    def _stale(self, claim: _Claim) -> bool:
-        age = self.clock() - claim.received_at
-        return claim.status is InboundStatus.CLAIMED and age > timedelta(seconds=self.settings.reply_budget_seconds)
-
-    def _claim(self, conn: sa.Connection, message: Message) -> tuple[_Claim, _Snapshot]:
-        """Store the raw message (or count one more delivery of it) and read the person's state.
+    def _claim(self, conn: sa.Connection, message: Message) -> _Claim:
+        """Store the raw message, or count one more delivery of it.
 
         Committed before the handler runs, outside any transaction, so a slow handler never holds
         SQLite's single write lock.
@@ -354,9 +387,7 @@ class Handling:
             "openid": incoming.openid, "dedupe_key": message.dedupe_key, "msg_type": incoming.kind,
             "event": incoming.event, "raw": message.raw, "received_at": self.clock(),
         })
-        snapshot = _look_up(conn, self._sql, incoming.openid)
-        claim = _Claim(id=row.id, deliveries=row.deliveries, status=row.status, reply=row.reply, received_at=row.received_at)
-        return claim, snapshot
+        return _Claim(id=row.id, deliveries=row.deliveries, status=row.status, reply=row.reply)
 
     def _writing(self) -> contextlib.AbstractContextManager[sa.Connection]:
         """The claim's and the handling's transaction.
@@ -381,22 +412,22 @@ class Handling:
         with self.engine.begin() as conn:
             self._sql.count_delivery.count(conn, {"key_openid": message.incoming.openid, "key_dedupe": message.dedupe_key})
 
-    def _first_decision(self, message: Message, snapshot: _Snapshot) -> Outcome | None:
-        """Decide on ``snapshot`` outside any write lock; None if the handler failed.
+    def _first_decision(self, message: Message) -> tuple[_Snapshot, Outcome | None]:
+        """The person's state and facts as they stand now (their previous message is written) and
+        the decision on them, outside any write lock; the outcome is None if the handler failed.
 
-        It reads through a read-only connection, opened only if the handler reads stored facts,
-        so a slow handler holds nobody up.
+        It reads through a read-only connection, so a slow handler holds nobody up.
         """
         incoming = message.incoming
-        if not message.known:
-            log.warning("unknown MsgType %r from %s: stored, answered success", incoming.kind, incoming.openid)
-            return Outcome()
-        try:
-            with contextlib.ExitStack() as opened:
-                reader = self._facts(lambda: opened.enter_context(self._reads.connect()))
-                return self._decide(incoming, snapshot, reader)
-        except _DispatchFailed:
-            return None
+        with self._reads.connect() as reader:
+            snapshot = _look_up(reader, self._sql, incoming.openid)
+            if not message.known:
+                log.warning("unknown MsgType %r from %s: stored, answered success", incoming.kind, incoming.openid)
+                return snapshot, Outcome()
+            try:
+                return snapshot, self._decide(incoming, snapshot, self._facts(reader))
+            except _DispatchFailed:
+                return snapshot, None
 
     def _facts(self, conn: sa.Connection | Callable[[], sa.Connection]) -> DatabaseFacts:
         """The stored facts handlers read, on ``conn`` (or one opened at the first read)."""

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.aio import finished_within
 from bot.config import Settings
-from bot.handling import Dispatch, Handled, Handling, Handoff
+from bot.handling import Budget, Dispatch, Handled, Handling, Handoff
 from bot.store.writers import Writers
 from bot.store.models import utcnow
 from bot.texts import Texts
@@ -57,7 +57,7 @@ class Gateway:
         self.handling = Handling(settings, engine=engine, reads=reads, texts=texts, dispatch=dispatch,
                                  writers=writers, push=self.push, clock=clock)
         # Deliveries being handled in this process, so a retry can wait for the first answer.
-        self._inflight: dict[tuple[str, str], asyncio.Task[Handled]] = {}
+        self._inflight: dict[tuple[str, str], tuple[asyncio.Task[Handled], Handoff]] = {}
 
     def close(self) -> None:
         """Stop the handling's threads and close its kept connections (the engines are the caller's)."""
@@ -92,20 +92,16 @@ class Gateway:
         key = (message.incoming.openid, message.dedupe_key)
         running = self._inflight.get(key)
         if running is not None:
-            return await self._answer_retry(running, message, started)
+            return await self._answer_retry(*running, message, started)
         handoff = Handoff()
         task = asyncio.create_task(self.handling.process(message, handoff))
-        self._inflight[key] = task
+        self._inflight[key] = (task, handoff)
         task.add_done_callback(lambda _: self._inflight.pop(key, None))
-        if await finished_within(task, self._remaining(started)):
-            handled = task.result()
-        else:
-            if handoff.give_up():
-                log.warning("%s %s over the %.1fs budget: answered success, reply follows by push",
-                            message.incoming.openid, message.dedupe_key, self.settings.reply_budget_seconds)
-                return Answer(200, SUCCESS)
-            handled = await task
-        return self._answer(handled, message)
+        if not await finished_within(task, self._remaining(started)):
+            given_up = self._give_up(handoff, message)
+            if given_up is not None:
+                return given_up
+        return self._answer(await task, message)
 
     def _refuse(self, refused: Refused) -> Answer:
         log.warning("callback refused (%d): %s", refused.status, refused.reason)
@@ -116,20 +112,39 @@ class Gateway:
     def _remaining(self, started: float) -> float:
         return max(0.0, self.settings.reply_budget_seconds - (asyncio.get_running_loop().time() - started))
 
-    async def _answer_retry(self, running: "asyncio.Task[Handled]", message: Message, started: float) -> Answer:
-        """A re-delivery while the first is still being handled here: its answer, or ``success``."""
+    def _give_up(self, handoff: Handoff, message: Message) -> Answer | None:
+        """The answer when the budget ran out: ``success`` once the message is stored (its reply
+        is pushed later), 503 before (WeChat sends it again), None when the reply is a moment away."""
+        budget = handoff.give_up()
+        if budget is Budget.DEFER:
+            log.warning("%s %s over the %.1fs budget: answered success, reply follows by push",
+                        message.incoming.openid, message.dedupe_key, self.settings.reply_budget_seconds)
+            return Answer(200, SUCCESS)
+        if budget is Budget.UNSTORED:
+            log.warning("%s %s not stored within the %.1fs budget: answered 503 so that WeChat sends it again",
+                        message.incoming.openid, message.dedupe_key, self.settings.reply_budget_seconds)
+            return Answer(503, "temporarily unavailable")
+        return None
+
+    async def _answer_retry(self, running: "asyncio.Task[Handled]", handoff: Handoff, message: Message,
+                            started: float) -> Answer:
+        """A re-delivery while the first is still being handled here: the first's answer when it
+        comes within this request's budget, else what :meth:`_give_up` says."""
         log.info("retry of %s %s while the first delivery runs", message.incoming.openid, message.dedupe_key)
         try:
             finished = await finished_within(running, self._remaining(started))
         finally:
-            # Counted after the wait: the first delivery has claimed the row by then.
+            # Counted after the wait: the first delivery has usually claimed the row by then.
             await run_in_threadpool(self.handling.count_delivery, message)
         if not finished:
+            given_up = self._give_up(handoff, message)
+            if given_up is not None:
+                return given_up
+        handled = await running
+        if handled.deferred:
             return Answer(200, SUCCESS)
-        handled = running.result()
-        if handled.deferred or handled.unavailable:
-            return Answer(200, SUCCESS)
-        return self._answer(Handled(reply_xml=handled.reply_xml), message)
+        # A failed first delivery (unavailable) is a 503 here too: WeChat must send it once more.
+        return self._answer(Handled(reply_xml=handled.reply_xml, unavailable=handled.unavailable), message)
 
     def _answer(self, handled: Handled, message: Message) -> Answer:
         if handled.unavailable:

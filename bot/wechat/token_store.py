@@ -19,7 +19,7 @@ import redis
 import sqlalchemy as sa
 
 from bot.config import Settings
-from bot.store.engine import is_postgres, session
+from bot.store.engine import is_postgres, read_engine, session
 from bot.store.models import AccessToken, utcnow
 
 # WeChat renews a stable token 5 minutes before it expires and keeps both valid meanwhile
@@ -67,10 +67,12 @@ class DatabaseTokenStore:
 
     def __init__(self, engine: sa.Engine):
         self._engine = engine
+        # Reading must not wait for SQLite's writer (a health check, a send with a fresh token).
+        self._reads = read_engine(engine)
 
     def read(self, app_id: str) -> StoredToken | None:
         """The stored token of ``app_id``, or ``None``."""
-        with session(self._engine) as db:
+        with session(self._reads) as db:
             row = db.get(AccessToken, app_id)
             return _from_row(row) if row else None
 
