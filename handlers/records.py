@@ -4,7 +4,11 @@
 Any campaign deadline that collects a ``table`` form is filled this way; the month is the first
 period still to come (the last one once all have passed: late answers are still taken). Every
 cell is stored as it is answered, so a restart or a retry loses nothing, and coming back resumes
-at the first empty cell. The question names the pre-printed row it belongs to.
+at the first empty cell. The question names the pre-printed row it belongs to; at a row's first
+cell one word (无, 跳过, 未开展 …) leaves an unused row blank. An activity's day typed without its
+year takes the year of the period the table reports on, and a day outside that period is stored
+only once the liaison confirms it. The summary (查看, the review) shows each cell cut short, so the
+whole table fits one message.
 
 A picture field (附件3's 相关活动的图片, "sent along with this table") is asked last: the liaison
 sends any number of pictures and replies 完成. Each picture is a report item of the table's
@@ -20,7 +24,7 @@ from datetime import date, datetime
 from typing import Any
 
 from bot.campaigns.format import CampaignDefinition, FieldType, FormDefinition, FormKind, TableRow
-from handlers.answers import NONE_WORDS, Accepted, ReportingPeriod, normalise, parse_date, means_none, yes_or_no
+from handlers.answers import NONE_WORDS, Accepted, ReportingPeriod, means_none, normalise, parse_date, yes_or_no
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import SaveAnswers, SubmitForm, Value
 from handlers.dialogue import (
@@ -40,11 +44,11 @@ TEMPLATES = ("records_needs_registration", "records_no_table", "records_start", 
 PICTURES_DONE = frozenset({"完成", "好了", "发完了", "发完", "就这些"})
 # At a row's first cell, words saying the row's activity did not take place: the row's empty cells
 # are all left blank at once (the first cell, its 时间, is what a held activity always has).
+ROW_UNUSED = NONE_WORDS | {"跳过", "空", "未开展", "没开展", "无活动", "本行无", "整行跳过", "跳过本行"}
 # How wide an answer the summary shows: a row's four cells share a line, and five rows filled to the
 # brim must still fit one message (WeChat cuts a text at 2,048 bytes); 修改 N shows a cell whole.
 ROW_CELL_COLUMNS = 24
 HEADER_CELL_COLUMNS = 40
-ROW_UNUSED = NONE_WORDS | {"跳过", "空", "未开展", "没开展", "无活动", "本行无", "整行跳过", "跳过本行"}
 
 
 def is_records(incoming: Incoming, state: DialogueState) -> bool:
@@ -179,14 +183,16 @@ def _cell_move(sheet: Sheet, step: str, text: str, pending: tuple[Value, ...], c
     """What ``text`` does at ``step``: the table's own readings of a row first (a whole row left
     blank at once, a day checked against the period reported on), else the engine's."""
     row_date = _is_row_date(sheet, step)
-    if pending and row_date and yes_or_no(text) is not None:
-        if yes_or_no(text):
-            return advance(sheet.walk, pending)
-        return Move(ask=step, notes=(ctx.texts.render("records_date_not_kept"),))
+    agreed = yes_or_no(text) if pending and row_date else None
+    if agreed is not None:
+        return advance(sheet.walk, pending) if agreed else Move(
+            ask=step, notes=(ctx.texts.render("records_date_not_kept"),))
     if _starts_row(sheet, step) and normalise(text) in ROW_UNUSED:
         row = sheet.walk.form.row_of(step)
         empty = [f.answer_key for f in sheet.walk.fields
                  if sheet.walk.form.row_of(f.answer_key) == row and f.answer_key not in sheet.walk.answers]
+        # The asked cell too when it held an answer (修改 N led here); other answers of the row
+        # stay: nothing typed earlier is lost to one word.
         return advance(sheet.walk, tuple(Value(key, None) for key in dict.fromkeys([step, *empty])))
     if row_date and command_of(text) is None:
         return _row_date(sheet, step, text, ctx)
