@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Callable
 
 import cn2an
@@ -39,8 +39,10 @@ LANDLINE = re.compile(r"(?:\(?0\d{2,3}\)?-?)?[2-9]\d{6,7}(?:(?:转|-|ext\.?|#)\d
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 WECHAT_ID = re.compile(r"[A-Za-z][-_A-Za-z0-9]{5,19}")
 URL = re.compile(r"https?://[^\s/$.?#][^\s]*", re.IGNORECASE)
-FULL_DATE = re.compile(r"(\d{4})[-./年](\d{1,2})[-./月](\d{1,2})日?")
-MONTH_DAY = re.compile(r"(\d{1,2})[-./月](\d{1,2})日?")
+FULL_DATE = re.compile(r"(\d{4})[-./年](\d{1,2})[-./月](\d{1,2})[日号]?")
+MONTH_DAY = re.compile(r"(\d{1,2})[-./月](\d{1,2})[日号]?")
+# Days people name relative to today, as days before it.
+DAYS_AGO = {"今天": 0, "今日": 0, "昨天": 1, "昨日": 1, "前天": 2}
 # Item answers are split on spaces and 、；. Commas (a full-width one is ASCII after NFKC) separate
 # answers too, except as a thousands separator between digits ("1,200" is one number).
 PARTS = re.compile(r"[\s、；;]+|(?<!\d),|,(?!\d{3}(?!\d))")
@@ -197,23 +199,54 @@ def parse_url(text: str) -> Parsed:
     return Accepted(link) if URL.fullmatch(link) else Rejected("invalid_url")
 
 
-def parse_date(text: str, today: date) -> Parsed:
-    """A day: 2023-06-20, 2023年6月20日, 6月20日 or 6.20 (this year), 今天."""
+@dataclass(frozen=True)
+class ReportingPeriod:
+    """The days a table reports on, both ends included (May's activities: 2023-05-01 to 2023-05-31)."""
+
+    first: date
+    last: date
+
+    def __contains__(self, day: date) -> bool:
+        return self.first <= day <= self.last
+
+    def nearest(self, month: int, day: int) -> date:
+        """``month``/``day`` in the year that puts it in the period or nearest to it (a period
+        running from December into January takes 12月28日 and 1月3日 on either side of the new year).
+
+        Raises ValueError for a day no such year has (6月31日)."""
+        days = []
+        for year in range(self.first.year - 1, self.last.year + 2):
+            try:
+                days.append(date(year, month, day))
+            except ValueError:
+                continue  # 2月29日 exists in leap years only
+        if not days:
+            raise ValueError(f"no {month}-{day} in any year")
+        return min(days, key=lambda d: max((self.first - d).days, (d - self.last).days, 0))
+
+
+def parse_date(text: str, today: date, period: ReportingPeriod | None = None) -> Parsed:
+    """A day: 2023-06-20, 2023年6月20日, 6月20日, 6.20, 6月20号, 今天, 昨天.
+
+    A day given without its year is in the year of ``period`` (the one nearest it), else of
+    ``today``; with a ``period``, a day outside it is accepted as ``implausible``, to be confirmed."""
     raw = normalise(text)
-    if raw in ("今天", "今日"):
-        return Accepted(today.isoformat())
     full = FULL_DATE.fullmatch(raw)
     month_day = MONTH_DAY.fullmatch(raw)
     try:
-        if full:
+        if raw in DAYS_AGO:
+            day = today - timedelta(days=DAYS_AGO[raw])
+        elif full:
             day = date(int(full[1]), int(full[2]), int(full[3]))
+        elif month_day and period is not None:
+            day = period.nearest(int(month_day[1]), int(month_day[2]))
         elif month_day:
             day = date(today.year, int(month_day[1]), int(month_day[2]))
         else:
             return Rejected("invalid_date")
     except ValueError:
         return Rejected("invalid_date")
-    return Accepted(day.isoformat())
+    return Accepted(day.isoformat(), implausible=period is not None and day not in period)
 
 
 def parse_text(text: str, limit: int, template: str) -> Parsed:

@@ -4,7 +4,11 @@
 Any campaign deadline that collects a ``table`` form is filled this way; the month is the first
 period still to come (the last one once all have passed: late answers are still taken). Every
 cell is stored as it is answered, so a restart or a retry loses nothing, and coming back resumes
-at the first empty cell. The question names the pre-printed row it belongs to.
+at the first empty cell. The question names the pre-printed row it belongs to; at a row's first
+cell one word (无, 跳过, 未开展 …) leaves an unused row blank. An activity's day typed without its
+year takes the year of the period the table reports on, and a day outside that period is stored
+only once the liaison confirms it. The summary (查看, the review) shows each cell cut short, so the
+whole table fits one message.
 
 A picture field (附件3's 相关活动的图片, "sent along with this table") is asked last: the liaison
 sends any number of pictures and replies 完成. Each picture is a report item of the table's
@@ -14,12 +18,13 @@ picture sent at another point of the walk is taken too, the question asked stays
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from bot.campaigns.format import CampaignDefinition, FieldType, FormDefinition, FormKind, TableRow
-from handlers.answers import means_none, normalise
+from handlers.answers import NONE_WORDS, Accepted, ReportingPeriod, means_none, normalise, parse_date, yes_or_no
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import SaveAnswers, SubmitForm, Value
 from handlers.dialogue import (
@@ -33,9 +38,17 @@ KEYWORDS = {"典型案例", "活动记录", "报送典型案例", "活动情况"
 MENU_KEY = "RECORDS"
 TEMPLATES = ("records_needs_registration", "records_no_table", "records_start", "records_row", "records_summary",
              "records_review", "records_submitted", "records_cancelled", "table_locked", "records_picture_received",
-             "records_pictures_none_yet", "records_pictures_not_taken")
+             "records_pictures_none_yet", "records_pictures_not_taken", "records_date_outside",
+             "records_date_not_kept")
 # Words that end the pictures (the walk's own commands, 跳过 among them, work as everywhere).
 PICTURES_DONE = frozenset({"完成", "好了", "发完了", "发完", "就这些"})
+# At a row's first cell, words saying the row's activity did not take place: the row's empty cells
+# are all left blank at once (the first cell, its 时间, is what a held activity always has).
+ROW_UNUSED = NONE_WORDS | {"跳过", "空", "未开展", "没开展", "无活动", "本行无", "整行跳过", "跳过本行"}
+# How wide an answer the summary shows: a row's four cells share a line, and five rows filled to the
+# brim must still fit one message (WeChat cuts a text at 2,048 bytes); 修改 N shows a cell whole.
+ROW_CELL_COLUMNS = 24
+HEADER_CELL_COLUMNS = 40
 
 
 def is_records(incoming: Incoming, state: DialogueState) -> bool:
@@ -78,6 +91,12 @@ class Sheet:
     def with_walk(self, walk: Walk) -> "Sheet":
         return Sheet(self.unit_id, self.deadline_id, self.period, self.due_at, self.status, self.today,
                      self.covers_from, self.covers_until, self.definition, walk, self.pictures)
+
+    def covered(self) -> ReportingPeriod | None:
+        """The days the table reports on (May for June's table), if the deadline says."""
+        if self.covers_from is None or self.covers_until is None:
+            return None
+        return ReportingPeriod(self.covers_from, self.covers_until)
 
     def picture_field(self) -> str | None:
         """The answer key of the table's picture field, if it has one."""
@@ -152,11 +171,60 @@ def continue_records(incoming: Incoming, state: DialogueState, ctx: Context) -> 
     if _asks_pictures(sheet, state.step) and command_of(incoming.text) is None:
         return _outcome(sheet, state.step, _pictures_answer(sheet, state.step, incoming.text, ctx), ctx)
     if command_of(incoming.text) == Command("show"):
-        # The engine's summary groups by statistics item; a table reads better row by row.
-        return Outcome(replies=(_join(_summary(sheet, ctx), _next(sheet, state.step, ctx)),), state=sheet.state(state.step))
-    pending = pending_of(state)
-    move = react(sheet.walk, state.step, incoming.text, pending, ctx, sheet.today, sheet.definition.implausible_above)
-    return _outcome(sheet, state.step, move, ctx)
+        # The engine's summary groups by statistics item; a table reads better row by row. The
+        # review is the summary already: shown once.
+        shown = _next(sheet, state.step, ctx) if state.step == REVIEW else _join(
+            _summary(sheet, ctx), _next(sheet, state.step, ctx))
+        return Outcome(replies=(shown,), state=sheet.state(state.step))
+    return _outcome(sheet, state.step, _cell_move(sheet, state.step, incoming.text, pending_of(state), ctx), ctx)
+
+
+def _cell_move(sheet: Sheet, step: str, text: str, pending: tuple[Value, ...], ctx: Context) -> Move:
+    """What ``text`` does at ``step``: the table's own readings of a row first (a whole row left
+    blank at once, a day checked against the period reported on), else the engine's."""
+    row_date = _is_row_date(sheet, step)
+    agreed = yes_or_no(text) if pending and row_date else None
+    if agreed is not None:
+        return advance(sheet.walk, pending) if agreed else Move(
+            ask=step, notes=(ctx.texts.render("records_date_not_kept"),))
+    if _starts_row(sheet, step) and normalise(text) in ROW_UNUSED:
+        row = sheet.walk.form.row_of(step)
+        empty = [f.answer_key for f in sheet.walk.fields
+                 if sheet.walk.form.row_of(f.answer_key) == row and f.answer_key not in sheet.walk.answers]
+        # The asked cell too when it held an answer (修改 N led here); other answers of the row
+        # stay: nothing typed earlier is lost to one word.
+        return advance(sheet.walk, tuple(Value(key, None) for key in dict.fromkeys([step, *empty])))
+    if row_date and command_of(text) is None:
+        return _row_date(sheet, step, text, ctx)
+    return react(sheet.walk, step, text, pending, ctx, sheet.today, sheet.definition.implausible_above)
+
+
+def _is_row_date(sheet: Sheet, step: str) -> bool:
+    """Whether ``step`` is the day of a row's activity (not the header's 填报日期)."""
+    return (step != REVIEW and sheet.walk.field(step).type is FieldType.DATE
+            and sheet.walk.form.row_of(step) is not None)
+
+
+def _starts_row(sheet: Sheet, step: str) -> bool:
+    """Whether ``step`` is the first cell the walk asks of a pre-printed row."""
+    if step == REVIEW or (row := sheet.walk.form.row_of(step)) is None:
+        return False
+    return next(f.answer_key for f in sheet.walk.fields if sheet.walk.form.row_of(f.answer_key) == row) == step
+
+
+def _row_date(sheet: Sheet, step: str, text: str, ctx: Context) -> Move:
+    """The day of a row's activity: its year the reported period's, and a day outside that period
+    held until the liaison confirms it (as an implausible number is)."""
+    period = sheet.covered()
+    parsed = parse_date(text, sheet.today, period)
+    if not isinstance(parsed, Accepted):
+        return Move(retry=ctx.texts.render(parsed.template, field=sheet.walk.field(step), given=text))
+    value = Value(step, parsed.value)
+    if parsed.implausible and period is not None:
+        asked = ctx.texts.render("records_date_outside", given=normalise(text), day=date.fromisoformat(parsed.value),
+                                 first=period.first, last=period.last)
+        return Move(retry=asked, pending=(value,))
+    return advance(sheet.walk, (value,))
 
 
 def _asks_pictures(sheet: Sheet, step: str) -> bool:
@@ -222,7 +290,8 @@ def _next(sheet: Sheet, step: str, ctx: Context) -> str:
     if step == REVIEW:
         return ctx.texts.render("records_review", table=_summary(sheet, ctx), submitted=sheet.status == "submitted")
     row = sheet.walk.form.row_of(step)
-    heading = ctx.texts.render("records_row", row=row, row_label=sheet.walk.form.row_label) if row else ""
+    heading = ctx.texts.render("records_row", row=row, row_label=sheet.walk.form.row_label,
+                               first=_starts_row(sheet, step)) if row else ""
     return _join(heading, question(sheet.walk, step, ctx))
 
 
@@ -235,18 +304,38 @@ class RowLines:
 
 
 def _summary(sheet: Sheet, ctx: Context) -> str:
-    """The table as filled so far, row by row."""
+    """The table as filled so far, row by row, each answer cut short (:func:`_brief`)."""
     walk = sheet.walk
     rows: list[RowLines] = []
     for number, f in enumerate(walk.fields, 1):
         row = walk.form.row_of(f.answer_key)
         shown = None if f.answer_key not in walk.answers else describe(f, walk.answers[f.answer_key])
+        if shown is not None:
+            shown = _brief(shown, ROW_CELL_COLUMNS if row else HEADER_CELL_COLUMNS)
         line = Line(number, label_of(f), shown)
         if rows and rows[-1].row == row:
             rows[-1] = RowLines(row, rows[-1].lines + (line,))
         else:
             rows.append(RowLines(row, (line,)))
     return ctx.texts.render("records_summary", title=walk.form.title, rows=rows)
+
+
+def _brief(text: str, columns: int) -> str:
+    """``text`` as wide as ``columns`` at most (a Chinese character takes two, a Latin letter or a
+    digit one), cut with "…" where it is longer."""
+    if sum(map(_columns, text)) <= columns:
+        return text
+    kept, width = [], _columns("…")
+    for char in text:
+        width += _columns(char)
+        if width > columns:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
+
+
+def _columns(char: str) -> int:
+    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
 
 
 def _join(*texts: str) -> str:

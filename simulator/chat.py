@@ -18,7 +18,7 @@ from typing import Any, Callable, TextIO
 import httpx
 
 from bot.config import Settings
-from simulator.wechat_side import Reply, WeChatSide
+from simulator.wechat_side import TEXT_BYTES, Reply, WeChatSide
 
 COMMANDS = """commands:
   /image PATH     send a picture
@@ -86,7 +86,12 @@ def describe_reply(reply: Reply) -> list[str]:
         return []
     kind = reply.fields.get("MsgType", "")
     if kind == "text":
-        return [reply.fields.get("Content", "")]
+        shown = [reply.fields.get("Content", "")]
+        if reply.over_limit:
+            # The terminal shows the whole text; a phone would not, so the bot's fault must stand out.
+            shown.append(f"[warning: this passive reply is {reply.size:,} bytes; WeChat cuts or drops a text "
+                         f"over {TEXT_BYTES:,} bytes, so the person would not see it whole]")
+        return shown
     if kind == "news":
         return [f"[图文 ×{reply.fields.get('ArticleCount', '?')}]"]
     return [f"[{kind}]"]

@@ -19,6 +19,9 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
 ACCOUNT = "gh_5afe7b0751c0"
+# WeChat shows at most 2,048 bytes (UTF-8) of a text message: a longer passive reply is cut or not
+# shown at all, a longer customer-service text is refused (45002).
+TEXT_BYTES = 2048
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,16 @@ class Reply:
     def content(self) -> str | None:
         """The text of a text reply, or None."""
         return None if self.fields is None else self.fields.get("Content")
+
+    @property
+    def size(self) -> int:
+        """The bytes (UTF-8) of a text reply's content; 0 for any other answer."""
+        return len((self.content or "").encode())
+
+    @property
+    def over_limit(self) -> bool:
+        """Whether this is a text reply longer than WeChat shows (:data:`TEXT_BYTES`)."""
+        return self.size > TEXT_BYTES
 
 
 def sign(*parts: str) -> str:

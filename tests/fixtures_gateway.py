@@ -29,7 +29,7 @@ from simulator.fake_wechat import BackgroundServer, FakeWeChat
 from bot.handling import Dispatch
 from bot.store.models import InboundMessage, Person, utcnow
 from bot.wechat.client import WeChatAPI
-from simulator.wechat_side import WeChatSide
+from simulator.wechat_side import TEXT_BYTES, Reply, WeChatSide
 from handlers.base import Context, DialogueState, Incoming, Outcome
 from tests.conftest import free_port, make_settings
 from tests.fixtures_fake import ServedFake
@@ -98,6 +98,17 @@ class RecordingDispatch:
         return handlers.dispatch(incoming, state, ctx)
 
 
+class LimitedSide(WeChatSide):
+    """WeChat's side that fails the test on a passive text reply WeChat would cut (over 2,048
+    bytes): every scenario through ``start_bot`` checks the limit without saying so."""
+
+    def read_reply(self, response: httpx.Response) -> Reply:
+        reply = super().read_reply(response)
+        assert not reply.over_limit, (
+            f"a passive reply of {reply.size:,} bytes, over WeChat's {TEXT_BYTES:,}: {reply.content!r:.300}")
+        return reply
+
+
 StartBot = Callable[..., Bot]
 
 
@@ -122,7 +133,7 @@ def start_bot(tmp_path: Path, database_url: str, engine: sa.Engine, wechat_api: 
             else:
                 client = stack.enter_context(TestClient(app))
             now = clock or utcnow
-            side = WeChatSide(client, token=settings.wechat_token, app_id=settings.wechat_app_id, aes_key=aes_key,
+            side = LimitedSide(client, token=settings.wechat_token, app_id=settings.wechat_app_id, aes_key=aes_key,
                               compatible=compatible, clock=lambda: now().timestamp())
             return Bot(side, settings, engine, fake_wechat.fake)
 

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from bot.campaigns.format import Field, FieldType
-from handlers.answers import Accepted, Rejected, parse, split_item_line, yes_or_no
+from handlers.answers import Accepted, Rejected, ReportingPeriod, parse, parse_date, split_item_line, yes_or_no
 
 TODAY = date(2023, 6, 20)
 
@@ -115,3 +115,48 @@ def test_contact_fields_are_checked_and_tidied(kind: FieldType, typed: str, stor
 ])
 def test_a_line_for_a_whole_item_splits_into_its_answers(line: str, parts: list[str]) -> None:
     assert split_item_line(line) == parts
+
+
+# 典型案例's December table reports November 2023; it may be filled long after (here in 2026).
+NOVEMBER_2023 = ReportingPeriod(date(2023, 11, 1), date(2023, 11, 30))
+LATE_TODAY = date(2026, 11, 30)
+
+
+@pytest.mark.parametrize(("typed", "stored", "outside"), [
+    ("11月8日", "2023-11-08", False),
+    ("11.8", "2023-11-08", False),
+    ("11-30", "2023-11-30", False),
+    ("11月8号", "2023-11-08", False),
+    ("１１月８日", "2023-11-08", False),
+    ("2023年11月8日", "2023-11-08", False),
+    # The year is the period's, not today's: a day typed without it is never put in 2026.
+    ("6月8日", "2023-06-08", True),
+    ("6.20", "2023-06-20", True),
+    ("12月2日", "2023-12-02", True),
+    ("1月3日", "2024-01-03", True),  # nearer November 2023 than January 2023 is
+    ("2月29日", "2024-02-29", True),  # the only leap day near the period
+    ("2026-06-08", "2026-06-08", True),  # a year typed is kept, and the day questioned
+    ("今天", "2026-11-30", True),
+    ("昨天", "2026-11-29", True),
+])
+def test_a_day_without_its_year_takes_the_reporting_periods_and_one_outside_is_flagged(
+        typed: str, stored: str, outside: bool) -> None:
+    assert parse_date(typed, LATE_TODAY, NOVEMBER_2023) == Accepted(stored, implausible=outside)
+
+
+def test_a_period_across_the_new_year_puts_each_day_on_its_side() -> None:
+    winter = ReportingPeriod(date(2023, 12, 16), date(2024, 1, 15))
+    assert parse_date("12月28日", LATE_TODAY, winter) == Accepted("2023-12-28")
+    assert parse_date("1月3日", LATE_TODAY, winter) == Accepted("2024-01-03")
+
+
+@pytest.mark.parametrize("typed", ["6月31日", "13月1日", "2月30日", "11月", "下周", "2023-11", "无"])
+def test_a_day_no_calendar_has_is_refused_with_or_without_a_period(typed: str) -> None:
+    assert parse_date(typed, LATE_TODAY, NOVEMBER_2023) == Rejected("invalid_date")
+    assert parse_date(typed, LATE_TODAY) == Rejected("invalid_date")
+
+
+def test_without_a_period_a_day_takes_todays_year_and_nothing_is_flagged() -> None:
+    """填报日期 and other dates outside a table's rows: the day the form is filled."""
+    assert parse_date("6月8日", LATE_TODAY) == Accepted("2026-06-08")
+    assert parse_date("2023-06-08", LATE_TODAY) == Accepted("2023-06-08")

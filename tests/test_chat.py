@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from sqlmodel import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from bot.app import create_app
 from bot.config import Settings
@@ -60,7 +63,7 @@ def test_a_person_follows_asks_for_help_and_is_answered(served_bot, wechat_api: 
     printed = chat(settings, bot_url, "o_chat_1", ["/follow", "帮助", "/click HELP", "/quit", "不会发出"])
     assert texts.render("greeting") in printed
     assert printed.count(texts.render("help")) == 2
-    assert "不会发出" not in printed
+    assert "不会发出" not in printed and "[warning" not in printed
     # The fake WeChat learnt that the person wrote, as the real one would: the 48-hour window is open.
     wechat_api.send_text("o_chat_1", "收到")
 
@@ -91,3 +94,19 @@ def test_a_picture_reaches_the_bot_as_an_image_message(served_bot, tmp_path: Pat
         (message,) = db.exec(select(InboundMessage).where(InboundMessage.openid == "o_chat_3")).all()
     media_id = message.raw.split("<MediaId><![CDATA[")[1].split("]]>")[0]
     assert wechat_api.download_media(media_id).content == picture.read_bytes()
+
+
+def test_a_passive_reply_over_wechats_limit_is_printed_with_a_warning(tmp_path: Path, fake_wechat: ServedFake):
+    """A bot (here a stand-in answering every message with 3,003 bytes) that breaks WeChat's limit
+    is caught at the terminal, where the whole text would otherwise show as if nothing were wrong."""
+    async def too_long(request: Request) -> Response:
+        content = "安" * 1000 + "END"
+        return Response(f"<xml><ToUserName><![CDATA[o_chat_4]]></ToUserName><FromUserName><![CDATA[gh_x]]>"
+                        f"</FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+                        f"<Content><![CDATA[{content}]]></Content></xml>", media_type="application/xml")
+
+    settings = make_settings(tmp_path, WECHAT_API_BASE_URL=fake_wechat.base_url)
+    with BackgroundServer(Starlette(routes=[Route("/wechat", too_long, methods=["POST"])]), free_port()) as bot_url:
+        printed = chat(settings, bot_url, "o_chat_4", ["帮助"])
+    assert "安" * 1000 + "END" in printed
+    assert "[warning: this passive reply is 3,003 bytes; WeChat cuts or drops a text over 2,048 bytes" in printed

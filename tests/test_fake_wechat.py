@@ -221,6 +221,18 @@ def test_malformed_messages_are_refused_as_wechat_does(wechat: WeChatCaller, bod
     assert wechat.fake.pushes() == []
 
 
+def test_a_text_over_2048_bytes_is_refused_with_45002_and_one_at_the_limit_is_delivered(wechat: WeChatCaller):
+    wechat.fake.user_wrote(USER)
+    at_the_limit = "安" * 682 + "12"  # 682 × 3 + 2 = 2,048 bytes of UTF-8
+    assert wechat.send_text(content=at_the_limit + "3") == 45002
+    assert wechat.fake.pushes() == []  # and the refused text spent none of the window's five sends
+    assert [wechat.send_text(content=at_the_limit) for _ in range(5)] == [0] * 5
+    assert [p.payload["text"]["content"] for p in wechat.fake.pushes()] == [at_the_limit] * 5
+    answer = wechat.call("POST", "/cgi-bin/message/custom/send",
+                         json={"touser": USER, "msgtype": "text", "text": {"content": "字" * 683}})
+    assert answer["errcode"] == 45002 and answer["errmsg"].startswith("content size out of limit")
+
+
 def test_delivered_messages_are_recorded_in_order_and_readable_over_http(wechat: WeChatCaller):
     wechat.fake.user_wrote(USER)
     wechat.fake.user_wrote("oOther")

@@ -9,8 +9,14 @@ import re
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlmodel import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
 from bot.campaigns import load_definition, load_into_db
 from bot.store.engine import session
@@ -19,7 +25,7 @@ from bot.wechat.client import WeChatAPI
 from bot.wechat.long_text import TEXT_BYTES, split_text
 from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
 from tests.fixtures_fake import ServedFake
-from tests.fixtures_gateway import RecordingDispatch
+from tests.fixtures_gateway import LimitedSide, RecordingDispatch
 from tests.test_progress import with_staff_codes
 from tests.test_weekly_report import eventually
 
@@ -154,3 +160,48 @@ def test_a_customer_service_text_over_the_limit_goes_as_several_messages_in_orde
     wechat_api.send_text(STAFF, text)
     sent = [p.payload["text"]["content"] for p in fake_wechat.fake.pushes(STAFF)]
     assert len(sent) > 1 and _fits(sent) and "\n".join(sent) == text
+
+
+ZEZHOU = "oLiaisonZezhou"
+MEDIA = "晋城日报、山西日报、" + "泽州县商务局组织辖区加油站开展应急演练" * 10  # 200 characters, the most a text cell takes
+REMARK = "本次活动" + "组织辖区商贸企业负责人集中学习安全生产重要论述并签订承诺书" * 6 + "共计一百二十人参加会后逐一签字"
+
+
+def test_查看_in_典型案例_after_five_long_rows_is_one_message_each_cell_cut_short(jincheng: Campaign) -> None:
+    """The issue's case: three long rows made 查看 one passive reply of 4,474 bytes. Five rows
+    filled to the brim now fit one message, and 修改 N still shows a cell whole."""
+    jincheng.register(ZEZHOU, "泽州县商务局")
+    jincheng.bot.fake.user_wrote(ZEZHOU)  # anything split off the reply could be pushed and seen
+    jincheng.say(ZEZHOU, "典型案例")
+    jincheng.say(ZEZHOU, "0356-2056819")
+    for row in range(1, 6):
+        for answer in ("5月20日", MEDIA, f"https://mp.weixin.qq.com/s/{'x' * 200}{row}", REMARK[:200]):
+            jincheng.say(ZEZHOU, answer)
+    shown = jincheng.bot.side.text(ZEZHOU, "查看")
+    assert shown.size <= TEXT_BYTES and jincheng.bot.fake.pushes(ZEZHOU) == []
+    lines = (shown.content or "").split("\n")
+    assert "6)刊登媒体 晋城日报、山西日报、泽…" in lines[6]
+    assert "7)媒体链接 https://mp.weixin.qq.co…" in lines[6] and "8)备注 本次活动组织辖区商贸企…" in lines[6]
+    assert "（25/25）相关活动的图片" in lines[-3]
+    review = jincheng.bot.side.text(ZEZHOU, "无")
+    assert review.size <= TEXT_BYTES and "24)备注 本次活动组织辖区商贸企…" in (review.content or "")
+    assert jincheng.say(ZEZHOU, "查看") == review.content  # the review is the table: shown once, not twice
+    assert f"现填：{MEDIA}\n" in jincheng.say(ZEZHOU, "修改 6")
+    assert jincheng.bot.fake.pushes(ZEZHOU) == []
+
+
+def test_a_passive_reply_over_the_limit_fails_the_scenario_that_gets_it() -> None:
+    """Every scenario through ``start_bot`` reads replies with :class:`LimitedSide`: a bot (here a
+    stand-in answering 2,049 bytes) that broke WeChat's limit would fail the test, not pass it."""
+    def answering(content: str) -> Starlette:
+        async def reply(request: Request) -> Response:
+            return Response(f"<xml><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content></xml>",
+                            media_type="application/xml")
+        return Starlette(routes=[Route("/wechat", reply, methods=["POST"])])
+
+    at_the_limit = "安" * 682 + "12"
+    with TestClient(answering(at_the_limit)) as client:
+        assert LimitedSide(client, token="t", app_id="wx1").text(ZEZHOU, "查看").content == at_the_limit
+    with TestClient(answering(at_the_limit + "3")) as client:
+        with pytest.raises(AssertionError, match="a passive reply of 2,049 bytes, over WeChat's 2,048"):
+            LimitedSide(client, token="t", app_id="wx1").text(ZEZHOU, "查看")

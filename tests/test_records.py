@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, timezone
+
 import sqlalchemy as sa
 
 from bot.campaigns import load_definition
@@ -30,7 +32,8 @@ def test_a_liaison_fills_the_months_activity_records_row_by_row_and_submits(jinc
     second_row = jincheng.say(ZEZHOU, "跳过")
     assert "活动内容 2：开展习近平总书记关于安全生产重要论述宣讲活动" in second_row and "（9/25）时间" in second_row
     shown = jincheng.say(ZEZHOU, "查看")
-    assert "5)2023-05-20 6)晋城日报 7)https://example.org/jcrb/0520 8)空" in shown and "9)未填" in shown
+    assert "5)时间 2023-05-20 6)刊登媒体 晋城日报 7)媒体链接 https://example.org/jcr… 8)备注 空" in shown
+    assert "9)时间 未填" in shown
     assert "1) 填报单位（盖章）：泽州县商务局" in shown and "（9/25）时间" in shown
     assert "（6/25）" in jincheng.say(ZEZHOU, "修改 6")
     assert "（9/25）" in jincheng.say(ZEZHOU, "山西日报")
@@ -39,10 +42,10 @@ def test_a_liaison_fills_the_months_activity_records_row_by_row_and_submits(jinc
     jincheng.restart()
     resumed = jincheng.say(ZEZHOU, "典型案例")
     assert "已填 8/25 项" in resumed and "（9/25）时间" in resumed
-    for _ in range(9, 25):
+    for _ in range(2, 6):  # rows 2 to 5: no such activity, each left blank with one word
         jincheng.say(ZEZHOU, "跳过")
     review = jincheng.say(ZEZHOU, "跳过")
-    assert "回复“确认”提交" in review and "24)空" in review and "25) 相关活动的图片：（空）" in review
+    assert "回复“确认”提交" in review and "24)备注 空" in review and "25) 相关活动的图片：（空）" in review
     assert "已提交" in jincheng.say(ZEZHOU, "确认")
 
     cells = {k: a.value for k, a in jincheng.answers("泽州县商务局", "typical_cases").items()}
@@ -88,7 +91,7 @@ def test_pictures_go_with_the_table_last_and_are_fetched_like_a_reports(jincheng
     jincheng.register(ZEZHOU, "泽州县商务局")
     jincheng.say(ZEZHOU, "典型案例")
     jincheng.say(ZEZHOU, "0356-2056819")
-    for _ in range(4, 24):
+    for _ in range(1, 6):  # five rows of activities that did not take place
         asked = jincheng.say(ZEZHOU, "跳过")
     assert "（25/25）相关活动的图片" in asked and "发完回复“完成”" in asked
     assert jincheng.say(ZEZHOU, "好几张") == TEXTS.render(
@@ -128,3 +131,48 @@ def test_the_picture_question_wants_a_picture_before_done_takes_none_and_picture
     reply = jincheng.bot.side.image(ZEZHOU, early).content
     assert reply.startswith(TEXTS.render("records_picture_received", number=1, asked=False)) and "（3/25）电话" in reply
     assert jincheng.answers("泽州县商务局", "typical_cases")["pictures"].value == "1张"
+
+
+def test_a_table_filled_long_after_takes_the_days_year_from_the_month_it_reports_on(jincheng: Campaign) -> None:
+    """Filled in November 2026, December 2023's table (November's activities): 6月8日 is 2023-06-08,
+    and being outside November it is stored only once the liaison confirms it."""
+    jincheng.register(ZEZHOU, "泽州县商务局")
+    jincheng.clock.now = datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc)
+    november = {"first": date(2023, 11, 1), "last": date(2023, 11, 30)}
+    assert "（报送 2023年11月1日—11月30日 的活动）" in jincheng.say(ZEZHOU, "典型案例")
+    assert "（5/25）时间" in jincheng.say(ZEZHOU, "0356-2056819")
+    asked = jincheng.say(ZEZHOU, "6月8日")
+    assert asked == TEXTS.render("records_date_outside", given="6月8日", day=date(2023, 6, 8), **november)
+    assert "2023年6月8日，不在本表报送的 2023年11月1日—11月30日 之内" in asked
+    kept_not = jincheng.say(ZEZHOU, "否")
+    assert kept_not.startswith(TEXTS.render("records_date_not_kept")) and "（5/25）时间" in kept_not
+    assert "r1.time" not in jincheng.answers("泽州县商务局", "typical_cases")
+    # Asked again, a new day typed instead of 是 or 否 is read afresh: in November, it is stored.
+    assert jincheng.say(ZEZHOU, "6.20") == TEXTS.render(
+        "records_date_outside", given="6.20", day=date(2023, 6, 20), **november)
+    assert "（6/25）刊登媒体" in jincheng.say(ZEZHOU, "11月8号")
+    jincheng.say(ZEZHOU, "修改 9")
+    assert "2023年12月2日" in jincheng.say(ZEZHOU, "12.2")
+    assert "（10/25）刊登媒体" in jincheng.say(ZEZHOU, "是")  # confirmed: kept as typed
+    cells = jincheng.answers("泽州县商务局", "typical_cases")
+    assert (cells["r1.time"].value, cells["r2.time"].value) == ("2023-11-08", "2023-12-02")
+    assert cells["date"].value == "2026-11-30"  # 填报日期 is the day it is filled
+
+
+def test_one_word_at_a_rows_first_cell_leaves_an_unused_row_blank(jincheng: Campaign) -> None:
+    jincheng.register(ZEZHOU, "泽州县商务局")
+    opened = jincheng.say(ZEZHOU, "典型案例")
+    assert "没有开展的活动，在它的第一格回复“无”或“跳过”，整行留空" in opened
+    first_row = jincheng.say(ZEZHOU, "0356-2056819")
+    assert "（没有开展这项活动，回复“无”，整行留空）\n\n（5/25）时间" in first_row
+    assert "活动内容 2：" in jincheng.say(ZEZHOU, "无") and "（9/25）时间" in jincheng.say(ZEZHOU, "查看")
+    assert "（13/25）时间" in jincheng.say(ZEZHOU, "未开展")
+    jincheng.say(ZEZHOU, "5月20日")
+    # Past a row's first cell 无 is that cell's answer alone (刊登媒体 may be left empty).
+    media = jincheng.say(ZEZHOU, "无")
+    assert "（15/25）媒体链接" in media and "整行留空" not in media
+    cells = {k: a.value for k, a in jincheng.answers("泽州县商务局", "typical_cases").items()}
+    assert [cells[f"r{n}.{c}"] for n in (1, 2) for c in ("time", "media", "link", "remark")] == [None] * 8
+    assert (cells["r3.time"], cells["r3.media"]) == ("2023-05-20", None) and "r3.link" not in cells
+    shown = jincheng.say(ZEZHOU, "查看")
+    assert "5)时间 空 6)刊登媒体 空 7)媒体链接 空 8)备注 空" in shown and "15)媒体链接 未填" in shown

@@ -28,6 +28,7 @@ from simulator.fake_wechat.errors import WeChatError
 from simulator.fake_wechat.media import MEDIA_KINDS, MEDIA_LIFETIME, UPLOAD_RULES, Media
 from simulator.fake_wechat.menus import checked_top_button
 from simulator.fake_wechat.template_fields import FIELD_RULES, template_data
+from simulator.wechat_side import TEXT_BYTES
 
 # WeChat's daily quotas reset at midnight Beijing time.
 QUOTA_ZONE = ZoneInfo("Asia/Shanghai")
@@ -420,6 +421,9 @@ class FakeWeChat:
     def _check_text(self, content: Any) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("content"), str) or not content["content"]:
             raise WeChatError(44004)
+        # The customer-service API refuses a text over WeChat's limit rather than cut it.
+        if len(content["content"].encode()) > TEXT_BYTES:
+            raise WeChatError(45002)
 
     def _check_media_ref(self, content: Any) -> None:
         media_id = content.get("media_id") if isinstance(content, dict) else None

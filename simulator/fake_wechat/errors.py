@@ -53,6 +53,7 @@ ERRMSG: dict[int, str] = {
     44002: "empty post data",
     44003: "empty news data",
     44004: "empty content",
+    45002: "content size out of limit",
     45008: "article size out of limit",
     45009: "reach max api daily quota limit",
     45011: "api minute-quota reach limit, must slower, retry next minute",
