@@ -222,15 +222,15 @@ def _scaled(raw: str) -> Decimal | None:
     return None
 
 
-def measure_fits(text: str, unit: str) -> bool:
+def measure_fits(text: str, unit: str, strictly: bool = False) -> bool:
     """Whether the measure word a count answer ends with, if any, counts what ``unit`` counts:
     "3场" fits 场 and 场/次, "120人" fits 人次, "3场" does not fit 人 nor "3篇" 场. A blank without a
-    unit takes any."""
+    unit takes any. 个 counts anything but people unless ``strictly`` (then only 个)."""
     raw = normalise(text)
     word = _measure(raw) or _measure(_without_estimate(raw)[0])
     if not word or not unit or word == unit:
         return True
-    if "个" in (word, unit):
+    if "个" in (word, unit) and not strictly:
         return word not in PEOPLE and unit not in PEOPLE
     return any(word in group and unit in group for group in MEASURE_GROUPS)
 

@@ -263,7 +263,8 @@ def _misplaced(walk: Walk, target: Field, given: str, ctx: Context) -> str:
     # not looking is the silent misfiling this check exists to stop.
     item = walk.form.item_of(target.answer_key)
     others = [(walk.number(f.answer_key), f) for f in (item.fields if item else ())
-              if f in walk.fields and f is not target and f.type is FieldType.COUNT and measure_fits(given, f.unit)]
+              if f in walk.fields and f is not target and f.type is FieldType.COUNT
+              and measure_fits(given, f.unit, strictly=True)]
     return ctx.texts.render("invalid_measure", field=target, given=given, elsewhere=others)
 
 

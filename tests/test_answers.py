@@ -98,6 +98,12 @@ def test_a_measure_word_must_count_what_the_blank_counts(typed: str, unit: str, 
     assert measure_fits(typed, unit) is fits
 
 
+def test_strictly_a_measure_word_of_things_fits_only_its_own_blank() -> None:
+    assert measure_fits("3篇", "个") and not measure_fits("3篇", "个", strictly=True)
+    assert measure_fits("3个", "场") and not measure_fits("3个", "场", strictly=True)
+    assert measure_fits("3个", "个", strictly=True) and measure_fits("3次", "场", strictly=True)
+
+
 @pytest.mark.parametrize(("typed", "value"), [
     ("是", "是"), ("有", "是"), ("✓", "是"), ("√", "是"), ("否", "否"), ("没有", "否"), ("无", "否"),
     ("不是", "否"), ("也许", None),
