@@ -49,7 +49,12 @@ def command_of(text: str) -> Command | None:
     if word in COMMAND_WORDS:
         return Command(COMMAND_WORDS[word])
     edit = EDIT.fullmatch(word)
-    return Command("edit", int(edit[1])) if edit else None
+    if edit is None:
+        return None
+    # No form has a million fields: a longer number is as unknown as 99 (and int() of over 4,300
+    # digits raises), so it gets the same reply.
+    digits = edit[1].lstrip("0")
+    return Command("edit", int(digits or "0") if len(digits) <= 6 else 0)
 
 
 def continues(incoming: Incoming, state: DialogueState, flow: str) -> bool:

@@ -145,3 +145,11 @@ def test_a_count_too_large_to_store_is_refused_even_when_confirmed(jincheng: Cam
     assert "（6/40）" in jincheng.say(ZEZHOU, "是")
     assert numbers(jincheng) == {"study.lectures": (200000, False)}
     assert "不是数字" in jincheng.say(ZEZHOU, "很" * 3000)                   # the reply does not echo it all
+
+
+def test_edit_with_a_field_number_too_large_for_any_form_is_an_unknown_field(jincheng: Campaign) -> None:
+    at_lectures(jincheng)
+    unknown = TEXTS.render("invalid_field_number", total=40)
+    for number in ("41", str(2**31), str(2**63 + 1), "9" * 5000):
+        assert jincheng.say(ZEZHOU, f"修改 {number}").startswith(unknown)
+    assert "（7/40）" in jincheng.say(ZEZHOU, "修改 007")
