@@ -140,15 +140,16 @@ def parse_count(text: str, unit: str = "", limit: int = IMPLAUSIBLE_ABOVE) -> Pa
 def _range(raw: str, unit: str) -> tuple[int, int] | Rejected | None:
     """The two ends of a range ("3-5", "三到五", "两三", "五六十"), lowest first; a Rejected when an
     end is past :data:`MAX_COUNT`; None when ``raw`` is not a range."""
-    ends: tuple[str, str] | None = None
     written = RANGE.fullmatch(raw)
     if written:
-        ends = (_without_measure(written[1], unit), written[2])
-    for i in range(len(raw) - 1 if ends is None else 0):
-        pair = NEIGHBOURS.get(raw[i:i + 2])
-        before, after = raw[:i], raw[i + 2:]
-        if pair and (not before or before[-1] in MULTIPLIERS) and all(c in MULTIPLIERS for c in after):
-            ends = (before + pair[0] + after, before + pair[1] + after)
+        first, last = _without_measure(written[1], unit), written[2]
+        # "1-2万" is 1万 to 2万: a bare first end takes the last end's 万/千
+        scale = re.search(f"[{MULTIPLIERS}]+$", last)
+        if scale and not any(c in MULTIPLIERS for c in first):
+            first += scale[0]
+        ends: tuple[str, str] | None = (first, last)
+    else:
+        ends = _neighbours(raw)
     if ends is None:
         return None
     low, high = _number(ends[0]), _number(ends[1])
@@ -156,6 +157,16 @@ def _range(raw: str, unit: str) -> tuple[int, int] | Rejected | None:
         return min(low, high), max(low, high)
     too_large = Rejected("invalid_too_large")
     return too_large if too_large in (low, high) else None
+
+
+def _neighbours(raw: str) -> tuple[str, str] | None:
+    """The two numbers a pair of neighbouring numerals says ("五六十" → 五十, 六十), or None."""
+    for i in range(len(raw) - 1):
+        pair = NEIGHBOURS.get(raw[i:i + 2])
+        before, after = raw[:i], raw[i + 2:]
+        if pair and (not before or before[-1] in MULTIPLIERS) and all(c in MULTIPLIERS for c in after):
+            return before + pair[0] + after, before + pair[1] + after
+    return None
 
 
 def _without_estimate(raw: str) -> tuple[str, bool]:

@@ -77,6 +77,7 @@ def test_a_count_above_the_limit_is_accepted_but_flagged_for_confirmation() -> N
     ("3-5场", 3, 5), ("3~5", 3, 5), ("3～5", 3, 5), ("3〜5", 3, 5), ("3—5", 3, 5), ("3－5", 3, 5),
     ("三到五", 3, 5), ("3至5场", 3, 5), ("3 - 5", 3, 5), ("3场-5场", 3, 5), ("约3-5场", 3, 5),
     ("100-200人次", 100, 200), ("1万-2万", 10000, 20000), ("五十到一百", 50, 100), ("5-3", 3, 5),
+    ("1-2万", 10000, 20000), ("3到5千人次", 3000, 5000), ("三到五万", 30000, 50000), ("50-100", 50, 100),
 ])
 def test_a_range_is_taken_as_its_lower_end_only_as_an_estimate_to_confirm(typed: str, low: int, high: int) -> None:
     assert parse(field(FieldType.COUNT, "场"), typed, TODAY) == Accepted(str(low), low, True, up_to=high)
