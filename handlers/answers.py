@@ -12,6 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Callable
 
 import cn2an
@@ -23,9 +24,39 @@ from bot.campaigns.format import DEFAULT_IMPLAUSIBLE_ABOVE, Field, FieldType
 # ([answers] implausible_above); this is the default.
 IMPLAUSIBLE_ABOVE = DEFAULT_IMPLAUSIBLE_ABOVE
 
+# The largest count stored. Answer.number is a BIGINT (PostgreSQL and SQLite alike hold up to
+# 2^63 - 1), and 合计 sums one field over every unit in SQL, where SQLite's sum() raises on
+# overflow: 10^15 is far above any real count yet leaves room for 9,000 units' sums. It is also
+# below 2^53, so a count cn2an reads as a float ("1.5万") is exact. Past it, no confirmation helps.
+MAX_COUNT = 10**15
+# A string of Chinese numerals longer than this is a huge number or none at all; cn2an is not asked
+# (it reads 5,000 numerals digit by digit into an int() that refuses over 4,300 digits).
+LONGEST_NUMERAL = 40
+
 # Measure words people add after a number ("三场", "120人次") though the question names the unit.
-MEASURE_WORDS = ("场/次", "人次", "条次", "场", "次", "篇", "个", "部", "人", "条", "项", "家", "处", "期", "份", "名", "起")
+MEASURE_WORDS = ("场/次", "人次", "条次", "场", "次", "篇", "个", "部", "人", "条", "项", "家", "处", "期", "份", "名",
+                 "起", "位", "轮")
+# Measure words that count the same things: "120人" answers a 人次 blank, "3次" a 场 blank. A word
+# outside these groups counts only itself, except 个, which may count anything but people.
+MEASURE_GROUPS = (frozenset({"人", "人次", "名", "位"}), frozenset({"场", "次", "场/次", "期", "轮"}),
+                  frozenset({"条", "条次"}))
+PEOPLE = MEASURE_GROUPS[0]
 APPROXIMATE_WORDS = ("大约", "大概", "约", "近", "左右", "余", "多")
+# Words that come before the number they qualify ("约 50"); the others come after it ("50 余人").
+LEADING_ESTIMATE_WORDS = ("大约", "大概", "约", "近")
+# Ranges: "3-5", "3~5", "3到5", "三至五" (a full-width dash or tilde is ASCII after NFKC).
+RANGE_SIGNS = ("-", "~", "〜", "—", "–", "到", "至")
+RANGE = re.compile(r"(.+?)\s*(?:-|~|〜|—|–|到|至)\s*(.+)")
+# Two neighbouring numerals said together are a guess between them, as people say 两三场 (2 or
+# 3), 一两个, 五六十人 (50 to 60), 一千二三百; 三五 (three to five) is said the same way. Any other
+# run of numerals is read digit by digit (一二〇 is 120, 一九 is 19), and so is a pair followed by
+# another digit (一二〇, 一二三): a range's pair is the last digits said, before only 十/百/千/万/亿.
+NEIGHBOURS = {"一两": ("一", "两"), "三五": ("三", "五")} | {
+    a + b: (a, b) for a, b in zip("一二三四五六七八", "二三四五六七八九")} | {"两三": ("两", "三")}
+MULTIPLIERS = "十百千万亿"
+MULTIPLIER_SIZES = (("亿", 10**8), ("万", 10**4), ("千", 1000), ("百", 100), ("十", 10))
+ARABIC_SCALED = re.compile(r"\d[\d.十百千万亿]*")
+NUMERAL = re.compile(r"[\d.零〇一二两三四五六七八九十百千万亿壹贰叁肆伍陆柒捌玖拾佰仟点]+")
 YES = {"是", "有", "✓", "✔", "√", "对", "yes", "y", "是的", "有的", "1"}
 # What people write in a table's blank when they have nothing to put there: 0 for a count, the
 # field left blank where the field is optional (传真: 无).
@@ -59,6 +90,9 @@ class Accepted:
     number: int | None = None
     approximate: bool = False
     implausible: bool = False
+    # A range given ("两三场", "3-5"): its upper end. ``number`` is then its lower end, kept as an
+    # estimate only if the person agrees; the walk asks for one number first.
+    up_to: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +111,12 @@ def normalise(text: str) -> str:
 
 
 def parse_count(text: str, unit: str = "", limit: int = IMPLAUSIBLE_ABOVE) -> Parsed:
-    """A whole number ≥ 0 as people write it: 3, ３, 三, 三场, 一百二十人次, 1,200, 约50."""
+    """A whole number 0 to :data:`MAX_COUNT` as people write it: 3, ３, 三, 三场, 一百二十人次,
+    1,200, 约50, 约 50, 1万, 1.5万, 2千5. A range (两三场, 3-5场, 三到五) is accepted with its lower
+    end as ``number`` and its upper end as ``up_to``, for the walk to ask which.
+
+    Rejected templates: ``invalid_negative``, ``invalid_whole_number`` (12.5, 三场半),
+    ``invalid_too_large`` (past :data:`MAX_COUNT`), ``invalid_count`` (anything else)."""
     raw = normalise(text)
     if raw in NONE_WORDS:
         return Accepted("0", 0)
@@ -85,10 +124,51 @@ def parse_count(text: str, unit: str = "", limit: int = IMPLAUSIBLE_ABOVE) -> Pa
     raw = _without_measure(raw, unit)
     if raw.startswith(("-", "负", "−")):
         return Rejected("invalid_negative")
-    number = _number(raw)
-    if number is None:
-        return Rejected("invalid_count")
+    if raw.endswith("半") and isinstance(_number(_without_measure(raw[:-1], unit)), int):
+        return Rejected("invalid_whole_number")
+    span = _range(raw, unit)
+    if isinstance(span, tuple):
+        low, high = span
+        if low != high:
+            return Accepted(str(low), low, True, implausible=low > limit, up_to=high)
+        number: int | Rejected = low
+    else:
+        number = span if isinstance(span, Rejected) else _number(raw)
+    if isinstance(number, Rejected):
+        return number
     return Accepted(str(number), number, approximate, implausible=number > limit)
+
+
+def _range(raw: str, unit: str) -> tuple[int, int] | Rejected | None:
+    """The two ends of a range ("3-5", "三到五", "两三", "五六十"), lowest first; a Rejected when an
+    end is past :data:`MAX_COUNT`; None when ``raw`` is not a range."""
+    written = RANGE.fullmatch(raw)
+    if written:
+        first, last = _without_measure(written[1], unit), written[2]
+        # "1-2万" is 1万 to 2万: a bare first end takes the last end's 万/千
+        scale = re.search(f"[{MULTIPLIERS}]+$", last)
+        if scale and not any(c in MULTIPLIERS for c in first):
+            first += scale[0]
+        ends: tuple[str, str] | None = (first, last)
+    else:
+        ends = _neighbours(raw)
+    if ends is None:
+        return None
+    low, high = _number(ends[0]), _number(ends[1])
+    if isinstance(low, int) and isinstance(high, int):
+        return min(low, high), max(low, high)
+    too_large = Rejected("invalid_too_large")
+    return too_large if too_large in (low, high) else None
+
+
+def _neighbours(raw: str) -> tuple[str, str] | None:
+    """The two numbers a pair of neighbouring numerals says ("五六十" → 五十, 六十), or None."""
+    for i in range(len(raw) - 1):
+        pair = NEIGHBOURS.get(raw[i:i + 2])
+        before, after = raw[:i], raw[i + 2:]
+        if pair and (not before or before[-1] in MULTIPLIERS) and all(c in MULTIPLIERS for c in after):
+            return before + pair[0] + after, before + pair[1] + after
+    return None
 
 
 def _without_estimate(raw: str) -> tuple[str, bool]:
@@ -100,23 +180,72 @@ def _without_estimate(raw: str) -> tuple[str, bool]:
 
 
 def _without_measure(raw: str, unit: str) -> str:
-    for word in ((unit,) if unit else ()) + MEASURE_WORDS:
-        if raw.endswith(word) and len(raw) > len(word):
-            return raw[: -len(word)].strip()
-    return raw
+    word = _measure(raw, unit)
+    return raw[: -len(word)].strip() if word else raw
 
 
-def _number(raw: str) -> int | None:
+def _measure(raw: str, unit: str = "") -> str:
+    """The measure word ``raw`` ends with ("3场" → "场"), "" if none."""
+    return next((w for w in ((unit,) if unit else ()) + MEASURE_WORDS if raw.endswith(w) and len(raw) > len(w)), "")
+
+
+def _number(raw: str) -> int | Rejected:
+    """One whole number in Arabic digits, Chinese numerals or both (1万2千), 0 to :data:`MAX_COUNT`."""
     digits = raw.replace(",", "")
-    if re.fullmatch(r"\d+", digits):
-        return int(digits)
-    if not raw or not re.fullmatch(r"[零〇一二两三四五六七八九十百千万亿壹贰叁肆伍陆柒捌玖拾佰仟]+", raw):
-        return None
-    try:
-        value = cn2an.cn2an(raw, "smart")
-    except (ValueError, KeyError):
-        return None
-    return int(value) if float(value).is_integer() else None
+    if not NUMERAL.fullmatch(digits):
+        return Rejected("invalid_count")
+    value: Decimal | None
+    if ARABIC_SCALED.fullmatch(digits):
+        # Decimal, not cn2an: cn2an drops what a digit string says below 1 (1.23456万 → 12345).
+        if sum(c in MULTIPLIERS for c in digits) > len(MULTIPLIERS):
+            return Rejected("invalid_too_large")
+        value = _scaled(digits)
+    elif len(digits) > LONGEST_NUMERAL:
+        return Rejected("invalid_too_large")
+    else:
+        try:
+            value = Decimal(str(cn2an.cn2an(digits, "smart")))
+        except (ValueError, KeyError, IndexError):
+            value = None
+    if value is None:
+        return Rejected("invalid_count")
+    if value > MAX_COUNT:
+        return Rejected("invalid_too_large")
+    if value != value.to_integral_value():
+        return Rejected("invalid_whole_number")
+    return int(value)
+
+
+def _scaled(raw: str) -> Decimal | None:
+    """Arabic digits with 亿/万/千/百/十 as people write them: 1万 → 10000, 1.5万 → 15000, 1万2千 →
+    12000, and a last lone digit one place down (2千5 → 2500, 3万5 → 35000). None if malformed."""
+    if re.fullmatch(r"\d+(?:\.\d+)?", raw):
+        return Decimal(raw)
+    for word, size in MULTIPLIER_SIZES:
+        head, found, tail = raw.rpartition(word)
+        if not found:
+            continue
+        left = _scaled(head)
+        if left is None:
+            return None
+        if re.fullmatch(r"\d", tail) and size > 10:
+            return left * size + Decimal(tail) * size / 10
+        right = _scaled(tail) if tail else Decimal(0)
+        return None if right is None or right >= size else left * size + right
+    return None
+
+
+def measure_fits(text: str, unit: str, strictly: bool = False) -> bool:
+    """Whether the measure word a count answer ends with, if any, counts what ``unit`` counts:
+    "3场" fits 场 and 场/次, "120人" fits 人次, "3场" does not fit 人 nor "3篇" 场. A blank without a
+    unit takes any. 个 counts anything but people unless ``strictly`` (then only 个)."""
+    raw = normalise(text)
+    word = _measure(raw) or _measure(_without_estimate(raw)[0])
+    if not word or not unit or word == unit:
+        return True
+    if "个" in (word, unit) and not strictly:
+        return word not in PEOPLE and unit not in PEOPLE
+    return any(word in group and unit in group for group in MEASURE_GROUPS)
 
 
 def parse_yes_no(text: str) -> Parsed:
@@ -285,8 +414,28 @@ def means_none(text: str) -> bool:
 
 
 def split_item_line(text: str) -> list[str]:
-    """The answers of a line that fills several fields at once ("3场 120人次"), in order."""
-    return [part for part in PARTS.split(normalise(text)) if part]
+    """The answers of a line that fills several fields at once ("3场 120人次"), in order.
+
+    A space inside one answer does not split it: "约 50", "3 场", "50 余人", "3 ~ 5" are one answer
+    each: the words around a number join it (a full-width space is a space after NFKC)."""
+    parts: list[str] = []
+    for part in (p for p in PARTS.split(normalise(text)) if p):
+        joins = part.startswith(RANGE_SIGNS) or _follows_number(part)
+        if parts and (joins or parts[-1].endswith(RANGE_SIGNS) or parts[-1] in LEADING_ESTIMATE_WORDS):
+            parts[-1] += part
+        else:
+            parts.append(part)
+    return parts
+
+
+def _follows_number(part: str) -> bool:
+    """Whether ``part`` is only words said after a number: a measure word, 余/多, 左右, 万/千."""
+    if part in MULTIPLIERS:
+        return True
+    rest = part
+    for words in (("余", "多"), MEASURE_WORDS, ("左右",)):
+        rest = next((rest.removeprefix(w) for w in words if rest.startswith(w)), rest)
+    return not rest
 
 
 # Field types a chat walk can ask; pictures, video and documents come as media or by upload.

@@ -19,7 +19,8 @@ from typing import Any, Mapping
 
 from bot.campaigns.format import CampaignDefinition, Field, FieldType, FormDefinition, LatePolicy, StatItem
 from handlers.answers import (
-    ASKABLE, IMPLAUSIBLE_ABOVE, Rejected, means_none, normalise, parse, split_item_line, yes_or_no,
+    ASKABLE, IMPLAUSIBLE_ABOVE, MAX_COUNT, Rejected, means_none, measure_fits, normalise, parse, split_item_line,
+    yes_or_no,
 )
 from handlers.base import Context, DialogueState, Incoming
 from handlers.changes import Value
@@ -48,7 +49,12 @@ def command_of(text: str) -> Command | None:
     if word in COMMAND_WORDS:
         return Command(COMMAND_WORDS[word])
     edit = EDIT.fullmatch(word)
-    return Command("edit", int(edit[1])) if edit else None
+    if edit is None:
+        return None
+    # No form has a million fields: a longer number is as unknown as 99 (and int() of over 4,300
+    # digits raises), so it gets the same reply.
+    digits = edit[1].lstrip("0")
+    return Command("edit", int(digits or "0") if len(digits) <= 6 else 0)
 
 
 def continues(incoming: Incoming, state: DialogueState, flow: str) -> bool:
@@ -140,7 +146,7 @@ def react(walk: Walk, step: str, text: str, pending: tuple[Value, ...], ctx: Con
     number above which a count is confirmed first; ``require`` False lets 提交 pass with required
     fields blank (numbers given along with a weekly report, where any may be left out)."""
     if pending:
-        agreed = yes_or_no(text)
+        agreed = _agrees(text)
         if agreed:
             return advance(walk, pending)
         if agreed is False:
@@ -181,17 +187,25 @@ def _command(walk: Walk, step: str, command: Command, ctx: Context, require: boo
     return advance(walk, (Value(step, None),))
 
 
+def _agrees(text: str) -> bool | None:
+    """Whether a reply to a number held for confirmation keeps it (是, 对, 确认) or drops it (否);
+    None for anything else. Digits are a new answer: "1" and "0", which tick-box fields read as
+    是 and 否, are numbers to someone asked for an exact count."""
+    word = normalise(text)
+    if re.fullmatch(r"\d+", word):
+        return None
+    return True if COMMAND_WORDS.get(word) == "confirm" else yes_or_no(word)
+
+
 def _answer(walk: Walk, first: Field, text: str, ctx: Context, today: date, limit: int) -> Move:
-    """Read an answer to ``first``, or to it and the fields after it in its item ("3场 120人次")."""
+    """Read an answer to ``first``; several answers in one line fill the blanks after it in its
+    clause ("3场 120人次"), or the whole item's blanks when given at the item's first blank."""
     parts = split_item_line(text) if first.type in SPLITTABLE else [text]
-    item = walk.form.item_of(first.answer_key)
-    targets = [first]
-    if len(parts) > 1:
-        following = [f for f in (item.fields if item else ()) if f in walk.fields]
-        targets = following[following.index(first):][:len(parts)]
-        if item is None or len(targets) < len(parts):
-            return Move(retry=ctx.texts.render("invalid_item_line", given=len(parts), fields=len(targets)))
+    targets = _targets(walk, first, len(parts))
+    if targets is None:
+        return Move(retry=_spilling(walk, first, len(parts), ctx))
     values: list[Value] = []
+    ranges: list[dict[str, Any]] = []
     implausible = False
     for target, part in zip(targets, parts):
         if not target.required and target.type is not FieldType.COUNT and means_none(part):
@@ -199,13 +213,64 @@ def _answer(walk: Walk, first: Field, text: str, ctx: Context, today: date, limi
             continue
         result = parse(target, part, today, limit)
         if isinstance(result, Rejected):
-            return Move(retry=ctx.texts.render(result.template, field=target, given=part))
+            return Move(retry=ctx.texts.render(result.template, field=target, given=part, maximum=MAX_COUNT))
+        if target.type is FieldType.COUNT and not measure_fits(part, target.unit):
+            return Move(retry=_misplaced(walk, target, part, ctx))
         values.append(Value(target.answer_key, result.value, result.number, result.approximate))
+        if result.up_to is not None:
+            ranges.append({"given": part, "low": result.number, "high": result.up_to, "unit": target.unit})
         implausible = implausible or result.implausible
+    shown = [describe(walk.field(v.field_key), v) for v in values]
+    if ranges:  # one number is stored; its lower end only if the person agrees, as an estimate
+        return Move(retry=ctx.texts.render("confirm_range", ranges=ranges, answers=shown, limit=limit),
+                    pending=tuple(values))
     if implausible:
-        shown = [describe(walk.field(v.field_key), v) for v in values]
         return Move(retry=ctx.texts.render("confirm_large_number", answers=shown, limit=limit), pending=tuple(values))
     return advance(walk, tuple(values))
+
+
+def _targets(walk: Walk, first: Field, given: int) -> list[Field] | None:
+    """The fields ``given`` answers of one line fill, from ``first``: the blanks of its clause from
+    ``first`` on, or every blank of its item when given at the item's first blank with one answer
+    per blank; None when they fit neither (a number meant for this blank must not silently land
+    in the next clause)."""
+    if given == 1:
+        return [first]
+    item = walk.form.item_of(first.answer_key)
+    if item is None:
+        return None
+    asked = [f for f in item.fields if f in walk.fields]
+    clause = [f for f in item.clause(first.answer_key) if f in walk.fields]
+    rest = clause[clause.index(first):]
+    if given <= len(rest):
+        return rest[:given]
+    if first == asked[0] and given == len(asked):
+        return asked
+    return None
+
+
+def _spilling(walk: Walk, first: Field, given: int, ctx: Context) -> str:
+    """Why a line with more answers than ``first``'s clause has blanks left was not stored, and how
+    to fill several blanks in one line."""
+    item = walk.form.item_of(first.answer_key)
+    asked = [f for f in item.fields if f in walk.fields] if item else []
+    clause = [f for f in item.clause(first.answer_key) if f in walk.fields] if item else [first]
+    return ctx.texts.render("invalid_item_line", given=given, fields=len(clause) - clause.index(first),
+                            whole=len(asked) if len(asked) > 1 else 0,
+                            start=walk.number(asked[0].answer_key) if asked else 0)
+
+
+def _misplaced(walk: Walk, target: Field, given: str, ctx: Context) -> str:
+    """Why a count whose measure word contradicts ``target``'s unit was not stored ("3场" for
+    "（ ）人观看"), naming the blanks of the item it may belong to."""
+    # Asked rather than moved there: the item may have several blanks of that unit (two 场 in
+    # item 6) or that blank may hold an answer already, and a number stored where the person was
+    # not looking is the silent misfiling this check exists to stop.
+    item = walk.form.item_of(target.answer_key)
+    others = [(walk.number(f.answer_key), f) for f in (item.fields if item else ())
+              if f in walk.fields and f is not target and f.type is FieldType.COUNT
+              and measure_fits(given, f.unit, strictly=True)]
+    return ctx.texts.render("invalid_measure", field=target, given=given, elsewhere=others)
 
 
 def blanks(walk: Walk) -> list[Field]:
@@ -293,6 +358,7 @@ def ask_templates() -> tuple[str, ...]:
     """Every template the engine may render, for the start-up check."""
     per_type = tuple(f"{kind}_{t.value}" for t in ASKABLE + (FieldType.PICTURES,) for kind in ("ask", "invalid"))
     return per_type + ("invalid_negative", "invalid_item_line", "confirm_large_number", "number_not_confirmed",
+                       "invalid_whole_number", "invalid_too_large", "confirm_range", "invalid_measure",
                        "review_waiting", "walk_help", "invalid_field_number", "walk_at_start", "form_summary",
                        "required_blank")
 

@@ -26,6 +26,8 @@ PENDING_WORDS = {"待审批", "审批", "待审核"}
 MENU_KEY = "PENDING"
 DECIDE = re.compile(r"(批准|同意|通过|驳回|拒绝|不同意)\s*第?\s*(\d+)\s*[号个项]?")
 APPROVE_WORDS = {"批准", "同意", "通过"}
+# The largest request number: liaison_replacement.id is an INTEGER.
+LARGEST_REQUEST = 2**31 - 1
 ACTION = "审批联络员申请"
 TEMPLATES = ("staff_pending", "staff_no_request", "staff_already_decided", "staff_decided",
              "request_approved", "request_refused", "liaison_replaced")
@@ -61,7 +63,12 @@ def handle(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     decision = DECIDE.fullmatch(normalise(incoming.text)) if incoming.kind == "text" else None
     if decision is None:
         return Outcome(replies=(_pending(ctx),), state=DialogueState())
-    return _decide(int(decision[2]), decision[1] in APPROVE_WORDS, ctx)
+    digits = decision[2].lstrip("0") or "0"
+    if len(digits) > len(str(LARGEST_REQUEST)) or int(digits) > LARGEST_REQUEST:
+        # Past what the request table's id column holds no request has it; the database is not
+        # asked (PostgreSQL refuses the query, SQLite's driver the number).
+        return Outcome(replies=(ctx.texts.render("staff_no_request", number=digits),))
+    return _decide(int(digits), decision[1] in APPROVE_WORDS, ctx)
 
 
 def _pending(ctx: Context) -> str:

@@ -7,7 +7,9 @@ from datetime import date
 import pytest
 
 from bot.campaigns.format import Field, FieldType
-from handlers.answers import Accepted, Rejected, ReportingPeriod, parse, parse_date, split_item_line, yes_or_no
+from handlers.answers import (
+    MAX_COUNT, Accepted, Rejected, ReportingPeriod, measure_fits, parse, parse_date, split_item_line, yes_or_no,
+)
 
 TODAY = date(2023, 6, 20)
 
@@ -24,6 +26,16 @@ def field(kind: FieldType, unit: str = "") -> Field:
         ("约50", 50, True), ("大约五十人", 50, True), ("50人左右", 50, True), ("50余人", 50, True),
         ("两", 2, False), ("0", 0, False), ("零", 0, False), (" 12 ", 12, False), ("12。", 12, False),
         ("一万二", 12000, False), ("无", 0, False), ("没有", 0, False), ("暂无", 0, False),
+        # Arabic digits with 万/千/百, as with Chinese numerals
+        ("1万", 10000, False), ("1万人次", 10000, False), ("1.5万", 15000, False), ("3千", 3000, False),
+        ("2千5", 2500, False), ("1万2千", 12000, False), ("3万5", 35000, False), ("1千2百", 1200, False), ("0.3万", 3000, False), ("8百5", 850, False),
+        ("约1.2万人次", 12000, True), ("3万余人", 30000, True), ("１万", 10000, False), ("12.0", 12, False),
+        # spaces (a full-width one too) inside one answer
+        ("约 50", 50, True), ("3 场", 3, False), ("约\u300050", 50, True), ("3\u3000场", 3, False),
+        ("50 余人", 50, True),
+        # numerals read digit by digit stay one number
+        ("一二〇", 120, False), ("一九", 19, False), ("二〇二三", 2023, False), ("一二三", 123, False),
+        ("一百零五", 105, False), ("九八", 98, False),
     ],
 )
 def test_a_count_is_read_as_people_write_it(typed: str, number: int | None, approximate: bool) -> None:
@@ -36,8 +48,14 @@ def test_a_count_is_read_as_people_write_it(typed: str, number: int | None, appr
 
 @pytest.mark.parametrize(("typed", "template"), [
     ("-3", "invalid_negative"), ("负三", "invalid_negative"), ("－5", "invalid_negative"),
-    ("三场半", "invalid_count"), ("2.5", "invalid_count"), ("很多", "invalid_count"), ("", "invalid_count"),
-    ("abc", "invalid_count"),
+    ("很多", "invalid_count"), ("", "invalid_count"), ("abc", "invalid_count"), ("十几", "invalid_count"),
+    # a count is whole: a decimal is not "not a number"
+    ("12.5", "invalid_whole_number"), ("2.5", "invalid_whole_number"), ("三场半", "invalid_whole_number"),
+    ("十二点五", "invalid_whole_number"), ("1.23456万", "invalid_whole_number"), ("约12.5人次", "invalid_whole_number"),
+    # past what can be stored, however it is written
+    ("9" * 5000, "invalid_too_large"), (str(2**63), "invalid_too_large"), (str(2**63 + 1), "invalid_too_large"),
+    (str(MAX_COUNT + 1), "invalid_too_large"), ("1" + ",000" * 7, "invalid_too_large"), ("九" * 5000, "invalid_too_large"),
+    ("两千万亿", "invalid_too_large"), ("2000万亿", "invalid_too_large"), ("一千万亿零一", "invalid_too_large"), ("3-" + "9" * 5000, "invalid_too_large"),
 ])
 def test_a_wrong_count_names_what_was_wrong(typed: str, template: str) -> None:
     assert parse(field(FieldType.COUNT, "场"), typed, TODAY) == Rejected(template)
@@ -47,6 +65,46 @@ def test_a_count_above_the_limit_is_accepted_but_flagged_for_confirmation() -> N
     assert parse(field(FieldType.COUNT, "人次"), "100000", TODAY) == Accepted("100000", 100000)
     assert parse(field(FieldType.COUNT, "人次"), "100001", TODAY) == Accepted("100001", 100001, implausible=True)
     assert parse(field(FieldType.COUNT, "人次"), "600", TODAY, limit=500) == Accepted("600", 600, implausible=True)
+    assert parse(field(FieldType.COUNT, "人次"), "20万", TODAY) == Accepted("200000", 200000, implausible=True)
+    largest = str(MAX_COUNT)
+    assert parse(field(FieldType.COUNT, "人次"), largest, TODAY) == Accepted(largest, MAX_COUNT, implausible=True)
+
+
+@pytest.mark.parametrize(("typed", "low", "high"), [
+    # two neighbouring numerals are a guess between them
+    ("两三场", 2, 3), ("三四场", 3, 4), ("一两个", 1, 2), ("二三", 2, 3), ("五六", 5, 6), ("七八人", 7, 8),
+    ("八九", 8, 9), ("三五个", 3, 5), ("五六十人", 50, 60), ("二三十", 20, 30), ("两三百人次", 200, 300),
+    ("一两万", 10000, 20000), ("十一二", 11, 12), ("二十三四", 23, 24), ("一千二三百", 1200, 1300),
+    # a range written with a dash, a tilde or 到/至, in digits or numerals, with or without spaces
+    ("3-5场", 3, 5), ("3~5", 3, 5), ("3～5", 3, 5), ("3〜5", 3, 5), ("3—5", 3, 5), ("3－5", 3, 5),
+    ("三到五", 3, 5), ("3至5场", 3, 5), ("3 - 5", 3, 5), ("3场-5场", 3, 5), ("约3-5场", 3, 5),
+    ("100-200人次", 100, 200), ("1万-2万", 10000, 20000), ("五十到一百", 50, 100), ("5-3", 3, 5),
+    ("1-2万", 10000, 20000), ("3到5千人次", 3000, 5000), ("三到五万", 30000, 50000), ("50-100", 50, 100),
+])
+def test_a_range_is_taken_as_its_lower_end_only_as_an_estimate_to_confirm(typed: str, low: int, high: int) -> None:
+    assert parse(field(FieldType.COUNT, "场"), typed, TODAY) == Accepted(str(low), low, True, up_to=high)
+
+
+def test_a_range_above_the_limit_is_flagged_too() -> None:
+    result = parse(field(FieldType.COUNT, "人次"), "20万-30万", TODAY)
+    assert result == Accepted("200000", 200000, True, implausible=True, up_to=300000)
+
+
+@pytest.mark.parametrize(("typed", "unit", "fits"), [
+    ("3", "场", True), ("3场", "场", True), ("3次", "场", True), ("3场", "场/次", True), ("3期", "次", True),
+    ("120人", "人次", True), ("120人次", "人", True), ("120名", "人次", True), ("约50余人", "人次", True),
+    ("3个", "场", True), ("3个", "篇", True), ("3起", "个", True), ("3条", "条次", True), ("3篇", "", True),
+    ("3场", "人", False), ("3场", "人次", False), ("120人次", "场", False), ("约120人", "场", False),
+    ("3篇", "场", False), ("3个", "人", False), ("3家", "场", False), ("50余人", "个", False),
+])
+def test_a_measure_word_must_count_what_the_blank_counts(typed: str, unit: str, fits: bool) -> None:
+    assert measure_fits(typed, unit) is fits
+
+
+def test_strictly_a_measure_word_of_things_fits_only_its_own_blank() -> None:
+    assert measure_fits("3篇", "个") and not measure_fits("3篇", "个", strictly=True)
+    assert measure_fits("3个", "场") and not measure_fits("3个", "场", strictly=True)
+    assert measure_fits("3个", "个", strictly=True) and measure_fits("3次", "场", strictly=True)
 
 
 @pytest.mark.parametrize(("typed", "value"), [
@@ -112,6 +170,12 @@ def test_contact_fields_are_checked_and_tidied(kind: FieldType, typed: str, stor
     ("3,120", ["3,120"]),
     ("3,12", ["3", "12"]),
     ("1,200 50", ["1,200", "50"]),
+    ("五十 二百", ["五十", "二百"]),
+    ("是 否", ["是", "否"]),
+    # words around a number, after a space, belong to it
+    ("约 50", ["约50"]), ("3 场", ["3场"]), ("3\u3000场", ["3场"]), ("约\u300050", ["约50"]),
+    ("3场 120 人次", ["3场", "120人次"]), ("约 50 人 3 场", ["约50人", "3场"]), ("50 余人", ["50余人"]),
+    ("3 ~ 5 场 100", ["3~5场", "100"]), ("1 万", ["1万"]), ("80 人左右", ["80人左右"]),
 ])
 def test_a_line_for_a_whole_item_splits_into_its_answers(line: str, parts: list[str]) -> None:
     assert split_item_line(line) == parts

@@ -78,6 +78,11 @@ def test_staff_are_told_of_a_takeover_request_and_approving_it_moves_the_unit(of
     listed = office.say(STAFF, "待审批")
     assert f"{request.id}. 接替 “泽州县商务局”：李华 13900001111（现联络员王小明）" in listed
     assert office.say(STAFF, "批准 99") == TEXTS.render("staff_no_request", number=99)
+    # a number past what a request id can be is as unknown as 99: never a database error
+    for number in (str(2**31), str(2**63 + 1), "9" * 5000):
+        for word in ("批准", "驳回"):
+            reply = office.say(STAFF, f"{word} {number}")
+            assert reply == TEXTS.render("staff_no_request", number=number) and len(reply.encode()) < 2048
     decided = office.say(STAFF, f"批准 {request.id}")
     assert decided == TEXTS.render("staff_decided", number=request.id, unit="泽州县商务局", person="李华", approved=True)
 
