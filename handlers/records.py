@@ -152,8 +152,10 @@ def continue_records(incoming: Incoming, state: DialogueState, ctx: Context) -> 
     if _asks_pictures(sheet, state.step) and command_of(incoming.text) is None:
         return _outcome(sheet, state.step, _pictures_answer(sheet, state.step, incoming.text, ctx), ctx)
     if command_of(incoming.text) == Command("show"):
-        # The engine's summary groups by statistics item; a table reads better row by row.
-        return Outcome(replies=(_join(_summary(sheet, ctx), _next(sheet, state.step, ctx)),), state=sheet.state(state.step))
+        # The engine's summary groups by statistics item; a table reads better row by row. The
+        # review shows the table itself: once is enough.
+        shown = "" if state.step == REVIEW else _summary(sheet, ctx)
+        return Outcome(replies=(_join(shown, _next(sheet, state.step, ctx)),), state=sheet.state(state.step))
     pending = pending_of(state)
     move = react(sheet.walk, state.step, incoming.text, pending, ctx, sheet.today, sheet.definition.implausible_above)
     return _outcome(sheet, state.step, move, ctx)

@@ -208,3 +208,12 @@ def test_the_nothing_word_hint_offers_only_what_the_walk_takes_as_nothing(name: 
             assert react(walk, f.answer_key, "无", (), CTX, TODAY, 10_000).retry is not None  # type: ignore[arg-type]
         if f.type.value == "count":
             assert word == "0", (name, f.answer_key)
+
+
+def test_show_at_the_activity_records_review_prints_the_table_once(jincheng: Campaign) -> None:
+    jincheng.register(ME, "泽州县商务局")
+    reply = jincheng.say(ME, "典型案例")
+    while "回复“确认”提交" not in reply:
+        reply = jincheng.say(ME, "跳过")
+    shown = jincheng.say(ME, "查看")
+    assert shown.count("1) 填报单位（盖章）：泽州县商务局") == 1 and "回复“确认”提交" in shown
