@@ -6,8 +6,9 @@ statistics handlers turn a move into changes and the next :class:`~handlers.base
 Commands work anywhere in a walk: 跳过, 上一题, 修改 N, 查看, 取消, 提交 (then 确认), 帮助.
 
 跳过 may leave any field blank while walking, but 提交 and 确认 are refused while a required field
-is blank: the reply names the blank fields and asks the first. In a table of pre-printed rows a row
-left wholly blank is an activity that did not take place, so only partly filled rows must be whole.
+is blank: the reply names the blank fields and asks the first, and each answer goes on to the next
+blank listed, then to the review. In a table of pre-printed rows a row left wholly blank is an
+activity that did not take place, so only partly filled rows must be whole.
 """
 
 from __future__ import annotations
@@ -322,7 +323,6 @@ OPENING_VERBS = ("组织开展", "创新开展", "开展", "组织", "参加", "
 QUOTED = re.compile(r"“([^”]+)”")
 ASIDE = re.compile(r"[(（][^)）]*[)）]")
 # Where a label may be cut without splitting a word: after a list item, before 和/或/等.
-SHORT_TITLE = 16
 BREAKS = re.compile(r"[、，,；]|(?=[和或等及与])")
 
 
@@ -344,11 +344,14 @@ def short_label(f: Field) -> str:
         return f.suffix or label_of(f)
     if len(label) <= SHORT_LABEL:
         return label
+    # A cut leaving fewer than 3 characters names nothing: then cut at the length instead.
     cuts = [m.start() for m in BREAKS.finditer(label, 0, SHORT_LABEL + 1) if m.start() >= 3]
     return label[:cuts[-1] if cuts else SHORT_LABEL] + "…"
 
 
-# Where an item title may be shortened: its phrases, between commas outside quotes.
+# A title up to this long is shown whole; a longer one by its last phrase (between commas
+# outside quotes).
+SHORT_TITLE = 16
 PHRASES = re.compile(r"，(?=[^“”]*(?:“|$))")
 
 

@@ -3,6 +3,8 @@ opt-in), and ``修改资料``: changing those details later.
 
 The answers stay in the dialogue state until 确认, so nothing half-typed reaches the office; the
 opt-in to deadline reminders is asked explicitly and stored with its time (wechat-rules R5).
+取消 keeps what was typed as a draft in the person's (idle) dialogue state, and the next 登记 goes
+on from it; 重新登记 starts again from the join code.
 
 Without a join code, a person may pick the unit from a numbered list of the campaigns with open
 registration (``[registration] open``), narrowed by a part of its name; the table then waits as

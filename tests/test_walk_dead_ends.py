@@ -11,9 +11,10 @@ from types import SimpleNamespace
 import pytest
 
 from bot.campaigns import load_definition
+from bot.campaigns.format import Field, FieldType, StatItem
 from bot.texts import Texts
 from handlers.changes import Value
-from handlers.dialogue import Walk, none_word, question, react, short_title, summary
+from handlers.dialogue import Walk, none_word, question, react, short_label, short_title, summary
 from tests.fixtures_forms import Campaign, jincheng  # noqa: F401  (fixture)
 
 TEXTS = Texts()
@@ -217,3 +218,29 @@ def test_show_at_the_activity_records_review_prints_the_table_once(jincheng: Cam
         reply = jincheng.say(ME, "跳过")
     shown = jincheng.say(ME, "查看")
     assert shown.count("1) 填报单位（盖章）：泽州县商务局") == 1 and "回复“确认”提交" in shown
+
+
+@pytest.mark.parametrize(("label", "unit", "suffix", "short"), [
+    ("组织开展宣讲活动", "场", "", "宣讲活动"),
+    ("参与", "人次", "", "参与"),
+    ("发表评论文章或心得体会", "篇", "", "评论文章或心得体会"),
+    ("组织开展“安全生产大家谈”“班前会”“以案说法”等活动", "场", "", "安全生产大家谈"),
+    ("参与“人人讲安全，个个会应急”网络知识竞赛", "人", "", "网络知识竞赛"),
+    ("安全生产刑衔接(含危险作业罪)等各类典型案例", "个", "", "安全生产刑衔接…"),
+    ("农村村庄、城市社区、学校、家庭开展科普知识宣传和情景模拟、实战推演、逃生演练、自救互救等活动", "场", "",
+     "农村村庄、城市社区…"),
+    ("", "人", "观看", "观看"),
+])
+def test_a_summary_names_a_field_in_a_few_characters(label: str, unit: str, suffix: str, short: str) -> None:
+    assert short_label(Field("f", "i.f", FieldType.COUNT, label, unit, suffix)) == short
+
+
+@pytest.mark.parametrize(("title", "shown"), [
+    ("其他特色活动", "其他特色活动"),
+    ("开展习近平总书记关于安全生产重要论述宣贯活动", "开展习近平总书记关于安全生产重要论述宣贯活动"),
+    ("充分发挥地域特色，组织开展“安全宣传咨询日”活动", "组织开展“安全宣传咨询日”活动"),
+    ("着眼于“人人讲安全、个个会应急”，大力推动安全宣传“五进”活动", "大力推动安全宣传“五进”活动"),
+    ("提高认识，“人人讲安全，个个会应急”", "“人人讲安全，个个会应急”"),
+])
+def test_a_summary_shows_an_item_title_whole_or_by_its_last_phrase(title: str, shown: str) -> None:
+    assert short_title(StatItem("i", 1, title, "", ())) == shown
