@@ -6,8 +6,9 @@ statistics handlers turn a move into changes and the next :class:`~handlers.base
 Commands work anywhere in a walk: 跳过, 上一题, 修改 N, 查看, 取消, 提交 (then 确认), 帮助.
 
 跳过 may leave any field blank while walking, but 提交 and 确认 are refused while a required field
-is blank: the reply names the blank fields and asks the first. In a table of pre-printed rows a row
-left wholly blank is an activity that did not take place, so only partly filled rows must be whole.
+is blank: the reply names the blank fields and asks the first, and each answer goes on to the next
+blank listed, then to the review. In a table of pre-printed rows a row left wholly blank is an
+activity that did not take place, so only partly filled rows must be whole.
 """
 
 from __future__ import annotations
@@ -128,9 +129,16 @@ class Move:
 
 
 def advance(walk: Walk, values: tuple[Value, ...]) -> Move:
-    """Store ``values`` and go on to the next unanswered field, or to the review when none is left."""
+    """Store ``values`` and go on to the next unanswered field, or to the review when none is left.
+
+    An answer to a required field that was blank goes on to the next required blank after it
+    before the review: after 提交 listed the blanks (3, 6, 7) and asked 3, the walk asks 6, then 7."""
+    was_blank = {f.answer_key for f in blanks(walk)}
     walk = walk.with_values(values)
-    following = walk.next_open(values[-1].field_key)
+    last = values[-1].field_key
+    following = walk.next_open(last)
+    if following is None and any(v.field_key in was_blank for v in values):
+        following = next((f.answer_key for f in blanks(walk) if walk.number(f.answer_key) > walk.number(last)), None)
     return Move(values=values, ask=following, review=following is None)
 
 
@@ -153,23 +161,26 @@ def react(walk: Walk, step: str, text: str, pending: tuple[Value, ...], ctx: Con
             return Move(ask=step, notes=(ctx.texts.render("number_not_confirmed"),))
     command = command_of(text)
     if command is not None:
-        return _command(walk, step, command, ctx, require)
-    if step == REVIEW:
-        return _stay(step, ctx.texts.render("review_waiting"))
+        return _command(walk, step, command, ctx, require, today, limit)
+    if step == REVIEW:  # no field is asked: say the text was not taken, and how to change a field
+        return _stay(step, ctx.texts.render("review_waiting", given=text.strip()))
     return _answer(walk, walk.field(step), text, ctx, today, limit)
 
 
-def _command(walk: Walk, step: str, command: Command, ctx: Context, require: bool) -> Move:
+def _command(walk: Walk, step: str, command: Command, ctx: Context, require: bool, today: date,
+             limit: int) -> Move:
     if command.name == "cancel":
         return Move(cancelled=True)
     if command.name in ("submit", "confirm"):
         missing = blanks(walk) if require else []
         if missing:
-            shown = [Line(walk.number(f.answer_key), label_of(f), None) for f in missing]
+            shown = [Blank(walk.number(f.answer_key), label_of(f), none_word(walk, f, ctx, today, limit))
+                     for f in missing]
             return Move(ask=missing[0].answer_key, notes=(ctx.texts.render("required_blank", fields=shown),))
         return Move(review=True, confirmed=command.name == "confirm" and step == REVIEW)
     if command.name == "show":
-        return _stay(step, summary(walk, ctx))
+        # At the review the table is on screen again anyway: once is enough.
+        return _stay(step) if step == REVIEW else _stay(step, summary(walk, ctx))
     if command.name == "help":
         return _stay(step, ctx.texts.render("walk_help"))
     if command.name == "edit":
@@ -291,6 +302,36 @@ def blanks(walk: Walk) -> list[Field]:
     return found
 
 
+# The word the required-blank hint offers for "nothing to put here", tried as an answer first.
+NONE_WORDS_OFFERED = ("0", "无")
+
+
+def none_word(walk: Walk, f: Field, ctx: Context, today: date, limit: int) -> str | None:
+    """What to write in ``f`` when there is nothing to put there, as the hint after 提交 offers it:
+    "0" where the walk takes 0 as a count, "无" where it reads 无 as nothing (an optional field left
+    blank, 否 in a yes/no); None where neither is taken as nothing (a mobile, an e-mail, a text
+    that would store the word itself). Found by reading each word as the answer it would be, so
+    the hint never offers what the walk then refuses."""
+    for word in NONE_WORDS_OFFERED:
+        move = _answer(walk, f, word, ctx, today, limit)
+        if move.retry is not None or len(move.values) != 1:
+            continue
+        value = move.values[0]
+        if (value.number == 0) if word == "0" else value.text != word:
+            return word
+    return None
+
+
+@dataclass(frozen=True)
+class Blank:
+    """A required field still blank, as 提交 lists it: number, label and the word that says
+    "nothing" there (:func:`none_word`), if any."""
+
+    number: int
+    label: str
+    none: str | None
+
+
 def describe(f: Field, value: Value | None) -> str:
     """An answer as the summary shows it: "约50人次", "是", or "" when blank or unanswered."""
     if value is None or value.text is None:
@@ -308,6 +349,8 @@ class Line:
     number: int
     label: str
     shown: str | None
+    short: str = ""  # the label in a few characters (:func:`short_label`), for an item's lines
+    new_clause: bool = True  # the first field of its clause in a statistics item
 
 
 @dataclass(frozen=True)
@@ -316,6 +359,7 @@ class Group:
 
     item: StatItem | None
     lines: tuple[Line, ...]
+    title: str = ""  # the item's title as the summary shows it (:func:`short_title`)
 
 
 def groups(walk: Walk) -> list[Group]:
@@ -324,17 +368,64 @@ def groups(walk: Walk) -> list[Group]:
     for number, f in enumerate(walk.fields, 1):
         item = walk.form.item_of(f.answer_key)
         line = Line(number, label_of(f),
-                    None if f.answer_key not in walk.answers else describe(f, walk.answers[f.answer_key]))
+                    None if f.answer_key not in walk.answers else describe(f, walk.answers[f.answer_key]),
+                    short_label(f), item is None or item.clause(f.answer_key)[0] == f)
         if found and found[-1].item == item:
-            found[-1] = Group(item, found[-1].lines + (line,))
+            found[-1] = Group(item, found[-1].lines + (line,), found[-1].title)
         else:
-            found.append(Group(item, (line,)))
+            found.append(Group(item, (line,), short_title(item) if item else ""))
     return found
 
 
 def label_of(f: Field) -> str:
     """What to call a field in a summary: its label, or its prompt when the label is empty."""
     return f.label or f.prompt or f.key
+
+
+# Short labels: at most this many characters; the verbs most labels open with say little.
+SHORT_LABEL = 10
+OPENING_VERBS = ("组织开展", "创新开展", "开展", "组织", "参加", "参与", "发表", "制作")
+QUOTED = re.compile(r"“([^”]+)”")
+ASIDE = re.compile(r"[(（][^)）]*[)）]")
+# Where a label may be cut without splitting a word: after a list item, before 和/或/等.
+BREAKS = re.compile(r"[、，,；]|(?=[和或等及与])")
+
+
+def short_label(f: Field) -> str:
+    """A field's label in a few characters, for the summary: "组织开展宣讲活动" → "宣讲活动", a
+    quoted name when the label has one ("开展“外包外租大排查”活动" → "外包外租大排查"), the suffix
+    for a blank with no label ("（ ）人观看" → "观看"); a long label is cut after a list item or
+    before 和/或/等 where it can be, and marked "…"."""
+    label = ASIDE.sub("", f.label)
+    quoted = QUOTED.search(label)
+    if quoted and len(quoted[1]) <= SHORT_LABEL:
+        return quoted[1]
+    label = QUOTED.sub("", label) if quoted else label
+    for verb in OPENING_VERBS:
+        if label.startswith(verb) and len(label) > len(verb):
+            label = label[len(verb):]
+            break
+    if not label:
+        return f.suffix or label_of(f)
+    if len(label) <= SHORT_LABEL:
+        return label
+    # A cut leaving fewer than 3 characters names nothing: then cut at the length instead.
+    cuts = [m.start() for m in BREAKS.finditer(label, 0, SHORT_LABEL + 1) if m.start() >= 3]
+    return label[:cuts[-1] if cuts else SHORT_LABEL] + "…"
+
+
+# A title up to this long is shown whole; a longer one by its last phrase (between commas
+# outside quotes).
+SHORT_TITLE = 16
+PHRASES = re.compile(r"，(?=[^“”]*(?:“|$))")
+
+
+def short_title(item: StatItem) -> str:
+    """An item's title for the summary: whole when short, else its last phrase, which says what
+    was done ("充分发挥地域特色，组织开展“安全宣传咨询日”活动" → "组织开展“安全宣传咨询日”活动");
+    never cut inside a phrase."""
+    phrases = PHRASES.split(item.title)
+    return item.title if len(item.title) <= SHORT_TITLE or len(phrases) == 1 else phrases[-1]
 
 
 def summary(walk: Walk, ctx: Context) -> str:

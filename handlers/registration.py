@@ -3,6 +3,8 @@ opt-in), and ``修改资料``: changing those details later.
 
 The answers stay in the dialogue state until 确认, so nothing half-typed reaches the office; the
 opt-in to deadline reminders is asked explicitly and stored with its time (wechat-rules R5).
+取消 keeps what was typed as a draft in the person's (idle) dialogue state, and the next 登记 goes
+on from it; 重新登记 starts again from the join code.
 
 Without a join code, a person may pick the unit from a numbered list of the campaigns with open
 registration (``[registration] open``), narrowed by a part of its name; the table then waits as
@@ -37,7 +39,13 @@ from handlers.roles import LIAISON, allowed
 
 FLOW = "registration"
 DETAILS_FLOW = "details"
-KEYWORDS = {"登记", "注册", "联络员登记"}
+# 重新登记 starts again from the join code, leaving a kept draft aside.
+RESTART = "重新登记"
+KEYWORDS = {"登记", "注册", "联络员登记", RESTART}
+# In an idle state's data: the liaison table a person left with 取消 (unit_id, mode, answers),
+# taken up again by the next 登记. It stays with the person's dialogue state because nothing
+# of it may reach the unit before 确认 (and staff's approval, for a picked or held unit).
+DRAFT = "registration_draft"
 DETAILS_KEYWORDS = {"修改资料", "我的资料"}
 MENU_KEY = "REGISTER"
 DETAILS_MENU_KEY = "DETAILS"
@@ -56,7 +64,7 @@ TEMPLATES = ("register_ask_code", "register_already", "invalid_join_code", "unit
              "registered", "register_cancelled", "details_review", "details_saved", "details_cancelled",
              "register_pending", "register_units", "register_no_unit", "register_too_many", "staff_registered",
              "staff_note_request", "register_office_code", "register_not_office_code", "invitation_used",
-             "invitation_expired", "staff_note_liaison_left")
+             "invitation_expired", "staff_note_liaison_left", "register_resumed")
 
 
 
@@ -149,6 +157,9 @@ def start_registration(incoming: Incoming, state: DialogueState, ctx: Context) -
     if waiting:
         return Outcome(replies=(ctx.texts.render("register_pending", unit=waiting[-1].unit_name),),
                        state=DialogueState())
+    draft = _draft_of(state)
+    if draft is not None and normalise(incoming.text) != RESTART:
+        return _resume(draft, ctx)
     units = ctx.stored.open_units()
     shown = units if len(units) <= LIST_LIMIT else []
     reply = ctx.texts.render("register_ask_code", open=bool(units), units=[u.name for u in shown])
@@ -161,7 +172,7 @@ def continue_registration(incoming: Incoming, state: DialogueState, ctx: Context
         return _continue_details(incoming, state, ctx)
     command = command_of(incoming.text)
     if command is not None and command.name == "cancel":
-        return Outcome(replies=(ctx.texts.render("register_cancelled"),), state=DialogueState())
+        return _cancelled(state, ctx)
     if state.step == CODE:
         return _join_code(incoming, state, ctx)
     liaison = liaison_of(ctx, state.data["unit_id"])
@@ -176,6 +187,46 @@ def continue_registration(incoming: Incoming, state: DialogueState, ctx: Context
     pending = pending_of(state)
     move = react(walk, state.step, incoming.text, pending, ctx, liaison.today, liaison.limit)
     return _walked(FLOW, liaison, walk, state.step, move, ctx, mode)
+
+
+def _draft_of(state: DialogueState) -> dict[str, Any] | None:
+    """The liaison table a person was filling: the walk still open (登记 typed in it), or the
+    draft 取消 kept; None when there is none."""
+    if state.flow == FLOW and "unit_id" in state.data:
+        return {key: state.data[key] for key in ("unit_id", "answers", "mode") if key in state.data}
+    draft = state.data.get(DRAFT) if not state.flow else None
+    return dict(draft) if draft else None
+
+
+def _cancelled(state: DialogueState, ctx: Context) -> Outcome:
+    """取消 in registration: the answers typed so far are kept as a draft for the next 登记 (the
+    unit name, which the join code gave, is not counted as typed)."""
+    draft = _draft_of(state)
+    if draft is None:
+        return Outcome(replies=(ctx.texts.render("register_cancelled", kept=0),), state=DialogueState())
+    liaison = liaison_of(ctx, draft["unit_id"])
+    typed = [key for key in draft.get("answers", {}) if key not in liaison.prefilled()]
+    if not typed:
+        return Outcome(replies=(ctx.texts.render("register_cancelled", kept=0),), state=DialogueState())
+    return Outcome(replies=(ctx.texts.render("register_cancelled", kept=len(typed), unit=liaison.unit_name),),
+                   state=DialogueState(data={DRAFT: draft}))
+
+
+def _resume(draft: dict[str, Any], ctx: Context) -> Outcome:
+    """登记 with a draft: the same unit's table again, at its first unanswered field (or its review),
+    unless someone registered for the unit meanwhile."""
+    liaison = liaison_of(ctx, draft["unit_id"])
+    values = stored_values(draft.get("answers", {}))
+    mode = draft.get("mode", JOIN)
+    holder = ctx.stored.holder(liaison.unit_id)
+    if holder is not None and mode != REPLACE_MODE:
+        return _taken(liaison, holder.name, values, ctx)
+    intro = ctx.texts.render("register_resumed", unit=liaison.unit_name, restart=RESTART)
+    walk = liaison.walk(values)
+    first = walk.next_open() if walk else None
+    if walk is not None and first is None:
+        return _walked(FLOW, liaison, walk, REVIEW, Move(review=True, notes=(intro,)), ctx, mode)
+    return _begin(liaison, ctx, mode, values, intro)
 
 
 def _join_code(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
@@ -271,9 +322,8 @@ def _begin(liaison: Liaison, ctx: Context, mode: str, values: dict[str, Value], 
 def _walked(flow: str, liaison: Liaison, walk: Walk, step: str, move: Move, ctx: Context,
             mode: str = JOIN) -> Outcome:
     """Turn the engine's move into the reply and the next state; answers stay in the state."""
-    done = "details_cancelled" if flow == DETAILS_FLOW else "register_cancelled"
-    if move.cancelled:
-        return Outcome(replies=(ctx.texts.render(done),), state=DialogueState())
+    if move.cancelled:  # only 修改资料's: registration takes 取消 before its walk (see _cancelled)
+        return Outcome(replies=(ctx.texts.render("details_cancelled"),), state=DialogueState())
     values = dict(walk.with_values(move.values).answers)
     if move.retry is not None:
         return Outcome(replies=(move.retry,), state=_state(flow, step, liaison.unit_id, values, move.pending, mode))

@@ -63,7 +63,7 @@ def test_the_menu_button_starts_the_same_registration_and_no_means_no_reminders(
 def test_a_registered_liaison_is_told_so_and_cancelling_registration_stores_nothing(jincheng: Campaign) -> None:
     jincheng.say("oOther", "登记")
     jincheng.say("oOther", jincheng.codes["高平市商务局"])
-    assert jincheng.say("oOther", "取消") == TEXTS.render("register_cancelled")
+    assert jincheng.say("oOther", "取消") == TEXTS.render("register_cancelled", kept=0)
     other = jincheng.bot.person("oOther")
     assert other is not None and other.unit_id is None
     jincheng.register(ME, "泽州县商务局")

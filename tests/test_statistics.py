@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.campaigns import Field, load_definition, load_into_db
 from bot.texts import Texts
-from handlers.dialogue import Line
+from handlers.dialogue import Blank
 from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
 
 TEXTS = Texts()
@@ -44,8 +44,11 @@ def test_a_liaison_walks_the_whole_table_with_every_answer_form_and_command(jinc
     assert "现填：（空）" in jincheng.say(ZEZHOU, "上一题")
     assert "现填：200000场" in jincheng.say(ZEZHOU, "上一题")
     shown = jincheng.say(ZEZHOU, "查看")
-    assert "5)3场 6)3人次 7)3篇 8)3场 9)120人次" in shown and "12)约50个" in shown
-    assert "13)200000场 14)空 15)未填" in shown and "2) 联系人：王小明" in shown
+    # Each number with its clause in a few characters, a clause a line: 修改 N needs no counting.
+    assert "5 宣讲活动 3场 · 6 参与 3人次\n7 评论文章或心得体会 3篇\n8 安全生产大家谈 3场 · 9 参与 120人次" in shown
+    assert "12 逃生演练训练营 约50个" in shown and "2) 联系人：王小明" in shown
+    assert "13 安全承诺践诺 200000场 · 14 参与 空\n15 五带头 未填" in shown
+    assert "\n2. 大力推动安全宣传“五进”活动\n" in shown    # the title's last phrase, not cut mid-word
     assert "（6/40）" in jincheng.say(ZEZHOU, "修改 6")
     assert "（15/40）" in jincheng.say(ZEZHOU, "80")                 # 6 corrected; on to the first open field
     assert jincheng.say(ZEZHOU, "修改 99").startswith(TEXTS.render("invalid_field_number", total=40))
@@ -58,10 +61,11 @@ def test_a_liaison_walks_the_whole_table_with_every_answer_form_and_command(jinc
         jincheng.say(ZEZHOU, "1")
     assert "（39/40）" in jincheng.say(ZEZHOU, "安全知识进社区")     # 38 活动名称 is text
     review = jincheng.say(ZEZHOU, "2场/次 30人次")
-    assert "回复“确认”提交" in review and "38)安全知识进社区 39)2场/次 40)30人次" in review
+    assert "回复“确认”提交" in review and "38 活动名称 安全知识进社区 · 39 组织 2场/次 · 40 参与 30人次" in review
     # 14 was skipped: a required field, so the table is not taken until it is filled (无 is 0).
     refused = jincheng.say(ZEZHOU, "确认")
-    assert refused.startswith(TEXTS.render("required_blank", fields=[Line(14, "参与", None)]))
+    assert refused.startswith(TEXTS.render("required_blank", fields=[Blank(14, "参与", "0")]))
+    assert "14) 参与（没有请填“0”）" in refused
     assert "（14/40）参与（ ）人次" in refused
     assert "回复“确认”提交" in jincheng.say(ZEZHOU, "无")
     assert "已提交" in jincheng.say(ZEZHOU, "确认")
@@ -180,7 +184,7 @@ def test_a_campaign_that_locks_late_changes_shows_the_submitted_table_after_the_
     assert "（5/40）" in jincheng.say(ZEZHOU, "修改 5")  # before the deadline changes are still taken
     jincheng.clock.now = datetime(2023, 7, 3, 2, 0, tzinfo=timezone.utc)  # after 7-1 23:59
     locked = jincheng.say(ZEZHOU, "4")
-    assert locked.startswith("《晋城市“安全生产月”活动进展情况统计表》已提交，报送时间已过") and "5)3场" in locked
+    assert locked.startswith("《晋城市“安全生产月”活动进展情况统计表》已提交，报送时间已过") and "5 宣讲活动 3场" in locked
     assert "不再接受修改" in jincheng.say(ZEZHOU, "填报")
     assert numbers(jincheng, "泽州县商务局")["study.lectures"] == (3, False)
     assert not [r for r in jincheng.revisions() if r.late]

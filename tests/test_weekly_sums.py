@@ -55,7 +55,7 @@ def test_numbers_given_with_each_weekly_report_pre_fill_the_final_table(jincheng
     opened = jincheng.say(ZEZHOU, "填报")
     assert "已填 7/40 项" in opened and "（8/40）" in opened   # 4 header fields and 3 sums
     shown = jincheng.say(ZEZHOU, "查看")
-    assert "5)5场 6)100人次 7)10篇 8)未填" in shown
+    assert "5 宣讲活动 5场 · 6 参与 100人次\n7 评论文章或心得体会 10篇\n8 安全生产大家谈 未填" in shown
     assert "（5/40）" in jincheng.say(ZEZHOU, "修改 5")
     jincheng.say(ZEZHOU, "6")                                   # the liaison corrects a sum
     stored = jincheng.answers("泽州县商务局", "statistics")
