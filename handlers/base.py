@@ -80,6 +80,9 @@ class Route:
     name: str
     matches: Matcher
     handle: Handler
+    # The typed words the route answers (as :func:`asked_for` reads them), where it answers words:
+    # the routing test types each of them in the middle of every walk.
+    words: Collection[str] = ()
 
 
 def asked_for(incoming: Incoming, words: Collection[str], menu_key: str) -> bool:
