@@ -86,8 +86,14 @@ def normalise(text: str) -> str:
     spaces and punctuation as ASCII (３ → 3, ！ → !), invisible characters gone, and surrounding
     spaces and end punctuation (。，！？~… and the like) gone: "帮助。", "　取消！" and "提交~~" are
     the commands. Text that is nothing but punctuation is kept as typed ("?" asks for help)."""
-    word = unicodedata.normalize("NFKC", text).translate(INVISIBLE).strip()
+    word = visible(text)
     return word.lstrip(LEADING_MARKS).rstrip(END_MARKS) or word
+
+
+def visible(text: str) -> str:
+    """``text`` as a phone shows it, in compatibility form (NFKC): invisible characters and
+    surrounding spaces gone; "" for a text that shows as nothing."""
+    return unicodedata.normalize("NFKC", text).translate(INVISIBLE).strip()
 
 
 def code_of(text: str) -> str:

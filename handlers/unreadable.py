@@ -11,9 +11,8 @@ answer or code lookup is made of it, and the dialogue in progress stays where it
 from __future__ import annotations
 
 import re
-import unicodedata
 
-from handlers.answers import INVISIBLE
+from handlers.answers import visible
 from handlers.base import Context, DialogueState, Incoming, Outcome
 from handlers.weekly_report import COLLECTING, FEATURED, WEEKLY
 
@@ -37,7 +36,7 @@ BRACKETS = "[]【】()（）<>《》 "
 def is_placeholder(text: str) -> bool:
     """Whether ``text`` is WeChat's stand-in for a sticker or content it did not forward, or only
     emoticons (codes like [微笑] and /::D, or pictographs like 👍), with nothing else typed."""
-    word = unicodedata.normalize("NFKC", text).translate(INVISIBLE).strip().lower()
+    word = visible(text).lower()
     if not word:
         return False
     bare = word.strip(BRACKETS).rstrip("。.!")
@@ -56,7 +55,7 @@ def _pictograph(char: str) -> bool:
 def is_blank(text: str) -> bool:
     """Whether ``text`` shows as nothing: spaces (full-width ones too), line breaks, zero-width
     and filler characters only."""
-    return not unicodedata.normalize("NFKC", text).translate(INVISIBLE).strip()
+    return not visible(text)
 
 
 def is_unreadable(incoming: Incoming, state: DialogueState) -> bool:

@@ -170,3 +170,12 @@ def test_a_sticker_or_blank_outside_a_dialogue_is_answered_as_such(jincheng: Cam
     assert jincheng.say(ME, STICKER) == TEXTS.render("unreadable_text", blank=False, report="周报", collecting=False,
                                                      dialogue=False)
     assert "空白" in jincheng.say(ME, "\u3000")
+
+
+def test_help_after_登记_as_a_registered_liaison_is_the_usual_help_and_leaves_the_code_step(jincheng: Campaign) -> None:
+    jincheng.register(ME, "泽州县商务局")
+    usual = jincheng.say(ME, "帮助")
+    jincheng.say(ME, "登记")
+    assert jincheng.say(ME, "帮助。") == usual
+    conversation = jincheng.conversation(ME)
+    assert conversation is None or conversation.flow == ""
