@@ -10,23 +10,34 @@ reaches the dialogue; commands and words no dialogue takes come last.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from handlers import (
     announcements, dialogue, fallback, greeting, help, progress, records, registration, staff, statistics, template_job,
-    totals, weekly_report,
+    totals, unreadable, weekly_report,
 )
 from handlers import roles
 from handlers.base import Context, DialogueState, Incoming, Outcome, Route
+
+# The routes that open a dialogue, with the words each takes (the only list of them: typed in the
+# middle of a walk these words interrupt it, because these routes are tried before the walks' steps).
+OPENERS: list[Route] = [
+    Route("register", registration.is_register, registration.start_registration, registration.KEYWORDS),
+    Route("details", registration.is_details, registration.start_details, registration.DETAILS_KEYWORDS),
+    Route("fill", statistics.is_fill, statistics.open_table, statistics.KEYWORDS),
+    Route("report", weekly_report.is_report_opener, weekly_report.open_report, weekly_report.OPENERS.keys()),
+    Route("records", records.is_records, records.open_records, records.KEYWORDS),
+    Route("announce", announcements.is_announce_opener, announcements.open_announcement,
+          announcements.OPENERS | announcements.STATUS_WORDS),
+]
 
 ROUTES: list[Route] = [
     Route("greeting", greeting.is_subscribe, greeting.greet),
     Route("template_job", template_job.is_template_job_finished, template_job.record_job),
     Route("silent_event", fallback.is_silent_event, fallback.stay_silent),
-    Route("register", registration.is_register, registration.start_registration),
-    Route("details", registration.is_details, registration.start_details),
-    Route("fill", statistics.is_fill, statistics.open_table),
-    Route("report", weekly_report.is_report_opener, weekly_report.open_report),
-    Route("records", records.is_records, records.open_records),
-    Route("announce", announcements.is_announce_opener, announcements.open_announcement),
+    # A sticker's placeholder or a blank text is never an answer, a report item or a code.
+    Route("unreadable", unreadable.is_unreadable, unreadable.explain),
+    *OPENERS,
     Route("registration_step", registration.is_registering, registration.continue_registration),
     Route("statistics_step", statistics.is_walking, statistics.continue_table),
     Route("report_step", weekly_report.is_reporting, weekly_report.continue_report),
@@ -35,10 +46,10 @@ ROUTES: list[Route] = [
     # The office's questions come after the walks' steps: a liaison's answer in a walk is never
     # taken as 单位, 未报 or 合计.
     Route("progress", progress.is_progress_command, progress.answer),
-    Route("totals", totals.is_totals, totals.show_totals),
-    Route("export", totals.is_export, totals.export_link),
+    Route("totals", totals.is_totals, totals.show_totals, totals.TOTALS_WORDS),
+    Route("export", totals.is_export, totals.export_link, totals.EXPORT_WORDS),
     Route("staff", staff.is_staff_command, staff.handle),
-    Route("help", help.is_help, help.show_help),
+    Route("help", help.is_help, help.show_help, help.KEYWORDS),
     Route("unused_kind", fallback.is_unused_kind, fallback.explain_unused_kind),
     Route("not_understood", fallback.anything, fallback.not_understood),
 ]
@@ -52,12 +63,20 @@ TEMPLATES = (
     + totals.TEMPLATES
     + progress.TEMPLATES
     + roles.TEMPLATES
+    + unreadable.TEMPLATES + ("dialogue_still_open",)
 )
 
 
 def dispatch(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
-    """Run the first route that matches ``incoming`` in ``state``."""
+    """Run the first route that matches ``incoming`` in ``state``.
+
+    An opening word that is refused (请先登记, no week to report, not allowed) leaves the dialogue
+    in progress open: the reply says so, and how to go on or leave it."""
     for route in ROUTES:
         if route.matches(incoming, state):
-            return route.handle(incoming, state, ctx)
+            outcome = route.handle(incoming, state, ctx)
+            if route in OPENERS and state.flow and outcome.state is None and outcome.replies:
+                note = ctx.texts.render("dialogue_still_open", flow=state.flow)
+                outcome = replace(outcome, replies=(f"{outcome.replies[0]}\n\n{note}",) + outcome.replies[1:])
+            return outcome
     raise LookupError("the routing table has no catch-all route")

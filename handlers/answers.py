@@ -77,6 +77,18 @@ DAYS_AGO = {"今天": 0, "今日": 0, "昨天": 1, "昨日": 1, "前天": 2}
 # Item answers are split on spaces and 、；. Commas (a full-width one is ASCII after NFKC) separate
 # answers too, except as a thousands separator between digits ("1,200" is one number).
 PARTS = re.compile(r"[\s、；;]+|(?<!\d),|,(?!\d{3}(?!\d))")
+# Characters phones put in text that show as nothing: zero-width spaces and joiners, the word
+# joiner, the byte-order mark, soft hyphen, and the fillers used to send a "blank" (Hangul fillers,
+# as NFKC leaves them, and the blank Braille pattern).
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u115f\u1160\u3164\uffa0\u2800"), None)
+# What people end a word with, after NFKC (so ，！？～；： are among them): a command, code or answer
+# reads the same without it. A range ("3~5") or a decimal ("12.5") keeps its inner mark.
+END_MARKS = " 。.,，、!?~;:…⋯'\"“”‘’」』"
+# At the start only a stray full stop or exclamation and opening quotes are dropped (回复“取消”
+# is copied with its quotes): "-5" stays negative.
+LEADING_MARKS = " 。.!'\"“‘「『"
+# What people type between the groups of a code: spaces, dashes of every width, dots, underscores.
+CODE_SEPARATORS = re.compile(r"[\s\-_.·•‐‑‒–—―−/]+")
 TEXT_LIMITS = {FieldType.SHORT_TEXT: 50, FieldType.TEXT: 200, FieldType.NOTE: 200, FieldType.ADDRESS: 100,
                FieldType.JOB_TITLE: 30, FieldType.UNIT_NAME: 100, FieldType.LONG_TEXT: 2000}
 
@@ -106,8 +118,26 @@ Parsed = Accepted | Rejected
 
 
 def normalise(text: str) -> str:
-    """Full-width digits and letters as ASCII (３ → 3), surrounding spaces and end punctuation gone."""
-    return unicodedata.normalize("NFKC", text).strip().strip("。.！!")
+    """``text`` as every command, code and answer reader reads it: full-width digits, letters,
+    spaces and punctuation as ASCII (３ → 3, ！ → !), invisible characters gone, and surrounding
+    spaces and end punctuation (。，！？~… and the like) gone: "帮助。", "　取消！" and "提交~~" are
+    the commands. Text that is nothing but punctuation is kept as typed ("?" asks for help)."""
+    word = visible(text)
+    return word.lstrip(LEADING_MARKS).rstrip(END_MARKS) or word
+
+
+def visible(text: str) -> str:
+    """``text`` as a phone shows it, in compatibility form (NFKC): invisible characters and
+    surrounding spaces gone; "" for a text that shows as nothing."""
+    return unicodedata.normalize("NFKC", text).translate(INVISIBLE).strip()
+
+
+def code_of(text: str) -> str:
+    """A join code, staff code or invitation as typed, in the stored form (letters and digits,
+    upper case): "qtjh-xsfe", "QTJH XSFE" and "ＱＴＪＨ—ＸＳＦＥ。" are all "QTJHXSFE". Codes are
+    letters and digits only (``bot.campaigns.values.CODE_PATTERN``), so a separator is never part
+    of one."""
+    return CODE_SEPARATORS.sub("", normalise(text)).upper()
 
 
 def parse_count(text: str, unit: str = "", limit: int = IMPLAUSIBLE_ABOVE) -> Parsed:

@@ -80,6 +80,10 @@ class Route:
     name: str
     matches: Matcher
     handle: Handler
+    # The typed words the route answers (as :func:`asked_for` reads them), where it answers words.
+    # The opening routes' words are the ones that interrupt a walk (``handlers.OPENERS``); the
+    # routing test types every route's words to check that no other opens a dialogue.
+    words: Collection[str] = ()
 
 
 def asked_for(incoming: Incoming, words: Collection[str], menu_key: str) -> bool:

@@ -23,13 +23,15 @@ from handlers.answers import (
     ASKABLE, IMPLAUSIBLE_ABOVE, MAX_COUNT, Rejected, means_none, measure_fits, normalise, parse, split_item_line,
     yes_or_no,
 )
+from handlers import help
 from handlers.base import Context, DialogueState, Incoming
 from handlers.changes import Value
 
 REVIEW = "review"
+# 帮助's words are the help route's own: typed in a walk they explain the walk.
 COMMAND_WORDS = {
     "跳过": "skip", "上一题": "back", "上一个": "back", "返回": "back", "查看": "show", "取消": "cancel",
-    "退出": "cancel", "提交": "submit", "确认": "confirm", "确定": "confirm", "帮助": "help",
+    "退出": "cancel", "提交": "submit", "确认": "confirm", "确定": "confirm", **dict.fromkeys(help.KEYWORDS, "help"),
 }
 EDIT = re.compile(r"(?:修改|改)\s*第?\s*(\d+)\s*[项题]?")
 # Item answers given in one line need fields that cannot contain spaces themselves.
@@ -45,8 +47,9 @@ class Command:
 
 
 def command_of(text: str) -> Command | None:
-    """The walk command ``text`` is, if any."""
-    word = normalise(text)
+    """The walk command ``text`` is, if any (read as :func:`~handlers.answers.normalise` reads it,
+    without case)."""
+    word = normalise(text).lower()
     if word in COMMAND_WORDS:
         return Command(COMMAND_WORDS[word])
     edit = EDIT.fullmatch(word)

@@ -26,7 +26,8 @@ from datetime import date
 from typing import Any
 
 from bot.campaigns.format import FieldType, FormDefinition
-from handlers.answers import normalise, yes_or_no
+from handlers.answers import code_of, normalise, yes_or_no
+from handlers import help
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 from handlers.changes import (
     BecomeStaff, ClaimUnit, RedeemInvitation, RenamePerson, RequestLiaison, SaveAnswers, StaffNote, SubmitForm, Value,
@@ -64,7 +65,7 @@ TEMPLATES = ("register_ask_code", "register_already", "invalid_join_code", "unit
              "registered", "register_cancelled", "details_review", "details_saved", "details_cancelled",
              "register_pending", "register_units", "register_no_unit", "register_too_many", "staff_registered",
              "staff_note_request", "register_office_code", "register_not_office_code", "invitation_used",
-             "invitation_expired", "staff_note_liaison_left", "register_resumed")
+             "invitation_expired", "staff_note_liaison_left", "register_resumed", "register_help")
 
 
 
@@ -173,6 +174,8 @@ def continue_registration(incoming: Incoming, state: DialogueState, ctx: Context
     command = command_of(incoming.text)
     if command is not None and command.name == "cancel":
         return _cancelled(state, ctx)
+    if command is not None and command.name == "help" and state.step in (CODE, REPLACE, OPT_IN):
+        return _step_help(incoming, state, ctx)
     if state.step == CODE:
         return _join_code(incoming, state, ctx)
     liaison = liaison_of(ctx, state.data["unit_id"])
@@ -229,14 +232,23 @@ def _resume(draft: dict[str, Any], ctx: Context) -> Outcome:
     return _begin(liaison, ctx, mode, values, intro)
 
 
+def _step_help(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
+    """帮助 where no walk question is asked: what this step of registration waits for. Where only an
+    office code was awaited (the sender is registered or staff already), the usual 帮助 instead."""
+    if state.data.get(OFFICE_ONLY):
+        return Outcome(replies=help.show_help(incoming, state, ctx).replies, state=DialogueState())
+    return Outcome(replies=(ctx.texts.render("register_help", step=state.step,
+                                             choices=len(state.data.get("choices", ()))),))
+
+
 def _join_code(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """A staff code, an invitation, a join code, or (where registration is open) a list number or
     part of a name."""
-    text = incoming.text
-    code = ctx.stored.staff_role(normalise(text))
+    text, typed = incoming.text, code_of(incoming.text)
+    code = ctx.stored.staff_role(typed)
     if code is not None:
         return _become_staff(incoming, code.role, BecomeStaff(code.role, code.campaign_id), ctx)
-    invitation = ctx.stored.invitation(normalise(text))
+    invitation = ctx.stored.invitation(typed)
     if invitation is not None:
         if invitation.used:
             return Outcome(replies=(ctx.texts.render("invitation_used"),))
@@ -249,7 +261,7 @@ def _join_code(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcom
     if state.data.get(OFFICE_ONLY):
         return Outcome(replies=(ctx.texts.render("register_not_office_code", given=text.strip(),
                                                  staff=ctx.facts.is_staff),), state=DialogueState())
-    unit = ctx.stored.unit_by_join_code(normalise(text))
+    unit = ctx.stored.unit_by_join_code(typed)
     if unit is not None:
         return _chosen(unit.id, JOIN, ctx)
     word = normalise(text)
@@ -257,7 +269,7 @@ def _join_code(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcom
     if word.isdigit() and 1 <= int(word) <= len(choices):
         return _chosen(choices[int(word) - 1], PICK, ctx)
     units = ctx.stored.open_units(word) if ctx.stored.open_units() else None
-    if units is None or (not units and _looks_like_code(word)):
+    if units is None or (not units and _looks_like_code(typed)):
         return Outcome(replies=(ctx.texts.render("invalid_join_code", given=text.strip()),))
     if not units:
         return Outcome(replies=(ctx.texts.render("register_no_unit", given=text.strip()),))

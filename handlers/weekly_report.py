@@ -20,6 +20,7 @@ from typing import Any
 
 from bot.campaigns.format import CampaignDefinition, DeadlineKind, FieldType
 from handlers.answers import normalise
+from handlers import help
 from handlers.base import Context, DialogueState, Incoming, Outcome
 from handlers.changes import SaveAnswers, StaffNote, SubmitForm, Value
 from handlers.dialogue import Walk, pending_of, question, react, with_pending
@@ -32,7 +33,7 @@ MENU_KEYS = {"WEEKLY": WEEKLY, "FEATURED": FEATURED}
 COLLECTING = "collecting"
 NUMBER_WORDS = {"数字", "本周数字", "填数字"}
 COMMANDS = {"完成": "finish", "好了": "finish", "结束": "finish", "查看": "show", "取消": "cancel", "退出": "cancel",
-            "帮助": "help"}
+            **dict.fromkeys(help.KEYWORDS, "help")}
 # WeChat's MsgType → what the report calls the item; a short video is a video to the office.
 MEDIA_KINDS = {"image": "image", "voice": "voice", "video": "video", "shortvideo": "video"}
 TAKEN_KINDS = frozenset({"text", "link", *MEDIA_KINDS})
@@ -128,7 +129,7 @@ def continue_report(incoming: Incoming, state: DialogueState, ctx: Context) -> O
         return Outcome(replies=(ctx.texts.render("report_no_week", featured=state.flow == FEATURED),),
                        state=DialogueState())
     featured = state.flow == FEATURED
-    command = COMMANDS.get(normalise(incoming.text)) if incoming.kind == "text" else None
+    command = COMMANDS.get(normalise(incoming.text).lower()) if incoming.kind == "text" else None
     if command == "finish":
         return _finish(week, featured, ctx)
     if state.step != COLLECTING and incoming.kind == "text":

@@ -333,11 +333,14 @@ def test_on_an_account_without_templates_a_silent_liaison_gets_the_announcement_
 def test_only_staff_of_the_campaign_may_announce_and_a_refusal_changes_nothing(newsroom: Newsroom) -> None:
     room = newsroom
     room.liaison("oZezhou", "泽州县商务局")
-    room.say("oZezhou", "周报")  # a liaison in the middle of a report
+    room.say("oZezhou", "周报")  # a liaison in the middle of a report, who is told it is still open
     for openid in ("oZezhou", "oStranger"):
         for words in ("通知", "通知 状态"):
-            assert room.say(openid, words) == TEXTS.render("role_refused", action=SEND_ACTION,
-                                                           roles=["staff", "coordinator"], newcomer=openid == "oStranger")
+            refused = TEXTS.render("role_refused", action=SEND_ACTION, roles=["staff", "coordinator"],
+                                   newcomer=openid == "oStranger")
+            if openid == "oZezhou":
+                refused += "\n\n" + TEXTS.render("dialogue_still_open", flow="weekly")
+            assert room.say(openid, words) == refused
     assert room.conversation("oZezhou").flow == "weekly"  # type: ignore[union-attr]
     assert room.announcements() == [] and room.deliveries() == []
 

@@ -15,6 +15,8 @@ from sqlmodel import func, select
 
 from bot.campaigns import LoadRefused, definition_of, find_campaign, list_campaigns, load_definition, load_into_db
 from bot.store.engine import session
+from bot.store.facts import DatabaseFacts
+from handlers.answers import code_of
 from tests.fixtures_cli import safetybot
 from bot.store.models import Answer, AnswerRevision, Campaign, Deadline, DeadlinePeriod, Submission, Unit
 
@@ -207,6 +209,17 @@ def test_units_named_in_the_file_get_join_codes_that_survive_a_reload(engine: sa
     assert load_into_db(engine, load_definition(with_units)).changes == ()
     with session(engine) as db:
         assert {u.name: u.join_code for u in db.exec(select(Unit))} == codes
+
+
+def test_a_join_code_written_in_lower_case_in_the_file_is_found_as_liaisons_type_it(
+        engine: sa.Engine, tmp_path: Path) -> None:
+    with_units = edited(tmp_path, CAMPAIGNS / "chongming-2023.toml", ("[[key_dates]]", (
+        '[[units]]\nname = "区应急局"\ngroup = "部门"\njoin_code = "qj7k2m9p"\n\n[[key_dates]]')))
+    load_into_db(engine, load_definition(with_units))
+    with engine.connect() as conn:
+        for typed in ("qj7k2m9p", "QJ7K-2M9P", "qj7k 2m9p。"):
+            unit = DatabaseFacts(conn).unit_by_join_code(code_of(typed))
+            assert unit is not None and unit.name == "区应急局"
 
 
 def test_cli_load_reload_refuse_and_list(env_file: Path, tmp_path: Path, engine: sa.Engine,
