@@ -210,6 +210,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
         with Checkpointer(engine).running(), worker.running() if worker else contextlib.nullcontext():
             yield
         gateway.close()
+        if wechat is None:
+            outbound.close()
         if reads is not engine:
             reads.dispose()
         if own_engine:

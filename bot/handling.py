@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from bot.config import Settings
 from bot.decision_pool import DecisionPool
 from bot.exports.links import ExportLinks
+from bot.outbound.outbox import claim_replies
 from bot.store.engine import Prepared
 from bot.store.facts import DatabaseFacts
 from bot.store.models import Conversation, InboundMessage, InboundStatus, Person, Role, table_of
@@ -50,16 +51,18 @@ log = logging.getLogger("safetybot.handling")
 
 T = TypeVar("T")
 Dispatch = Callable[[Incoming, DialogueState, Context], Outcome]
-# Sends texts to a person through the customer-service API, in order; False (logged) if one failed.
-Push = Callable[[str, tuple[str, ...]], bool]
+# Pushes a reply's parts, recorded as deliveries under these keys, in order; False if one did not go
+# (the outbox sends it later: bot.outbound.outbox.send_replies).
+Push = Callable[[tuple[str, ...]], bool]
 
 
 @dataclass(frozen=True)
 class Handled:
-    """How a delivery ended: the passive reply XML (None → ``success``) and texts to push after it."""
+    """How a delivery ended: the passive reply XML (None → ``success``) and the delivery keys of the
+    texts to push after it (:func:`bot.outbound.outbox.claim_replies`)."""
 
     reply_xml: str | None = None
-    followups: tuple[str, ...] = ()
+    pushes: tuple[str, ...] = ()
     deferred: bool = False
     unavailable: bool = False
 
@@ -221,10 +224,6 @@ class _Statements:
             .values(status=sa.bindparam("status"), reply=sa.bindparam("reply"), answered_at=sa.bindparam("answered_at")),
             dialect,
         )
-        self.pushed = Prepared(
-            sa.update(inbound).where(inbound.c.id == sa.bindparam("inbound_id"))
-            .values(status=InboundStatus.ANSWERED, answered_at=sa.bindparam("answered_at")), dialect
-        )
         self.stored = Prepared(
             sa.select(inbound.c.status, inbound.c.reply).where(inbound.c.id == sa.bindparam("inbound_id")), dialect
         )
@@ -346,7 +345,7 @@ class Handling:
         snapshot, outcome = await self._decisions.run(functools.partial(self._first_decision, message))
         handled: Handled = await commit.run(self._write_handling, claim.id, message, handoff, snapshot, outcome)
         if handled.deferred:
-            await self._in_thread(self._push_deferred, claim.id, message.incoming.openid, handled.followups)
+            await self._in_thread(self.push, handled.pushes)
             return Handled(deferred=True)
         return handled
 
@@ -355,7 +354,7 @@ class Handling:
         with self._writing() as conn:
             handled = self._write_handling(conn, claim.id, message, handoff, snapshot, outcome)
         if handled.deferred:
-            self._push_deferred(claim.id, message.incoming.openid, handled.followups)
+            self.push(handled.pushes)
             return Handled(deferred=True)
         return handled
 
@@ -458,11 +457,11 @@ class Handling:
             except _DispatchFailed:
                 # Nothing of this handling is written: _apply undid its own changes.
                 return self._record_failure(conn, inbound_id, message, handoff)
+        if message.known:
+            _touch_person(conn, self._sql, incoming, self.clock())
         handled = self._settle(conn, inbound_id, message, outcome.replies, InboundStatus.ANSWERED, handoff)
         if handled is None:
             raise RuntimeError(f"inbound {inbound_id} was settled by another worker under the person's lock")
-        if message.known:
-            _touch_person(conn, self._sql, incoming, self.clock())
         if outcome.state is not None:
             state = outcome.state
             self._sql.save_state.count(conn, {"openid": incoming.openid, "flow": state.flow, "step": state.step,
@@ -502,37 +501,36 @@ class Handling:
         """Mark the message failed (a retry will not run the handler again) and apologise."""
         lock_person(conn, message.incoming.openid)
         apology = self.texts.render("handler_failed")
+        _touch_person(conn, self._sql, message.incoming, self.clock())
         handled = self._settle(conn, inbound_id, message, (apology,), InboundStatus.FAILED, handoff)
         if handled is None:
             return _stored(*self._sql.stored.one(conn, {"inbound_id": inbound_id}))
-        _touch_person(conn, self._sql, message.incoming, self.clock())
         return handled
 
     def _settle(self, conn: sa.Connection, inbound_id: int, message: Message, replies: tuple[str, ...],
                 status: InboundStatus, handoff: Handoff) -> Handled | None:
         """Record how the message was answered; None if it was answered meanwhile (a take-over).
+        Called after the person's last-message time is written (the pushes go by customer service).
 
         Every reply leaves here, so here each is split to WeChat's text limit: the first part is
-        the passive reply, the rest are pushed after it in order."""
+        the passive reply, the rest are pushed after it in order. What is pushed (all of a reply
+        the request could not wait for) is recorded as deliveries in this transaction, so a push
+        WeChat refuses or a crash does not lose it: the outbox sends it later."""
         now = self.clock()
         replies = split_texts(replies)
-        if handoff.settle():
+        deferred = handoff.settle()
+        if deferred:
             values: dict[str, Any] = {"status": InboundStatus.DEFERRED, "reply": None, "answered_at": None}
-            handled = Handled(followups=replies, deferred=True)
+            reply, pushed = None, replies
         else:
             reply = (text_reply_xml(message.incoming.openid, message.account, replies[0], int(now.timestamp()))
                      if replies else None)
             values = {"status": status, "reply": reply, "answered_at": now}
-            handled = Handled(reply_xml=reply, followups=replies[1:])
-        settled = self._sql.settle.count(conn, {"inbound_id": inbound_id, **values})
-        return handled if settled == 1 else None
-
-    def _push_deferred(self, inbound_id: int, openid: str, texts: tuple[str, ...]) -> None:
-        """Push a reply the request could not wait for; the row goes from deferred to answered."""
-        if not self.push(openid, texts):
-            return
-        with self.engine.begin() as conn:
-            self._sql.pushed.count(conn, {"inbound_id": inbound_id, "answered_at": self.clock()})
+            pushed = replies[1:]
+        if self._sql.settle.count(conn, {"inbound_id": inbound_id, **values}) != 1:
+            return None
+        keys = claim_replies(conn, inbound_id, message.incoming.openid, pushed, now) if pushed else ()
+        return Handled(reply_xml=reply, pushes=keys, deferred=deferred)
 
 
 def _stored(status: InboundStatus, reply: str | None) -> Handled:

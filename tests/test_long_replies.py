@@ -9,7 +9,6 @@ import re
 import threading
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlmodel import select
 from starlette.applications import Starlette

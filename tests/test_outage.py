@@ -1,6 +1,6 @@
 """Outages under a send: when Redis (the access token's store) or WeChat cannot be reached, a note
-that never left goes back to the queue and goes out once when they are back; ``/healthz`` says
-which part is down (issue 19, item 8)."""
+or a pushed reply that never left goes back to the queue and goes out once when they are back;
+``/healthz`` says which part is down (issue 19, items 5 and 8)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,19 @@ from starlette.testclient import TestClient
 from bot.app import create_app
 from bot.outbound.outbox import Outbox
 from bot.store.engine import read_engine
-from bot.store.models import Delivery, table_of, utcnow
+from bot.store.models import Delivery, InboundMessage, InboundStatus, table_of, utcnow
+from bot.texts import Texts
 from bot.wechat.client import WeChatAPI
 from bot.wechat.token_store import build_token_store
+from simulator.wechat_side import WeChatSide
 from tests.conftest import free_port, make_settings
 from tests.fixtures_fake import ServedFake
+from tests.fixtures_gateway import RecordingDispatch
 from tests.test_token_store import redis_url  # noqa: F401  (the fixture)
+from tests.test_weekly_report import eventually
 from tests.test_worker import STAFF, queue_staff_notes
+
+TEXTS = Texts()
 
 
 class Forwarder:
@@ -101,7 +107,7 @@ class Clock:
 @pytest.mark.redis
 def test_a_note_that_could_not_get_a_token_while_redis_was_down_goes_out_once_when_it_is_back(
         tmp_path: Path, database_url: str, engine: sa.Engine, fake_wechat: ServedFake,
-        redis_through: tuple[Forwarder, str]) -> None:
+        redis_through: tuple[Forwarder, str], request: pytest.FixtureRequest) -> None:
     forwarder, url = redis_through
     settings = make_settings(tmp_path, DATABASE_URL=database_url, WECHAT_API_BASE_URL=fake_wechat.base_url,
                              REDIS_URL=url)
@@ -109,6 +115,7 @@ def test_a_note_that_could_not_get_a_token_while_redis_was_down_goes_out_once_wh
         fake_wechat.fake.user_wrote(openid)
     clock = Clock()
     api = WeChatAPI(settings, build_token_store(settings, engine), sleep=lambda seconds: None, clock=clock)
+    request.addfinalizer(api.close)
     outbox = Outbox(engine, read_engine(engine), api, clock)
     queue_staff_notes(engine, ["高平市商务局报来要情"])
     forwarder.down()
@@ -160,5 +167,41 @@ def test_health_reports_redis_and_the_access_token(tmp_path: Path, database_url:
         assert (down.status_code, down.json()) == (503, {"database": "ok", "redis": "unreachable",
                                                          "access_token": "unreadable"})
         forwarder.up()
-        WeChatAPI(settings, build_token_store(settings, engine)).access_token()
+        another_process = WeChatAPI(settings, build_token_store(settings, engine))
+        another_process.access_token()
+        another_process.close()
         assert client.get("/healthz").json() == {"database": "ok", "redis": "ok", "access_token": "fresh"}
+
+
+def test_a_reply_pushed_while_wechat_is_unreachable_goes_out_once_it_answers(
+        tmp_path: Path, database_url: str, engine: sa.Engine, fake_wechat: ServedFake,
+        request: pytest.FixtureRequest) -> None:
+    """The handler took longer than the budget, so WeChat heard ``success`` and the reply is to be
+    pushed; at that moment WeChat's API cannot be reached. The reply waits in the ledger and the
+    outbox sends it once WeChat answers again (issue 19, item 5)."""
+    where = fake_wechat.base_url.removeprefix("http://").split(":")
+    wechat_link = Forwarder((where[0], int(where[1])))
+    wechat_link.up()
+    request.addfinalizer(wechat_link.down)
+    settings = make_settings(tmp_path, DATABASE_URL=database_url, REPLY_BUDGET_SECONDS="0.2",
+                             WECHAT_API_BASE_URL=f"http://127.0.0.1:{wechat_link.port}")
+    api = WeChatAPI(settings, build_token_store(settings, engine), sleep=lambda seconds: None)
+    request.addfinalizer(api.close)
+    dispatch = RecordingDispatch(gate=threading.Event())
+    fake_wechat.fake.user_wrote("oLate")
+    with TestClient(create_app(settings, engine=engine, wechat=api, dispatch=dispatch)) as client:
+        side = WeChatSide(client, token=settings.wechat_token, app_id=settings.wechat_app_id)
+        assert side.text("oLate", "帮助").body == "success"
+        wechat_link.down()
+        assert dispatch.gate is not None
+        dispatch.gate.set()
+        assert eventually(lambda: _rows(engine) and _rows(engine)[0][0] == "claimed" and _rows(engine)[0][1] == -1)
+    assert fake_wechat.fake.pushes("oLate") == []
+
+    wechat_link.up()
+    later = Clock()
+    later.now += timedelta(seconds=11)  # past the time the web process has to push it itself
+    assert Outbox(engine, read_engine(engine), api, later).send_claimed() == 1
+    assert [p.payload["text"]["content"] for p in fake_wechat.fake.pushes("oLate")] == [TEXTS.render("help")]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(table_of(InboundMessage).c.status)).scalar_one() == InboundStatus.ANSWERED

@@ -19,15 +19,16 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import datetime, timedelta
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import sqlalchemy as sa
 
 from bot.background import repeating
 from bot.outbound.delivery import (
-    WINDOW_CLOSED, Channel, HeldReason, Notice, Outbound, Status, Verdict, claim_many, record_many, send, start_sending,
+    WINDOW_CLOSED, Channel, HeldReason, Notice, Outbound, Result, Status, Verdict, claim_many, record_many, send,
+    start_sending,
 )
-from bot.store.models import Delivery, Person, Role, Unit, table_of
+from bot.store.models import Delivery, InboundMessage, InboundStatus, Person, Role, Unit, table_of
 from bot.store.reach import CUSTOMER_SERVICE_WINDOW
 from handlers.base import Incoming
 from handlers.changes import PersonNote, StaffNote
@@ -36,14 +37,23 @@ log = logging.getLogger("safetybot.outbox")
 
 STAFF_NOTE, PERSON_NOTE = "staff_note", "person_note"
 NOTE_KINDS = (STAFF_NOTE, PERSON_NOTE)
+# A reply that did not fit the passive answer: the parts after the first of a long one, or all of
+# one that took longer than the budget. The web process that handled the message pushes them at
+# once, in order (:func:`send_replies`); the outbox sends what is still claimed after
+# REPLY_TAKEOVER (WeChat's API or the token store was down, or the process died).
+REPLY = "reply"
+REPLY_TAKEOVER = timedelta(seconds=10)
 # Announcements (bot.outbound.announcements) are held like notes and released here when their
 # person writes; the announcements' own pass sends them, with their picture.
-RELEASED_KINDS = (*NOTE_KINDS, "announcement")
+RELEASED_KINDS = (*NOTE_KINDS, REPLY, "announcement")
 POLL_SECONDS = 0.25
 # After WeChat's quota error, or a send that could not leave (the token store or WeChat down), the
 # claimed notes wait this long rather than meet the same wall again each poll.
 PAUSES = {Verdict.QUOTA: timedelta(minutes=1), Verdict.NOT_SENT: timedelta(seconds=15)}
 _DELIVERY = table_of(Delivery)
+_INBOUND = table_of(InboundMessage)
+_CLAIMED = sa.select(_DELIVERY.c.id, _DELIVERY.c.key, _DELIVERY.c.kind, _DELIVERY.c.openid, _DELIVERY.c.payload).where(
+    _DELIVERY.c.status == Status.CLAIMED.value)
 _PERSON = table_of(Person)
 _UNIT = table_of(Unit)
 
@@ -80,6 +90,66 @@ def write_staff_note(conn: sa.Connection, incoming: Incoming, change: StaffNote,
     note_staff(conn, campaign_id, change.topic, change.text, now)
 
 
+def reply_keys(inbound_id: int, parts: int) -> tuple[str, ...]:
+    """The ledger keys of a reply's ``parts`` pushed texts: one each, so a retry writes none twice."""
+    return tuple(f"{REPLY}:{inbound_id}:{n}" for n in range(parts))
+
+
+def claim_replies(conn: sa.Connection, inbound_id: int, openid: str, texts: tuple[str, ...],
+                  now: datetime) -> tuple[str, ...]:
+    """Record ``texts`` (a reply's pushed parts, in order) as customer-service deliveries in the
+    handling transaction, after the person's last-message time was written; their keys."""
+    person_id = conn.execute(sa.select(_PERSON.c.id).where(_PERSON.c.openid == openid)).scalar_one()
+    keys = reply_keys(inbound_id, len(texts))
+    claim_many(conn, [Notice(key=key, kind=REPLY, person_id=person_id, openid=openid, text=text)
+                      for key, text in zip(keys, texts)], now, template_ready=False)
+    return keys
+
+
+def send_replies(engine: sa.Engine, wechat: Outbound, keys: tuple[str, ...], clock: Callable[[], datetime]) -> bool:
+    """Push a reply's parts (:func:`claim_replies`) now, in order, stopping at the first that does
+    not go (the outbox sends it and the rest later); whether all went."""
+    with engine.connect() as conn:
+        rows = conn.execute(_CLAIMED.where(_DELIVERY.c.key.in_(keys)).order_by(_DELIVERY.c.id)).all()
+    return len(rows) == len(keys) and all(
+        (result := send_row(engine, wechat, row, clock)) is not None and result.verdict is Verdict.SENT
+        for row in rows)
+
+
+class ClaimedRow(Protocol):
+    """A delivery row as :data:`_CLAIMED` reads it."""
+
+    id: int
+    key: str
+    kind: str
+    openid: str
+    payload: dict[str, Any]
+
+
+def send_row(engine: sa.Engine, wechat: Outbound, row: ClaimedRow, clock: Callable[[], datetime]) -> Result | None:
+    """Send one claimed customer-service row (a note or a reply's part) unless another process took
+    it (None), and record WeChat's answer; a pushed reply marks its message answered."""
+    with engine.begin() as conn:
+        if not start_sending(conn, row.id):
+            return None
+    result = send(wechat, row.payload, row.openid, Channel.CUSTOMER_SERVICE, template_allowed=False)
+    with engine.begin() as conn:
+        if result.errcode in WINDOW_CLOSED:
+            # The window closed (or its 5 messages went) since the claim: wait for the person.
+            conn.execute(_DELIVERY.update().where(_DELIVERY.c.id == row.id).values(
+                status=Status.HELD.value, channel="", errcode=result.errcode, errmsg=HeldReason.NO_TEMPLATE.value))
+        else:
+            record_many(conn, [(row.id, row.openid, result)], clock())
+        if row.kind == REPLY and result.verdict is Verdict.SENT:
+            inbound_id = int(row.key.split(":")[1])
+            conn.execute(_INBOUND.update().where(_INBOUND.c.id == inbound_id,
+                                                 _INBOUND.c.status == InboundStatus.DEFERRED)
+                         .values(status=InboundStatus.ANSWERED, answered_at=clock()))
+    if result.errcode:
+        log.warning("%s %d to %s: %s %s", row.kind, row.id, row.openid, result.errcode, result.errmsg)
+    return result
+
+
 def write_person_note(conn: sa.Connection, incoming: Incoming, change: PersonNote, now: datetime) -> None:
     """The writer of :class:`PersonNote` (listed in ``bot.store.writers.writers``); a person the bot
     has never seen gets nothing."""
@@ -106,27 +176,17 @@ class Outbox:
         if self._paused_until is not None and self.clock() < self._paused_until:
             return 0
         self._release_held()
+        pushed_by_now = self.clock() - REPLY_TAKEOVER
         with self._reads.connect() as reader:
-            rows = reader.execute(sa.select(_DELIVERY.c.id, _DELIVERY.c.openid, _DELIVERY.c.payload).where(
-                _DELIVERY.c.status == Status.CLAIMED.value, _DELIVERY.c.kind.in_(NOTE_KINDS))
+            rows = reader.execute(_CLAIMED.where(
+                _DELIVERY.c.kind.in_(NOTE_KINDS) | ((_DELIVERY.c.kind == REPLY) & (_DELIVERY.c.created_at < pushed_by_now)))
                 .order_by(_DELIVERY.c.id)).all()
         sent = 0
         for row in rows:
-            with self.engine.begin() as conn:
-                if not start_sending(conn, row.id):
-                    continue  # another process took it
-            result = send(self.wechat, row.payload, row.openid, Channel.CUSTOMER_SERVICE, template_allowed=False)
-            with self.engine.begin() as conn:
-                if result.errcode in WINDOW_CLOSED:
-                    # The window closed (or its 5 messages went) since the claim: wait for the person.
-                    conn.execute(_DELIVERY.update().where(_DELIVERY.c.id == row.id).values(
-                        status=Status.HELD.value, channel="", errcode=result.errcode,
-                        errmsg=HeldReason.NO_TEMPLATE.value))
-                else:
-                    record_many(conn, [(row.id, row.openid, result)], self.clock())
+            result = send_row(self.engine, self.wechat, row, self.clock)
+            if result is None:
+                continue  # another process took it
             sent += result.errcode == 0
-            if result.errcode:
-                log.warning("note %d to %s: %s %s", row.id, row.openid, result.errcode, result.errmsg)
             if result.verdict in PAUSES:
                 self._paused_until = self.clock() + PAUSES[result.verdict]
                 break

@@ -404,6 +404,10 @@ class WeChatAPI:
         """The shared access token, renewed (under the lock) when less than 5 minutes remain."""
         return self.client.tokens.current()
 
+    def close(self) -> None:
+        """Close the token store's connections (Redis, or the database's reading engine)."""
+        self.client.tokens.close()
+
     def token_state(self) -> str:
         """The shared token's state in its store (:meth:`SharedAccessToken.state`)."""
         return self.client.tokens.state()

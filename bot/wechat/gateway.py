@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.aio import finished_within
 from bot.config import Settings
+from bot.outbound.outbox import send_replies
 from bot.handling import Budget, Dispatch, Handled, Handling, Handoff
 from bot.store.writers import Writers
 from bot.store.models import utcnow
@@ -45,14 +46,16 @@ class Answer:
 class Gateway:
     """Everything between WeChat's HTTP callback and the pure handlers.
 
-    ``wechat`` is the outbound client (anything with ``send_text(openid, content)``, called from
-    a worker thread); ``dispatch`` is the routing table's entry point; ``clock`` gives aware now.
+    ``wechat`` is the outbound client (:class:`bot.wechat.client.WeChatAPI`, called from a worker
+    thread); ``dispatch`` is the routing table's entry point; ``clock`` gives aware now.
     """
 
     def __init__(self, settings: Settings, *, engine: sa.Engine, reads: sa.Engine, texts: Texts, wechat: Any,
                  dispatch: Dispatch, writers: Writers, clock: Callable[[], datetime] = utcnow):
         self.settings = settings
+        self.engine = engine
         self.wechat = wechat
+        self.clock = clock
         self.protocol = CallbackProtocol(settings, clock)
         self.handling = Handling(settings, engine=engine, reads=reads, texts=texts, dispatch=dispatch,
                                  writers=writers, push=self.push, clock=clock)
@@ -149,23 +152,18 @@ class Gateway:
     def _answer(self, handled: Handled, message: Message) -> Answer:
         if handled.unavailable:
             return Answer(503, "temporarily unavailable")
-        later = self._followups(message.incoming.openid, handled.followups) if handled.followups else None
+        later = self._pushes(handled.pushes) if handled.pushes else None
         if handled.reply_xml is None:
             return Answer(200, SUCCESS, later=later)
         return Answer(200, self.protocol.seal(handled.reply_xml), media_type="application/xml", later=later)
 
-    def _followups(self, openid: str, texts: tuple[str, ...]) -> Callable[[], Awaitable[None]]:
+    def _pushes(self, keys: tuple[str, ...]) -> Callable[[], Awaitable[None]]:
         async def push() -> None:
-            await run_in_threadpool(self.push, openid, texts)
+            await run_in_threadpool(self.push, keys)
 
         return push
 
-    def push(self, openid: str, texts: tuple[str, ...]) -> bool:
-        """Send ``texts`` in order through the outbound client; False (logged) if one failed."""
-        for text in texts:
-            try:
-                self.wechat.send_text(openid, text)
-            except Exception:
-                log.exception("could not push a reply to %s", openid)
-                return False
-        return True
+    def push(self, keys: tuple[str, ...]) -> bool:
+        """Push a reply's parts, recorded as deliveries under ``keys``, in order now; False if one
+        did not go (the worker's outbox sends it later: :func:`bot.outbound.outbox.send_replies`)."""
+        return send_replies(self.engine, self.wechat, keys, self.clock)

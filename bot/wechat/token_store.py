@@ -59,6 +59,9 @@ class TokenStore(Protocol):
         """Under the lock: read the current token, pass it to ``renew``, store what it returns
         when that is a different token, and return it."""
 
+    def close(self) -> None:
+        """Close the store's own connections."""
+
 
 class DatabaseTokenStore:
     """The ``access_token`` table. SQLite locks by ``BEGIN IMMEDIATE`` (every transaction of our
@@ -69,6 +72,11 @@ class DatabaseTokenStore:
         self._engine = engine
         # Reading must not wait for SQLite's writer (a health check, a send with a fresh token).
         self._reads = read_engine(engine)
+
+    def close(self) -> None:
+        """Close the reading engine's connections (the writing engine is the caller's)."""
+        if self._reads is not self._engine:
+            self._reads.dispose()
 
     def read(self, app_id: str) -> StoredToken | None:
         """The stored token of ``app_id``, or ``None``."""
@@ -183,6 +191,10 @@ class SharedAccessToken:
         if stored is None or not stored.fresh_at(now):
             stored = self._store.replace(self._app_id, self._renew_if_stale)
         return self._keep(stored)
+
+    def close(self) -> None:
+        """Close the store's connections."""
+        self._store.close()
 
     def state(self) -> str:
         """The shared token as ``/healthz`` reports it, read from the store: "fresh" (good for at
