@@ -23,11 +23,12 @@ import contextlib
 import enum
 import functools
 import logging
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Callable, TypeVar
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, TypeVar
 
 import sqlalchemy as sa
 
@@ -42,14 +43,24 @@ from bot.store.sql import insert_on_conflict
 from bot.store.sqlite_writer import GroupCommit, transaction, writer_queue
 from bot.store.writers import StaleDecision, Writers, apply_changes, lock_person
 from bot.texts import Texts
-from bot.wechat.callback import INTERACTION_EVENTS, KNOWN_EVENTS, USER_MESSAGE_KINDS, Message, text_reply_xml
+from bot.wechat.callback import (
+    INTERACTION_EVENTS, KNOWN_EVENTS, SECONDS_DIGITS, USER_MESSAGE_KINDS, Message, parse_xml, text_reply_xml,
+)
 from bot.wechat.long_text import split_texts
 from handlers.base import Context, DialogueState, Incoming, Outcome
 from handlers.ports import PersonFacts, StoredFacts
 
 log = logging.getLogger("safetybot.handling")
+# WeChat's MsgId: a 64-bit number (at most 20 ASCII digits).
+MSG_ID = re.compile(r"[0-9]{1,20}")
 
 T = TypeVar("T")
+# With several web workers, two messages of one person sent milliseconds apart can reach two
+# processes and be claimed in either order. A message first waits this long for the earlier ones
+# (by WeChat's CreateTime, then MsgId) that another process claimed; past it, that process is
+# taken to be gone and this message goes first (the earlier one is handled when WeChat retries it).
+EARLIER_WAIT_SECONDS = 2.0
+EARLIER_POLL_SECONDS = 0.005
 Dispatch = Callable[[Incoming, DialogueState, Context], Outcome]
 # Pushes a reply's parts, recorded as deliveries under these keys, in order; False if one did not go
 # (the outbox sends it later: bot.outbound.outbox.send_replies).
@@ -224,6 +235,12 @@ class _Statements:
             .values(status=sa.bindparam("status"), reply=sa.bindparam("reply"), answered_at=sa.bindparam("answered_at")),
             dialect,
         )
+        # The person's other messages still unanswered (claimed here or by another process).
+        self.claimed_of = Prepared(
+            sa.select(inbound.c.raw).where(inbound.c.openid == sa.bindparam("openid"),
+                                           inbound.c.status == InboundStatus.CLAIMED,
+                                           inbound.c.id != sa.bindparam("inbound_id")), dialect
+        )
         self.stored = Prepared(
             sa.select(inbound.c.status, inbound.c.reply).where(inbound.c.id == sa.bindparam("inbound_id")), dialect
         )
@@ -314,6 +331,8 @@ class Handling:
             if claim.deliveries > 1 and not self._take_over(claim, message):
                 return _stored(claim.status, claim.reply)
             await turn.wait()
+            if self.settings.web_workers > 1:
+                await self._after_earlier(claim, message)
             if self._group_commit is not None:
                 return await self._handle_here(self._group_commit, claim, message, handoff)
             return await self._in_thread(self._handle, claim, message, handoff)
@@ -325,6 +344,29 @@ class Handling:
 
     def _in_thread(self, function: Callable[..., T], *args: Any) -> "asyncio.Future[T]":
         return asyncio.get_running_loop().run_in_executor(self._handlers, functools.partial(function, *args))
+
+    async def _after_earlier(self, claim: _Claim, message: Message) -> None:
+        """Wait (up to ``EARLIER_WAIT_SECONDS``) until no earlier message of this person, claimed by
+        another process, is still unanswered: the person's order holds across web workers."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + EARLIER_WAIT_SECONDS
+        mine = _sent_order(message.incoming.created_at, message.incoming.fields)
+        while await self._in_thread(self._earlier_unanswered, claim.id, message.incoming.openid, mine):
+            if loop.time() > deadline:
+                log.warning("%s %s: an earlier message is still unanswered after %.1fs; going first",
+                            message.incoming.openid, message.dedupe_key, EARLIER_WAIT_SECONDS)
+                return
+            await asyncio.sleep(EARLIER_POLL_SECONDS)
+
+    def _earlier_unanswered(self, claim_id: int, openid: str, mine: tuple[int, int]) -> bool:
+        with self._reads.connect() as conn:
+            rows = self._sql.claimed_of.rows(conn, {"openid": openid, "inbound_id": claim_id})
+        for row in rows:
+            fields = parse_xml(row.raw)
+            created = SECONDS_DIGITS.fullmatch(fields.get("CreateTime", ""))
+            if created and _sent_order(datetime.fromtimestamp(int(created[0]), timezone.utc), fields) < mine:
+                return True
+        return False
 
     async def _store(self, message: Message) -> _Claim:
         """The claim, committed: on SQLite in the event loop's group commit, on PostgreSQL on a
@@ -531,6 +573,13 @@ class Handling:
             return None
         keys = claim_replies(conn, inbound_id, message.incoming.openid, pushed, now) if pushed else ()
         return Handled(reply_xml=reply, pushes=keys, deferred=deferred)
+
+
+def _sent_order(created_at: datetime, fields: Mapping[str, str]) -> tuple[int, int]:
+    """Where a message stands in its sender's order: WeChat's CreateTime (seconds), then its MsgId
+    (messages of one second; events have none and count as 0)."""
+    msg_id = fields.get("msg_id") or fields.get("MsgId") or fields.get("MsgID") or ""
+    return int(created_at.timestamp()), int(msg_id) if MSG_ID.fullmatch(msg_id) else 0
 
 
 def _stored(status: InboundStatus, reply: str | None) -> Handled:

@@ -242,3 +242,32 @@ def test_a_message_waiting_for_another_sqlite_writer_leaves_the_server_answering
         assert not waiting.done()
     assert waiting.result(timeout=10).content == TEXTS.render("help")
     assert [row.status for row in bot.inbound()] == [InboundStatus.ANSWERED]
+
+
+def test_one_persons_messages_that_reach_two_workers_are_handled_in_the_order_sent(start_bot: StartBot) -> None:
+    """Two web workers (two apps on one database): the later message, claimed by the second while
+    the first still handles the earlier one, waits for it (issue 19, item 9)."""
+    events: list[str] = []
+    gate = threading.Event()
+
+    def dispatch(incoming, state, ctx):
+        events.append(f"start {incoming.text}")
+        if incoming.text == "第一条":
+            assert gate.wait(10)
+        events.append(f"end {incoming.text}")
+        return handlers.dispatch(incoming, state, ctx)
+
+    first_worker = start_bot(dispatch=dispatch, WEB_WORKERS="2")
+    second_worker = start_bot(dispatch=dispatch, WEB_WORKERS="2")
+    # One second of WeChat's CreateTime: the MsgIds tell the order.
+    earlier = first_worker.side.message_xml("oA", "text", msg_id=9001, Content="第一条")
+    later = second_worker.side.message_xml("oA", "text", msg_id=9002, Content="第二条")
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(first_worker.side.deliver, earlier)
+        deadline = time.monotonic() + 10
+        while "start 第一条" not in events and time.monotonic() < deadline:
+            time.sleep(0.01)
+        threading.Timer(0.3, gate.set).start()
+        assert second_worker.side.deliver(later).status_code == 200
+        assert held.result().status_code == 200
+    assert events == ["start 第一条", "end 第一条", "start 第二条", "end 第二条"]
