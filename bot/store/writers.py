@@ -34,7 +34,7 @@ _REVISION = table_of(AnswerRevision)
 _REPLACEMENT = table_of(LiaisonReplacement)
 _INVITATION = table_of(Invitation)
 # Advisory-lock namespaces: one person's handlings, and "who holds this unit".
-_PERSON_LOCK_NAMESPACE = 7301
+PERSON_LOCK_NAMESPACE = 7301
 _UNIT_LOCK_NAMESPACE = 7302
 
 Writer = Callable[[sa.Connection, Incoming, Any, datetime], None]
@@ -157,7 +157,7 @@ def lock_person(conn: sa.Connection, openid: str) -> None:
     (bot/store/engine.py) already serialises writers."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:openid))"),
-                     {"namespace": _PERSON_LOCK_NAMESPACE, "openid": openid})
+                     {"namespace": PERSON_LOCK_NAMESPACE, "openid": openid})
 
 
 def _lock_unit(conn: sa.Connection, unit_id: int) -> None:
