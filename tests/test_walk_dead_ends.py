@@ -117,11 +117,16 @@ def test_a_blank_skipped_again_goes_on_to_the_next_listed_one(jincheng: Campaign
     assert "3) 手机号码\n先填第 3 项" in jincheng.say(ME, "确认")
 
 
-def test_a_text_typed_at_the_review_is_said_not_to_be_stored(jincheng: Campaign) -> None:
+def _liaison_table_filled_to_its_review(jincheng: Campaign) -> None:
+    """登记 with 泽州县商务局's code, every field answered or skipped: the walk waits at its review."""
     jincheng.say(ME, "登记")
     jincheng.say(ME, jincheng.codes["泽州县商务局"])
     for text in ("王小明", "2056819", "13812345678", "跳过", "跳过", "wang@163.com", "泽州路1号"):
         jincheng.say(ME, text)
+
+
+def test_a_text_typed_at_the_review_is_said_not_to_be_stored(jincheng: Campaign) -> None:
+    _liaison_table_filled_to_its_review(jincheng)
     waiting = jincheng.say(ME, "li@163.com")
     assert waiting.startswith(TEXTS.render("review_waiting", given="li@163.com"))
     assert "“li@163.com”没有记下" in waiting and "修改 N" in waiting
@@ -131,10 +136,7 @@ def test_a_text_typed_at_the_review_is_said_not_to_be_stored(jincheng: Campaign)
 
 
 def test_show_at_a_review_prints_the_table_once(jincheng: Campaign) -> None:
-    jincheng.say(ME, "登记")
-    jincheng.say(ME, jincheng.codes["泽州县商务局"])
-    for text in ("王小明", "2056819", "13812345678", "跳过", "跳过", "wang@163.com", "泽州路1号"):
-        jincheng.say(ME, text)
+    _liaison_table_filled_to_its_review(jincheng)
     shown = jincheng.say(ME, "查看")
     assert shown.count("【晋城市“安全生产月”活动联络员表】") == 1 and shown.count("13812345678") == 1
     assert "回复“确认”" in shown
