@@ -18,7 +18,7 @@ from bot.store.models import InboundMessage, InboundStatus
 from bot.texts import Texts
 from simulator.wechat_side import Reply, WeChatSide
 from tests.fixtures_forms import Clock
-from tests.fixtures_gateway import Bot, RecordingDispatch, StartBot
+from tests.fixtures_gateway import AES_KEY, Bot, RecordingDispatch, StartBot
 from tests.test_serve_workers import APP_ID, TOKEN, bot_env, served  # noqa: F401  (fixtures)
 
 TEXTS = Texts()
@@ -65,7 +65,7 @@ def test_a_person_sending_35_messages_in_a_minute_gets_30_answered_one_polite_re
 
 def test_a_minute_is_counted_from_the_persons_first_message_in_it(start_bot: StartBot) -> None:
     clock = Clock()
-    bot = start_bot(clock=clock, MESSAGES_PER_MINUTE="2")
+    bot = start_bot(clock=clock, aes_key=AES_KEY, MESSAGES_PER_MINUTE="2")
     assert [bot.side.text("oFast", "帮助").content for _ in range(2)] == [HELP, HELP]
     clock.advance(seconds=59)
     assert bot.side.text("oFast", "帮助").content == slow_down(2)
@@ -144,29 +144,47 @@ def test_no_limit_when_messages_per_minute_is_0(start_bot: StartBot) -> None:
     assert statuses(bot, "oFast") == {InboundStatus.ANSWERED: 40}
 
 
+def concurrently(sides: list[WeChatSide], each: int) -> list[Reply]:
+    """Every side sends ``each`` texts from oFast, all sides at once; every reply."""
+    barrier = threading.Barrier(len(sides))
+
+    def send(side: WeChatSide) -> list[Reply]:
+        barrier.wait()
+        return [side.text("oFast", "帮助") for _ in range(each)]
+
+    with ThreadPoolExecutor(len(sides)) as pool:
+        return [r for result in pool.map(send, sides) for r in result]
+
+
+def assert_counted_once_each(rows: list[InboundMessage], replies: list[Reply]) -> None:
+    """36 messages of one person: 30 handled, 6 stored as limited, one polite reply among them."""
+    limited = [row for row in rows if row.status is InboundStatus.LIMITED]
+    assert (len(rows), len(limited)) == (36, 6)
+    assert [row.reply is not None for row in limited].count(True) == 1
+    assert Counter(r.content for r in replies)[slow_down(30)] == 1
+
+
+def test_the_count_is_exact_when_one_persons_messages_arrive_at_once(start_bot: StartBot) -> None:
+    bot = start_bot(served=True)
+    clients = [httpx.Client(base_url=bot.side.client.base_url, timeout=30) for _ in range(6)]
+    sides = [WeChatSide(c, token=bot.settings.wechat_token, app_id=bot.settings.wechat_app_id) for c in clients]
+    replies = concurrently(sides, 6)
+    for client in clients:
+        client.close()
+    assert_counted_once_each(bot.inbound(), replies)
+
+
 @pytest.mark.slow
 def test_the_limit_holds_across_two_web_workers(served: tuple[str, subprocess.Popen[bytes]],  # noqa: F811
                                                 sqlite_url: str) -> None:
     base_url, _ = served
     clients = [httpx.Client(base_url=base_url, timeout=30) for _ in range(6)]
-    sides = [WeChatSide(c, token=TOKEN, app_id=APP_ID) for c in clients]
-    barrier = threading.Barrier(6)
-
-    def send(n: int) -> list[Reply]:
-        # Six connections at once, spread over both workers; 36 messages of one person in all.
-        barrier.wait()
-        return [sides[n].text("oFast", "帮助") for _ in range(6)]
-
-    with ThreadPoolExecutor(6) as pool:
-        replies = [r for result in pool.map(send, range(6)) for r in result]
+    # Six connections at once, spread over both workers.
+    replies = concurrently([WeChatSide(c, token=TOKEN, app_id=APP_ID) for c in clients], 6)
     for client in clients:
         client.close()
     engine = make_engine(sqlite_url)
     with session(engine) as db:
-        rows = db.exec(select(InboundMessage)).all()
+        rows = list(db.exec(select(InboundMessage)).all())
     engine.dispose()
-    handled = [row for row in rows if row.status is not InboundStatus.LIMITED]
-    limited = [row for row in rows if row.status is InboundStatus.LIMITED]
-    assert (len(handled), len(limited)) == (30, 6)
-    assert [row.reply is not None for row in limited].count(True) == 1
-    assert Counter(r.content for r in replies)[slow_down(30)] == 1
+    assert_counted_once_each(rows, replies)
