@@ -314,7 +314,7 @@ class Handling:
         try:
             claim = await self._store(message)
             handoff.stored()
-            if claim.status is InboundStatus.LIMITED:
+            if claim.status is InboundStatus.LIMITED:  # over MESSAGES_PER_MINUTE: stored, never handled
                 return _stored(claim.status, claim.reply)
             if claim.deliveries > 1 and not self._take_over(claim, message):
                 return _stored(claim.status, claim.reply)
