@@ -97,6 +97,8 @@ class Settings:
     log_level: str = "INFO"
     template_event_wait_seconds: int = 300
     quiet_hours: str = "22:00-08:00"
+    # Messages one person may send in a minute before the rest of it is stored unhandled; 0: no limit.
+    messages_per_minute: int = 30
     # Where people's phones reach the bot's pages (announcement texts, the Excel download); links in
     # template messages and replies start with it. Empty: http://HOST:PORT.
     public_url: str = ""
@@ -252,6 +254,7 @@ def settings_from_mapping(values: Mapping[str, str]) -> Settings:
         log_level=log_level,
         template_event_wait_seconds=_int(values, "TEMPLATE_EVENT_WAIT_SECONDS", 300, 1, 86400),
         quiet_hours=_quiet_hours(_optional(values, "QUIET_HOURS")),
+        messages_per_minute=_int(values, "MESSAGES_PER_MINUTE", 30, 0, 10000),
         public_url=_url("PUBLIC_URL", public_url, ("http", "https")) if public_url else "",
     )
 

@@ -36,6 +36,7 @@ from bot.config import Settings
 from bot.decision_pool import DecisionPool
 from bot.exports.links import ExportLinks
 from bot.outbound.outbox import claim_replies
+from bot.rate_limit import RateLimit
 from bot.store.engine import Prepared
 from bot.store.facts import DatabaseFacts
 from bot.store.models import Conversation, InboundMessage, InboundStatus, Person, Role, table_of
@@ -293,6 +294,7 @@ class Handling:
         self.push = push
         self.clock = clock
         self._sql = _Statements(engine.dialect)
+        self._rate_limit = RateLimit(settings, engine.dialect, texts)
         # Handlers read through this one (bot.store.engine.read_engine): on SQLite it never takes the write lock.
         self._reads = reads
         self._turns = _Turns()
@@ -328,6 +330,8 @@ class Handling:
         try:
             claim = await self._store(message)
             handoff.stored()
+            if claim.status is InboundStatus.LIMITED:  # over MESSAGES_PER_MINUTE: stored, never handled
+                return _stored(claim.status, claim.reply)
             if claim.deliveries > 1 and not self._take_over(claim, message):
                 return _stored(claim.status, claim.reply)
             await turn.wait()
@@ -424,11 +428,16 @@ class Handling:
         SQLite's single write lock.
         """
         incoming = message.incoming
+        now = self.clock()
         row = self._sql.claim.one(conn, {
             "openid": incoming.openid, "dedupe_key": message.dedupe_key, "msg_type": incoming.kind,
-            "event": incoming.event, "raw": message.raw, "received_at": self.clock(),
+            "event": incoming.event, "raw": message.raw, "received_at": now,
         })
-        return _Claim(id=row.id, deliveries=row.deliveries, status=row.status, reply=row.reply)
+        status, reply = row.status, row.reply
+        if row.deliveries == 1:
+            # A new message, not WeChat's retry of one stored: it counts toward the sender's limit.
+            status, reply = self._rate_limit.admit(conn, message, row.id, now)
+        return _Claim(id=row.id, deliveries=row.deliveries, status=status, reply=reply)
 
     def _writing(self) -> contextlib.AbstractContextManager[sa.Connection]:
         """The claim's and the handling's transaction.
@@ -584,7 +593,7 @@ def _sent_order(created_at: datetime, fields: Mapping[str, str]) -> tuple[int, i
 
 def _stored(status: InboundStatus, reply: str | None) -> Handled:
     """The answer for a delivery already handled: its stored reply, or ``success``."""
-    if status in (InboundStatus.ANSWERED, InboundStatus.FAILED):
+    if status in (InboundStatus.ANSWERED, InboundStatus.FAILED, InboundStatus.LIMITED):
         return Handled(reply_xml=reply)
     return Handled()
 

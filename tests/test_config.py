@@ -44,6 +44,8 @@ def test_defaults_fill_what_is_not_set():
         ("PORT", "eighty", "whole number"),
         ("PORT", "70000", "between"),
         ("ADMIN_TOKEN", "short", "16"),
+        ("MESSAGES_PER_MINUTE", "-1", "between 0 and"),
+        ("MESSAGES_PER_MINUTE", "thirty", "whole number"),
     ],
 )
 def test_a_bad_setting_names_the_variable_and_the_problem(name, value, says):

@@ -166,6 +166,8 @@ class InboundStatus(str, enum.Enum):
     ANSWERED = "answered"
     DEFERRED = "deferred"
     FAILED = "failed"
+    # Stored but never handled: the sender was over MESSAGES_PER_MINUTE (bot/rate_limit.py).
+    LIMITED = "limited"
 
 
 class InboundMessage(SQLModel, table=True):
@@ -185,6 +187,17 @@ class InboundMessage(SQLModel, table=True):
     status: InboundStatus = _enum(InboundStatus, InboundStatus.CLAIMED)
     reply: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     answered_at: Optional[datetime] = _time(nullable=True)
+
+
+class RateWindow(SQLModel, table=True):
+    """How many messages a person sent in their current minute (bot/rate_limit.py): one row a
+    person, started again by their first message after the minute passed."""
+
+    __tablename__ = "rate_window"
+
+    openid: str = Field(primary_key=True, max_length=64)
+    started_at: datetime = _time()
+    messages: int = 1
 
 
 class Delivery(SQLModel, table=True):
