@@ -89,8 +89,8 @@ def lapsed(state: DialogueState, ctx: Context) -> str | None:
     not saved (an announcement not sent)."""
     recorded = state.data.get(AUTHORITY) if state.flow else None
     if recorded is None:
-        # A dialogue opened before dialogues recorded their authority: its steps check the
-        # role themselves, as they did then.
+        # Opened before dialogues recorded their authority (a deploy in mid-dialogue): there is
+        # nothing to compare with, and its steps read the role and unit as they did then.
         return None
     was, now = Authority(*recorded), Authority.of(ctx.facts)
     if was == now:
@@ -100,15 +100,18 @@ def lapsed(state: DialogueState, ctx: Context) -> str | None:
 
 
 @dataclass(frozen=True)
-class _Described:
-    """An authority as the reply names it: the role, and the unit's or campaign's name ("" if none)."""
+class Described:
+    """An authority as ``dialogue_authority_lapsed`` names it: the role, and the name of the unit
+    (a liaison's) or of the campaign (the office's), "" where there is none."""
 
     role: str
     unit: str
     campaign: str
 
 
-def _described(authority: Authority, ctx: Context) -> _Described:
+def _described(authority: Authority, ctx: Context) -> Described:
     unit = ctx.stored.unit(authority.unit_id).name if authority.unit_id is not None else ""
-    campaign = ctx.stored.definition(authority.campaign_id).name if authority.campaign_id is not None else ""
-    return _Described(authority.role, unit, campaign)
+    campaign = ""
+    if authority.role in OFFICE and authority.campaign_id is not None:  # a liaison's is their unit's
+        campaign = ctx.stored.definition(authority.campaign_id).name
+    return Described(authority.role, unit, campaign)

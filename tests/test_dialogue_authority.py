@@ -17,7 +17,7 @@ from sqlmodel import select
 from bot.store.engine import session
 from bot.store.models import LiaisonReplacement, Role
 from bot.texts import Texts
-from handlers.roles import _Described
+from handlers.roles import Described
 from tests.fixtures_cli import safetybot
 from tests.fixtures_forms import SLUG, Campaign, jincheng  # noqa: F401  (fixture)
 from tests.test_people_races import HeldAfterDeciding
@@ -32,14 +32,14 @@ NEWCOMERS_MOBILE = "13900001111"
 
 def no_longer_liaison(flow: str) -> str:
     """The reply ending ``flow`` for the liaison of 泽州县商务局 who is no longer."""
-    return TEXTS.render("dialogue_authority_lapsed", flow=flow, was=_Described("liaison", UNIT, ""),
-                        now=_Described("liaison", "", ""))
+    return TEXTS.render("dialogue_authority_lapsed", flow=flow, was=Described("liaison", UNIT, ""),
+                        now=Described("liaison", "", ""))
 
 
 def no_longer_staff(flow: str) -> str:
     """The reply ending ``flow`` for the campaign's staff member whose role was revoked."""
-    return TEXTS.render("dialogue_authority_lapsed", flow=flow, was=_Described("staff", "", CAMPAIGN_NAME),
-                        now=_Described("liaison", "", ""))
+    return TEXTS.render("dialogue_authority_lapsed", flow=flow, was=Described("staff", "", CAMPAIGN_NAME),
+                        now=Described("liaison", "", ""))
 
 
 def stored(office: Campaign) -> dict[str, list[Any]]:
