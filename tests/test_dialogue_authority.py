@@ -14,12 +14,13 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from bot.campaigns import load_definition, load_into_db
 from bot.store.engine import session
 from bot.store.models import LiaisonReplacement, Role
 from bot.texts import Texts
 from handlers.roles import Described
 from tests.fixtures_cli import safetybot
-from tests.fixtures_forms import SLUG, Campaign, jincheng  # noqa: F401  (fixture)
+from tests.fixtures_forms import CAMPAIGN, Campaign, jincheng  # noqa: F401  (fixture)
 from tests.test_people_races import HeldAfterDeciding
 from tests.test_staff import HOLDER, NEWCOMER, STAFF, ask_to_take_over, office  # noqa: F401  (fixture)
 
@@ -141,6 +142,24 @@ def test_an_announcement_written_before_the_role_was_revoked_is_not_sent(
     assert ended.startswith(f"您已不是{CAMPAIGN_NAME}的工作人员，通知已结束：这条通知没有发送")
     assert stored(office) == before and before["announcement"] == []
     assert office.bot.fake.pushes(HOLDER) == []
+
+
+def test_an_announcement_begun_for_one_campaign_is_not_sent_in_the_next_after_staff_moved_there(
+        office: Campaign, env_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    load_into_db(office.engine, load_definition(CAMPAIGN, year=2024))
+    office.register(HOLDER, UNIT, name="王小明")
+    office.say(STAFF, "通知")
+    office.say(STAFF, "关于开展安全生产大检查的通知")
+    assert "确认" in office.say(STAFF, "1")
+    assert safetybot(env_file, "people", "grant", STAFF, "staff", "--campaign", "jincheng-commerce-2024") == 0
+    capsys.readouterr()
+    before = stored(office)
+
+    ended = office.say(STAFF, "确认")
+    # (2024's campaign is 2023's notice loaded again: it bears the same name.)
+    assert ended.startswith(f"您已不是{CAMPAIGN_NAME}的工作人员（现为{CAMPAIGN_NAME}的工作人员）")
+    assert "通知已结束：这条通知没有发送" in ended
+    assert stored(office) == before and before["announcement"] == []
 
 
 def test_a_takeover_approved_while_the_former_liaisons_确认_is_decided_is_seen_before_it_is_written(
