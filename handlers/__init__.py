@@ -83,11 +83,12 @@ def dispatch(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     authority (:func:`handlers.roles.opened_with`)."""
     for route in ROUTES:
         if route.matches(incoming, state):
-            ended = roles.lapsed(state, ctx)
-            if ended is not None and route in STEPS:
+            ended = roles.lapsed(state, ctx) if route in STEPS else None
+            if ended is not None:
                 return Outcome(replies=(ended,), state=DialogueState())
             outcome = route.handle(incoming, state, ctx)
             if route in OPENERS and state.flow and outcome.state is None and outcome.replies:
+                ended = roles.lapsed(state, ctx)
                 note = ended or ctx.texts.render("dialogue_still_open", flow=state.flow)
                 outcome = replace(outcome, replies=(f"{outcome.replies[0]}\n\n{note}",) + outcome.replies[1:],
                                   state=DialogueState() if ended else None)

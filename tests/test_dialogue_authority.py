@@ -115,6 +115,18 @@ def test_every_dialogue_that_writes_ends_once_its_unit_was_given_to_someone_else
     assert office.conversation(HOLDER).flow == ""  # type: ignore[union-attr]
 
 
+def test_an_opening_word_refused_to_the_former_liaison_ends_the_dialogue_too(office: Campaign) -> None:
+    office.register(HOLDER, UNIT, name="王小明")
+    office.say(HOLDER, "周报")
+    approve_takeover(office)
+    before = stored(office)
+    # Not "your 周报 is still open": it is not, and the reply says why.
+    assert office.say(HOLDER, "填报") == (TEXTS.render("fill_needs_registration") + "\n\n"
+                                         + no_longer_liaison("weekly"))
+    assert office.conversation(HOLDER).flow == ""  # type: ignore[union-attr]
+    assert stored(office) == before
+
+
 def test_the_new_liaison_walks_the_statistics_table_the_former_one_had_open(office: Campaign) -> None:
     office.register(HOLDER, UNIT, name="王小明")
     office.say(HOLDER, "填报")
