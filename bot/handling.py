@@ -196,9 +196,13 @@ def _look_up(conn: sa.Connection, sql: "_Statements", openid: str) -> _Snapshot:
     """The person's dialogue state and facts, in one query (either may not exist yet)."""
     row = sql.look_up.one(conn, {"openid": openid})
     state = DialogueState(row.flow, row.step, dict(row.data)) if row.updated_at is not None else DialogueState()
-    facts = (_facts(row.role, row.unit_id, row.name, row.following, row.campaign_id) if row.role is not None
-             else _facts(Role.LIAISON, None, "", True, None))
-    return _Snapshot(state, facts, row.updated_at)
+    return _Snapshot(state, _person_facts(row), row.updated_at)
+
+
+def _person_facts(row: Any) -> PersonFacts:
+    """The facts of a row with the person's columns (all None when the bot has not met them)."""
+    return (_facts(row.role, row.unit_id, row.name, row.following, row.campaign_id) if row.role is not None
+            else _facts(Role.LIAISON, None, "", True, None))
 
 
 class _Statements:
@@ -245,10 +249,12 @@ class _Statements:
         self.stored = Prepared(
             sa.select(inbound.c.status, inbound.c.reply).where(inbound.c.id == sa.bindparam("inbound_id")), dialect
         )
-        # The stored answer and the sender's state version, read together before writing a handling.
+        # The stored answer, the sender's state version and facts, read together before writing a handling.
         self.unanswered = Prepared(
-            sa.select(inbound.c.status, inbound.c.reply, conversations.c.updated_at)
-            .select_from(inbound.outerjoin(conversations, conversations.c.openid == inbound.c.openid))
+            sa.select(inbound.c.status, inbound.c.reply, conversations.c.updated_at,
+                      people.c.role, people.c.unit_id, people.c.name, people.c.following, people.c.campaign_id)
+            .select_from(inbound.outerjoin(conversations, conversations.c.openid == inbound.c.openid)
+                         .outerjoin(people, people.c.openid == inbound.c.openid))
             .where(inbound.c.id == sa.bindparam("inbound_id")), dialect
         )
         save = insert(conversations).values(
@@ -488,8 +494,11 @@ class Handling:
         """Under the person's lock, write the handler's changes, the answer, the person and the
         state; ``outcome`` None (the handler failed) records the failure instead.
 
-        If the person's state moved since ``snapshot``, or a change finds what it read outdated
-        (another person's concurrent write), the handler decides again under the lock.
+        If the person's state or facts (role, unit, campaign: a takeover approved, a role revoked)
+        moved since ``snapshot``, or a change finds what it read outdated (another person's
+        concurrent write), the handler decides again under the lock. Whatever changes a person's
+        facts holds their lock too (:func:`~bot.store.writers.lock_person`), so those read here
+        stay true until this commits.
         """
         if outcome is None:
             return self._record_failure(conn, inbound_id, message, handoff)
@@ -497,12 +506,12 @@ class Handling:
         lock_person(conn, incoming.openid)
         # Every handling of this person's messages holds this lock, so the status read here stays
         # true until commit: a take-over never writes changes twice.
-        status, reply, version = self._sql.unanswered.one(conn, {"inbound_id": inbound_id})
-        if status is not InboundStatus.CLAIMED:
-            return _stored(status, reply)
+        row = self._sql.unanswered.one(conn, {"inbound_id": inbound_id})
+        if row.status is not InboundStatus.CLAIMED:
+            return _stored(row.status, row.reply)
         if message.known:
             try:
-                if version != snapshot.version:
+                if (row.updated_at, _person_facts(row)) != (snapshot.version, snapshot.facts):
                     outcome = self._decide(incoming, _look_up(conn, self._sql, incoming.openid), self._facts(conn))
                 outcome = self._apply(conn, incoming, outcome)
             except _DispatchFailed:

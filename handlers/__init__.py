@@ -31,6 +31,16 @@ OPENERS: list[Route] = [
           announcements.OPENERS | announcements.STATUS_WORDS),
 ]
 
+# The routes that take a message inside an open dialogue: each runs only while the sender still
+# holds the authority the dialogue was opened with (handlers/roles.py, checked in dispatch).
+STEPS: list[Route] = [
+    Route("registration_step", registration.is_registering, registration.continue_registration),
+    Route("statistics_step", statistics.is_walking, statistics.continue_table),
+    Route("report_step", weekly_report.is_reporting, weekly_report.continue_report),
+    Route("records_step", records.is_recording, records.continue_records),
+    Route("announce_step", announcements.is_announcing, announcements.continue_announcement),
+]
+
 ROUTES: list[Route] = [
     Route("greeting", greeting.is_subscribe, greeting.greet),
     Route("template_job", template_job.is_template_job_finished, template_job.record_job),
@@ -38,11 +48,7 @@ ROUTES: list[Route] = [
     # A sticker's placeholder or a blank text is never an answer, a report item or a code.
     Route("unreadable", unreadable.is_unreadable, unreadable.explain),
     *OPENERS,
-    Route("registration_step", registration.is_registering, registration.continue_registration),
-    Route("statistics_step", statistics.is_walking, statistics.continue_table),
-    Route("report_step", weekly_report.is_reporting, weekly_report.continue_report),
-    Route("records_step", records.is_recording, records.continue_records),
-    Route("announce_step", announcements.is_announcing, announcements.continue_announcement),
+    *STEPS,
     # The office's questions come after the walks' steps: a liaison's answer in a walk is never
     # taken as 单位, 未报 or 合计.
     Route("progress", progress.is_progress_command, progress.answer),
@@ -71,12 +77,20 @@ def dispatch(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:
     """Run the first route that matches ``incoming`` in ``state``.
 
     An opening word that is refused (请先登记, no week to report, not allowed) leaves the dialogue
-    in progress open: the reply says so, and how to go on or leave it."""
+    in progress open: the reply says so, and how to go on or leave it. A dialogue whose sender no
+    longer holds the role, unit or campaign it was opened with ends instead of taking the message,
+    and nothing of that message is written; the dialogue a route leaves open records the sender's
+    authority (:func:`handlers.roles.opened_with`)."""
     for route in ROUTES:
         if route.matches(incoming, state):
+            ended = roles.lapsed(state, ctx) if route in STEPS else None
+            if ended is not None:
+                return Outcome(replies=(ended,), state=DialogueState())
             outcome = route.handle(incoming, state, ctx)
             if route in OPENERS and state.flow and outcome.state is None and outcome.replies:
-                note = ctx.texts.render("dialogue_still_open", flow=state.flow)
-                outcome = replace(outcome, replies=(f"{outcome.replies[0]}\n\n{note}",) + outcome.replies[1:])
-            return outcome
+                ended = roles.lapsed(state, ctx)
+                note = ended or ctx.texts.render("dialogue_still_open", flow=state.flow)
+                outcome = replace(outcome, replies=(f"{outcome.replies[0]}\n\n{note}",) + outcome.replies[1:],
+                                  state=DialogueState() if ended else None)
+            return roles.opened_with(outcome, ctx)
     raise LookupError("the routing table has no catch-all route")

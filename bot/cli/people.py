@@ -77,7 +77,7 @@ def _change_role(engine: sa.Engine, openid: str, role: str, key: str | None) -> 
                 return None
         lock_person(conn, openid)
         try:
-            return set_role(conn, openid, role, campaign, utcnow())
+            return set_role(conn, openid, role, campaign)
         except LookupError as exc:
             print(f"safetybot: {exc}; they must write to it once (e.g. 帮助) before a role is given", file=sys.stderr)
             return None
@@ -88,7 +88,7 @@ def _say_changed(changed: RoleChanged, now: str) -> None:
           f"{' of ' + changed.campaign_before if changed.campaign_before else ''} → {now}")
     if changed.left_unit:
         print(f"  no longer the liaison of {changed.left_unit}: that unit has no liaison now")
-    print("  their open dialogue (if any) was closed")
+    print("  an open dialogue of theirs ends at their next message, which is told why")
 
 
 @with_database

@@ -1,9 +1,10 @@
 """Who the people are and what they may do, for ``safetybot people``: the listing, a role granted or
 taken back, one-time invitations.
 
-A role change clears the person's open dialogue and moves its version (``Conversation.updated_at``,
-the version ``bot/handling.py`` compares before writing), so a dialogue begun under the old role
-cannot finish under it: a message being decided meanwhile is decided again on the new facts.
+A role change is made under the person's lock and leaves their open dialogue as it is: a dialogue
+begun under the old role cannot finish under it, since its next message ends it with a reply
+naming the change (``handlers/roles.py``), and a message being decided meanwhile is decided again
+on the new facts (``bot/handling.py`` compares them before writing).
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ import sqlalchemy as sa
 
 from bot.campaigns.units import JOIN_CODE_ALPHABET
 from bot.store.facts import DatabaseFacts
-from bot.store.models import Campaign, Conversation, Invitation, Person, Role, Unit, table_of
-from bot.store.sql import insert_on_conflict
+from bot.store.models import Campaign, Invitation, Person, Role, Unit, table_of
 
 _PERSON = table_of(Person)
 _UNIT = table_of(Unit)
 _CAMPAIGN = table_of(Campaign)
-_CONVERSATION = table_of(Conversation)
 _INVITATION = table_of(Invitation)
 # Readable on a phone and typed without doubt: the join codes' letters (no 0/O, 1/I/L), 8 of them.
 INVITATION_LENGTH = 8
@@ -84,10 +83,10 @@ def list_people(conn: sa.Connection, campaign: int | None = None, role: str | No
             for r in conn.execute(query)]
 
 
-def set_role(conn: sa.Connection, openid: str, role: str, campaign: int | None, now: datetime) -> RoleChanged:
+def set_role(conn: sa.Connection, openid: str, role: str, campaign: int | None) -> RoleChanged:
     """Make the known person ``openid`` ``role`` of ``campaign`` with no unit (a liaison: no unit and
-    no campaign, someone who may register again), and clear their open dialogue; run it under the
-    person's lock, inside the caller's transaction.
+    no campaign, someone who may register again); run it under the person's lock, inside the
+    caller's transaction.
 
     Raises LookupError when the bot has never met ``openid``.
     """
@@ -100,10 +99,6 @@ def set_role(conn: sa.Connection, openid: str, role: str, campaign: int | None, 
         raise LookupError(f"nobody with the OpenID {openid} has written to the account")
     conn.execute(sa.update(_PERSON).where(_PERSON.c.openid == openid).values(
         role=Role(role), campaign_id=campaign, unit_id=None))
-    # Written, not deleted: with no row the version would read None before and after alike.
-    cleared = dict(flow="", step="", data={}, updated_at=now)
-    conn.execute(insert_on_conflict(conn, _CONVERSATION).values(openid=openid, **cleared)
-                 .on_conflict_do_update(index_elements=["openid"], set_=cleared))
     return RoleChanged(openid, Role(before.role).value, before.slug or "", before.unit or "")
 
 

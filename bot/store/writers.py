@@ -134,10 +134,17 @@ def write_decision(conn: sa.Connection, incoming: Incoming, change: DecideReques
 
 
 def write_appointment(conn: sa.Connection, incoming: Incoming, change: AppointLiaison, now: datetime) -> None:
-    """The unit's liaison is now ``change.openid``; the one it had keeps the account, not the unit."""
+    """The unit's liaison is now ``change.openid``; the one it had keeps the account, not the unit.
+
+    Both people's facts change: their locks are taken first, so a message of theirs being written
+    meanwhile either commits before (on the facts it was decided on) or is decided again on these
+    (``bot/handling.py``), never written for a unit its sender no longer holds."""
     _lock_unit(conn, change.unit_id)
-    conn.execute(sa.update(_PERSON).where(_PERSON.c.unit_id == change.unit_id, _PERSON.c.role == Role.LIAISON,
-                                          _PERSON.c.openid != change.openid).values(unit_id=None))
+    held = _PERSON.c.unit_id == change.unit_id, _PERSON.c.role == Role.LIAISON, _PERSON.c.openid != change.openid
+    # Taken in one order (by OpenID), so two transactions locking the same people never deadlock on them.
+    for openid in sorted({change.openid, *conn.execute(sa.select(_PERSON.c.openid).where(*held)).scalars()}):
+        lock_person(conn, openid)
+    conn.execute(sa.update(_PERSON).where(*held).values(unit_id=None))
     values = dict(unit_id=change.unit_id, name=change.name, role=Role.LIAISON,
                   reminder_opt_in_at=now if change.reminders else None)
     _upsert_person(conn, change.openid, values, now)
