@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from bot.campaigns.format import CampaignDefinition, Field, FieldType, FormDefinition, LatePolicy, StatItem
 from handlers.answers import (
-    ASKABLE, IMPLAUSIBLE_ABOVE, MAX_COUNT, Rejected, means_none, measure_fits, normalise, parse, split_item_line,
+    ASKABLE, GROUPED, IMPLAUSIBLE_ABOVE, MAX_COUNT, Rejected, means_none, measure_fits, normalise, parse, split_item_line,
     yes_or_no,
 )
 from handlers import help
@@ -216,6 +216,10 @@ def _answer(walk: Walk, first: Field, text: str, ctx: Context, today: date, limi
     clause ("3场 120人次"), or the whole item's blanks when given at the item's first blank."""
     parts = split_item_line(text) if first.type in SPLITTABLE else [text]
     targets = _targets(walk, first, len(parts))
+    if targets is None and GROUPED.fullmatch(normalise(text)):
+        # "1 200" where the clause has one blank left is a number grouped by thousands; where it
+        # has two, it is the two answers the question's hint ("3 120") shows.
+        parts, targets = [text], [first]
     if targets is None:
         return Move(retry=_spilling(walk, first, len(parts), ctx))
     values: list[Value] = []

@@ -30,6 +30,10 @@ NOW = datetime(2023, 6, 20)
     ("　帮助　", "help"), ("\u200b帮助\u200b", "help"), ("“帮助”", "help"), ("「帮助」", "help"), ("菜单", "help"),
     ("HELP", "help"), ("?", "help"), ("？", "help"), ("取消！！", "cancel"), ("退出。", "cancel"),
     ("提交；", "submit"), ("确认：", "confirm"), ("查看\u3000", "show"), ("跳过～", "skip"), ("返回…", "back"),
+    # tried after the fixes: a command copied with the brackets a notice prints it in, marks repeated
+    ("【帮助】", "help"), ("[帮助]", "help"), ("(帮助)", "help"), ("（帮助）", "help"), ("<帮助>", "help"),
+    ("《帮助》", "help"), ("【取消】。", "cancel"), ("“【提交】”", "submit"), ("帮助!!!", "help"), ("帮助。。", "help"),
+    ("\u200e跳过\u200f", "skip"), ("帮助？？", "help"),
 ])
 def test_a_walk_command_reads_the_same_with_any_end_punctuation_spaces_and_quotes(typed: str, command: str) -> None:
     assert command_of(typed) == Command(command)
@@ -40,13 +44,15 @@ def test_edit_n_reads_the_same_with_end_punctuation_and_full_width(typed: str, n
     assert command_of(typed) == Command("edit", number)
 
 
-@pytest.mark.parametrize("typed", ["帮助我", "三场", "12.5", "3~5", "-5", "约 50", "取 消x"])
+@pytest.mark.parametrize("typed", ["帮助我", "三场", "12.5", "3~5", "-5", "约 50", "取 消x", "(0356)2056819", "【帮助",
+                                   "[]", "()"])
 def test_inner_marks_are_kept_so_answers_are_not_commands_and_keep_their_meaning(typed: str) -> None:
     assert command_of(typed) is None
     assert normalise(typed) == typed
 
 
-@pytest.mark.parametrize("typed", ["登记。", "登记！", " 注册？", "“联络员登记”", "登记~", "登记\u3000"])
+@pytest.mark.parametrize("typed", ["登记。", "登记！", " 注册？", "“联络员登记”", "登记~", "登记\u3000", "登记！！",
+                                   "【登记】", "[注册]"])
 def test_an_opening_word_is_read_as_a_walk_command_is(typed: str) -> None:
     assert asked_for(Incoming("o", "text", NOW, text=typed), {"登记", "注册", "联络员登记"}, "REGISTER")
 
@@ -55,6 +61,9 @@ def test_an_opening_word_is_read_as_a_walk_command_is(typed: str) -> None:
     "QTJHXSFE", "qtjhxsfe", "QTJH-XSFE", "qtjh-xsfe", "QTJH XSFE", "QTJH　XSFE", "ＱＴＪＨ－ＸＳＦＥ", "QTJH—XSFE",
     "QTJH–XSFE", "QTJH_XSFE", "QT JH-XS FE", "QTJH.XSFE", "QTJH·XSFE", "qtjhxsfe。", "“QTJHXSFE”", " QTJH-XSFE！",
     "\u200bQTJHXSFE",
+    # tried after the fixes
+    "qtjh_xsfe", "ＱＴＪＨ_ＸＳＦＥ", "qtjh\txsfe", "【QTJHXSFE】", "[qtjh-xsfe]", "QTJH　XSFE。", "q t j h x s f e",
+    "\u200eQTJH-XSFE",
 ])
 def test_a_code_reads_the_same_with_case_spaces_dashes_and_punctuation(typed: str) -> None:
     assert code_of(typed) == "QTJHXSFE"
@@ -66,6 +75,9 @@ def test_a_code_reads_the_same_with_case_spaces_dashes_and_punctuation(typed: st
     "暂不支持此消息类型，请在企业微信中查看", "当前微信版本不支持展示该内容，请升级至最新版本",
     "[动画表情]", "[表情]", "[GIF表情]", "【动画表情】", "[微笑]", "[强][强]", "[OK]", "/::D", "/::)/::P", "👍", "😊😊",
     "👍🏻", " [微笑] ",
+    # tried after the fixes: what a chat list shows for other content, newer emoticons, an English phone
+    "[图片]", "[语音]", "[Sticker]", "[动画表情]", "[视频]", "[Animated Sticker]", "[Voice Call]", "[666]",
+    "[捂脸][捂脸]", "[Photo]", "😂😂😂",
 ])
 def test_wechats_placeholders_and_emoticons_alone_are_recognised(typed: str) -> None:
     assert is_placeholder(typed) and not is_blank(typed)
@@ -73,14 +85,17 @@ def test_wechats_placeholders_and_emoticons_alone_are_recognised(typed: str) -> 
 
 @pytest.mark.parametrize("typed", [
     "三场", "是", "✓", "√", "×", "好的👍", "照片暂无法显示，稍后补发", "开展了表情包设计比赛", "[1]", "帮助", "?",
-    "12.5", "https://example.org/drill",
+    "12.5", "https://example.org/drill", "这是我们的[图片]", "开展了[微笑]宣讲3场", "[3]", "[2023]",
 ])
 def test_a_text_with_something_typed_is_no_placeholder(typed: str) -> None:
     assert not is_placeholder(typed) and not is_blank(typed)
 
 
 @pytest.mark.parametrize("typed", ["", " ", "　　", "\n\t", "\u200b", "\u200b\u200c\u200d\ufeff", "\u3164", "\u2800",
-                                   " \u3000\u200b\n"])
+                                   " \u3000\u200b\n",
+                                   # tried after the fixes: direction marks and other format characters
+                                   "\t", "\n\n", "\u200e", "\u200f", "\u2061\u200b", "\u180e", "\u00a0\u2003",
+                                   "\u202f", "\u2028", "\u3000\u200d"])
 def test_spaces_line_breaks_and_invisible_characters_alone_are_blank(typed: str) -> None:
     assert is_blank(typed)
 
