@@ -71,8 +71,9 @@ ARABIC_SCALED = re.compile(r"\d[\d.十百千万亿]*")
 NUMERAL = re.compile(r"[\d.零〇一二两三四五六七八九十百千万亿壹贰叁肆伍陆柒捌玖拾佰仟点]+")
 YES = {"是", "有", "✓", "✔", "√", "对", "yes", "y", "是的", "有的", "1"}
 # What people write in a table's blank when they have nothing to put there: 0 for a count, the
-# field left blank where the field is optional (传真: 无).
-NONE_WORDS = frozenset({"无", "没有", "暂无", "没", "无此项", "不填"})
+# field left blank where the field is optional (传真: 无). A slash or a dash is how printed tables
+# mark an empty cell.
+NONE_WORDS = frozenset({"无", "没有", "暂无", "没", "无此项", "不填", "不涉及", "/", "-", "—", "——"})
 NO = {"否", "没有", "无", "不是", "没", "✗", "✘", "×", "x", "no", "n", "0"}
 
 CHINESE_NAME = re.compile(r"[\u4e00-\u9fff]+(?:[·•][\u4e00-\u9fff]+)*")

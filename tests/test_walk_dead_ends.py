@@ -230,6 +230,11 @@ def test_show_at_the_activity_records_review_prints_the_table_once(jincheng: Cam
     ("农村村庄、城市社区、学校、家庭开展科普知识宣传和情景模拟、实战推演、逃生演练、自救互救等活动", "场", "",
      "农村村庄、城市社区…"),
     ("", "人", "观看", "观看"),
+    # tried after the fixes: labels of the other campaigns
+    ("对外包外租项目开展大排查", "次", "", "对外包外租项目开展大排查"), ("组织观看典型事故警示教育片", "场", "", "观看典型事故警示教育片"),
+    ("本辖区主流媒体曝光典型案例", "个", "", "本辖区主流媒体曝光典…"), ("曝光重大事故隐患和突出问题", "个", "", "曝光重大事故隐患…"),
+    ("在区县政府常务会和安全生产工作例会通报", "次", "", "在区县政府常务会…"), ("开展灾害避险逃生、自救互救演练", "场", "", "灾害避险逃生…"),
+    ("企业员工举报重大隐患和违法违规行为", "条", "", "企业员工举报重大隐患…"), ("开展“外包外租大排查”活动", "次", "", "外包外租大排查"),
 ])
 def test_a_summary_names_a_field_in_a_few_characters(label: str, unit: str, suffix: str, short: str) -> None:
     assert short_label(Field("f", "i.f", FieldType.COUNT, label, unit, suffix)) == short

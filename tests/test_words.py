@@ -113,14 +113,15 @@ def stored_answers(jincheng: Campaign) -> list[Answer]:
 def test_during_registration_help_with_punctuation_is_help_and_a_code_with_a_dash_is_found(jincheng: Campaign) -> None:
     code = jincheng.codes["泽州县商务局"]
     jincheng.say(ME, "登记")
-    for typed in ("帮助。", "帮助？", "“帮助”"):
-        assert jincheng.say(ME, typed) == TEXTS.render("register_help", step="code", choices=0)
+    for typed in ("帮助。", "帮助？", "“帮助”", "【帮助】", "帮助！！", "[帮助]", "（帮助）"):
+        assert jincheng.say(ME, typed) == TEXTS.render("register_help", step="code", choices=0), typed
     assert "没有找到加入码" in jincheng.say(ME, "ABCD-EFGH")
     started = jincheng.say(ME, f"{code[:4].lower()}-{code[4:].lower()}。")
     assert "泽州县商务局" in started and "（1/7）姓名" in started
 
 
-@pytest.mark.parametrize("typed", ["{a}-{b}", "{a} {b}", "{a}　{b}", "{a}—{b}！", "“{a}{b}”"])
+@pytest.mark.parametrize("typed", ["{a}-{b}", "{a} {b}", "{a}　{b}", "{a}—{b}！", "“{a}{b}”", "{a}_{b}", "【{a}{b}】",
+                                   "{a}\t{b}", "{a}－{b}。", "\u200e{a} - {b}"])
 def test_a_join_code_typed_with_a_separator_or_quotes_registers(jincheng: Campaign, typed: str) -> None:
     code = jincheng.codes["泽州县商务局"]
     jincheng.say(ME, "登记")
@@ -139,7 +140,7 @@ def test_help_at_registrations_last_step_says_what_it_waits_for(jincheng: Campai
 def test_a_sticker_in_the_weeks_report_is_not_stored_and_the_liaison_is_told_what_to_send(jincheng: Campaign) -> None:
     jincheng.register(ME, "泽州县商务局")
     jincheng.say(ME, "周报")
-    for typed in (STICKER, "[动画表情]", "[微笑]"):
+    for typed in (STICKER, "[动画表情]", "[微笑]", "[图片]", "[Animated Sticker]", "[Voice Call]", "[666]", "[Sticker]"):
         reply = jincheng.say(ME, typed)
         assert reply == TEXTS.render("unreadable_text", blank=False, report="周报", collecting=True, dialogue=True)
         assert "读不到表情" in reply and "文字、图片、语音、视频或链接" in reply
@@ -151,7 +152,7 @@ def test_a_sticker_in_the_weeks_report_is_not_stored_and_the_liaison_is_told_wha
 def test_a_blank_text_in_the_weeks_report_or_a_要情_is_not_stored(jincheng: Campaign) -> None:
     jincheng.register(ME, "泽州县商务局")
     jincheng.say(ME, "周报")
-    for typed in (" ", "　　", "\u200b", "\n"):
+    for typed in (" ", "　　", "\u200b", "\n", "\t", "\u200e", "\u2061\u200b", "\u00a0\n\u3000"):
         reply = jincheng.say(ME, typed)
         assert reply == TEXTS.render("unreadable_text", blank=True, report="周报", collecting=True, dialogue=True)
         assert "空白" in reply
@@ -167,7 +168,7 @@ def test_a_sticker_or_blank_in_a_walk_is_no_answer_and_the_question_stays(jinche
     jincheng.say(ME, "填报")
     asked = jincheng.conversation(ME)
     before = len(stored_answers(jincheng))
-    for typed in (STICKER, "👍", "[强]", "　", "\u200b"):
+    for typed in (STICKER, "👍", "[强]", "　", "\u200b", "[语音]", "\u200f", "\t\n", "[捂脸][捂脸]"):
         reply = jincheng.say(ME, typed)
         assert "没有保存" in reply and "请按上面的提示接着回复" in reply
         assert jincheng.conversation(ME) == asked
