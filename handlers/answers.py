@@ -146,7 +146,11 @@ def normalise(text: str) -> str:
     spaces and end punctuation (。，！？~… and the like) gone: "帮助。", "　取消！" and "提交~~" are
     the commands. Text that is nothing but punctuation is kept as typed ("?" asks for help)."""
     word = visible(text)
-    bare = word.lstrip(LEADING_MARKS).rstrip(END_MARKS)
+    bare = word.lstrip(LEADING_MARKS)
+    point = len(word) - len(bare) - 1
+    if bare[:1].isdigit() and point >= 0 and word[point] in ".。":
+        bare = word[point] + bare  # ".5" is a decimal (0.5), not a 5 after a stray full stop
+    bare = bare.rstrip(END_MARKS)
     if len(bare) > 2 and WRAPPING.get(bare[0]) == bare[-1]:
         bare = bare[1:-1].strip().lstrip(LEADING_MARKS).rstrip(END_MARKS)
     return bare or word
@@ -174,7 +178,7 @@ def parse_count(text: str, unit: str = "", limit: int = IMPLAUSIBLE_ABOVE) -> Pa
 
     Rejected templates: ``invalid_negative``, ``invalid_whole_number`` (12.5, 三场半),
     ``invalid_too_large`` (past :data:`MAX_COUNT`), ``invalid_count`` (anything else)."""
-    raw = normalise(_decimal_points(text))
+    raw = _decimal_points(normalise(text))
     if raw in NONE_WORDS:
         return Accepted("0", 0)
     raw = LATIN_MULTIPLIERS.sub(lambda m: "万" if m[1] in "wW" else "千", LISTED_NEIGHBOURS.sub(_unlisted, raw))
@@ -197,11 +201,10 @@ def parse_count(text: str, unit: str = "", limit: int = IMPLAUSIBLE_ABOVE) -> Pa
     return Accepted(str(number), number, approximate, implausible=number > limit)
 
 
-def _decimal_points(text: str) -> str:
-    """``text`` with a decimal point as a Chinese keyboard types it read as one: "12。5" (a full
+def _decimal_points(raw: str) -> str:
+    """``raw`` with a decimal point as a Chinese keyboard types it read as one: "12。5" (a full
     stop between digits) is 12.5, ".5" is 0.5, so neither is taken for a whole number or no number."""
-    shown = re.sub(r"(?<=\d)。(?=\d)", ".", visible(text))
-    return re.sub(r"^[.。](?=\d)", "0.", shown)
+    return re.sub(r"^[.。](?=\d)", "0.", re.sub(r"(?<=\d)。(?=\d)", ".", raw))
 
 
 def _unlisted(pair: re.Match[str]) -> str:

@@ -64,7 +64,7 @@ def test_a_count_is_read_as_people_write_it(typed: str, number: int | None, appr
     ("9" * 5000, "invalid_too_large"), (str(2**63), "invalid_too_large"), (str(2**63 + 1), "invalid_too_large"),
     (str(MAX_COUNT + 1), "invalid_too_large"), ("1" + ",000" * 7, "invalid_too_large"), ("九" * 5000, "invalid_too_large"),
     ("3.5", "invalid_whole_number"), ("３．５", "invalid_whole_number"), ("0.5", "invalid_whole_number"),
-    ("12。5", "invalid_whole_number"), (".5", "invalid_whole_number"), ("。5", "invalid_whole_number"),
+    ("12。5", "invalid_whole_number"), (".5", "invalid_whole_number"), ("。5", "invalid_whole_number"), ("。。5", "invalid_whole_number"), ("“.5”", "invalid_whole_number"),
     ("约3.5场", "invalid_whole_number"), ("十点五", "invalid_whole_number"),
     ("99999999999999999999", "invalid_too_large"), ("99999999999999999999人次", "invalid_too_large"),
     ("10000000000000000", "invalid_too_large"), ("１" + "0" * 30, "invalid_too_large"),

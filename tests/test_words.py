@@ -45,7 +45,7 @@ def test_edit_n_reads_the_same_with_end_punctuation_and_full_width(typed: str, n
 
 
 @pytest.mark.parametrize("typed", ["帮助我", "三场", "12.5", "3~5", "-5", "约 50", "取 消x", "(0356)2056819", "【帮助",
-                                   "[]", "()"])
+                                   "[]", "()", ".5", "。5"])
 def test_inner_marks_are_kept_so_answers_are_not_commands_and_keep_their_meaning(typed: str) -> None:
     assert command_of(typed) is None
     assert normalise(typed) == typed
