@@ -65,6 +65,9 @@ HELD = "\ue000"
 LATIN_MULTIPLIERS = re.compile(r"(?<=\d)([wWkK])(?![A-Za-z])")
 # Digits grouped by thousands with commas or spaces: "1,200", "1 200", "12 000 000".
 GROUPED = re.compile(r"\d{1,3}(?:([, ])\d{3})(?:\1\d{3})*(?:\.\d+)?")
+# A comma or space between digits that a group of exactly three follows ("12,000万"); any other
+# ("1,20", "5 0") leaves the text no number.
+THOUSANDS_SEPARATOR = re.compile(r"(?<=\d)[, ](?=\d{3}(?!\d))")
 MULTIPLIERS = "十百千万亿"
 MULTIPLIER_SIZES = (("亿", 10**8), ("万", 10**4), ("千", 1000), ("百", 100), ("十", 10))
 ARABIC_SCALED = re.compile(r"\d[\d.十百千万亿]*")
@@ -270,8 +273,7 @@ def _measure(raw: str, unit: str = "") -> str:
 
 def _number(raw: str) -> int | Rejected:
     """One whole number in Arabic digits, Chinese numerals or both (1万2千), 0 to :data:`MAX_COUNT`."""
-    grouped = GROUPED.fullmatch(raw)
-    digits = raw.replace(grouped[1], "") if grouped and grouped[1] else raw
+    digits = THOUSANDS_SEPARATOR.sub("", raw)
     if not NUMERAL.fullmatch(digits):
         return Rejected("invalid_count")
     value: Decimal | None

@@ -40,7 +40,7 @@ def field(kind: FieldType, unit: str = "") -> Field:
         ("十来场", 10, True), ("二十来人", 20, True), ("30多", 30, True), ("10万+", 100000, True), ("50+", 50, True),
         ("2w", 20000, False), ("2W", 20000, False), ("3K", 3000, False), ("2.5k", 2500, False), ("1.2万人次", 12000, False),
         ("1.5千", 1500, False), ("2万余人", 20000, True), ("三千5", 3500, False), ("5百", 500, False),
-        ("约\t50", 50, True), ("约\u3000５０", 50, True), ("1 200", 1200, False), ("12 000", 12000, False),
+        ("约\t50", 50, True), ("约\u3000５０", 50, True), ("1 200", 1200, False), ("12 000", 12000, False), ("1,200.0", 1200, False),
         ("3\t场", 3, False), ("50\n", 50, False), ("３ 场", 3, False), ("约 ５０ 人次", 50, True),
         ("1.", 1, False), ("3.0场", 3, False), ("【3】", 3, False), ("3\u200e", 3, False),
     ],
@@ -56,7 +56,7 @@ def test_a_count_is_read_as_people_write_it(typed: str, number: int | None, appr
 @pytest.mark.parametrize(("typed", "template"), [
     ("-3", "invalid_negative"), ("负三", "invalid_negative"), ("－5", "invalid_negative"),
     ("很多", "invalid_count"), ("", "invalid_count"), ("abc", "invalid_count"), ("几十", "invalid_count"),
-    ("几个", "invalid_count"), ("5 0", "invalid_count"), ("1,2", "invalid_count"), ("1e20", "invalid_count"),
+    ("几个", "invalid_count"), ("5 0", "invalid_count"), ("1,2", "invalid_count"), ("1,20", "invalid_count"), ("1,2345", "invalid_count"), ("1e20", "invalid_count"),
     # a count is whole: a decimal is not "not a number"
     ("12.5", "invalid_whole_number"), ("2.5", "invalid_whole_number"), ("三场半", "invalid_whole_number"),
     ("十二点五", "invalid_whole_number"), ("1.23456万", "invalid_whole_number"), ("约12.5人次", "invalid_whole_number"),
@@ -79,6 +79,8 @@ def test_a_count_above_the_limit_is_accepted_but_flagged_for_confirmation() -> N
     assert parse(field(FieldType.COUNT, "人次"), "100001", TODAY) == Accepted("100001", 100001, implausible=True)
     assert parse(field(FieldType.COUNT, "人次"), "600", TODAY, limit=500) == Accepted("600", 600, implausible=True)
     assert parse(field(FieldType.COUNT, "人次"), "20万", TODAY) == Accepted("200000", 200000, implausible=True)
+    assert parse(field(FieldType.COUNT, "人次"), "1,200万", TODAY) == Accepted("12000000", 12000000, implausible=True)
+    assert parse(field(FieldType.COUNT, "人次"), "2w+", TODAY) == Accepted("20000", 20000, True)
     largest = str(MAX_COUNT)
     assert parse(field(FieldType.COUNT, "人次"), largest, TODAY) == Accepted(largest, MAX_COUNT, implausible=True)
 

@@ -67,6 +67,10 @@ def test_an_opening_word_is_read_as_a_walk_command_is(jincheng: Campaign) -> Non
     assert jincheng.say(ME, " 填报！") == opened
     jincheng.say(ME, "修改资料")
     assert jincheng.say(ME, "“填表”？") == opened
+    # tried after the fixes: brackets a notice prints a command in, repeated marks, direction marks
+    for typed in ("【填报】", "填报！！", "[统计表]", "\u200e填表\u200f", "《填报统计表》"):
+        jincheng.say(ME, "周报")
+        assert jincheng.say(ME, typed) == opened, typed
 
 
 def test_an_opening_word_refused_during_registration_says_the_registration_is_still_open(jincheng: Campaign) -> None:
