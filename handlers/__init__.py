@@ -65,8 +65,6 @@ ROUTES: list[Route] = [
 # Every word the bot reads as a command: the routes' and the walks'.
 KNOWN_WORDS = frozenset(word for route in ROUTES for word in route.words) | frozenset(dialogue.COMMAND_WORDS)
 
-
-
 # Every template a route may render; start-up checks that each exists.
 TEMPLATES = (
     ("greeting", "unsupported_kind", "not_understood", "handler_failed")

@@ -98,11 +98,11 @@ DATE_NUMERALS = re.compile(r"[〇零一二两三四五六七八九十]+")
 # Item answers are split on spaces and 、；. Commas (a full-width one is ASCII after NFKC) separate
 # answers too, except as a thousands separator between digits ("1,200" is one number).
 PARTS = re.compile(r"[\s、；;]+|(?<!\d),|,(?!\d{3}(?!\d))")
-# Characters phones put in text that show as nothing: zero-width spaces and joiners, the word
-# joiner, the byte-order mark, soft hyphen, and the fillers used to send a "blank" (Hangul fillers,
-# as NFKC leaves them, and the blank Braille pattern).
-# Every format character (Unicode category Cf: also the direction marks \u200e and \u200f, the
-# Mongolian vowel separator and the invisible operators) shows as nothing too.
+# Characters phones put in text that show as nothing: every format character (Unicode category
+# Cf: zero-width spaces and joiners, the word joiner, the byte-order mark, soft hyphen, the
+# direction marks \u200e and \u200f, the Mongolian vowel separator, the invisible operators), and
+# these fillers used to send a "blank" (Hangul fillers, as NFKC leaves them, and the blank Braille
+# pattern).
 FILLERS = "\u115f\u1160\u3164\uffa0\u2800"
 # What people end a word with, after NFKC (so ，！？～；： are among them): a command, code or answer
 # reads the same without it. A range ("3~5") or a decimal ("12.5") keeps its inner mark.

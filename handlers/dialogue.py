@@ -20,8 +20,8 @@ from typing import Any, Mapping
 
 from bot.campaigns.format import CampaignDefinition, Field, FieldType, FormDefinition, LatePolicy, StatItem
 from handlers.answers import (
-    ASKABLE, GROUPED, IMPLAUSIBLE_ABOVE, MAX_COUNT, Rejected, means_none, measure_fits, normalise, parse, split_item_line,
-    yes_or_no,
+    ASKABLE, GROUPED, IMPLAUSIBLE_ABOVE, MAX_COUNT, Rejected, means_none, measure_fits, normalise, parse,
+    split_item_line, yes_or_no,
 )
 from handlers import help
 from handlers.base import Context, DialogueState, Incoming
