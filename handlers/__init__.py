@@ -17,6 +17,7 @@ from handlers import (
     totals, unreadable, weekly_report,
 )
 from handlers import roles
+from handlers.answers import normalise
 from handlers.base import Context, DialogueState, Incoming, Outcome, Route
 
 # The routes that open a dialogue, with the words each takes (the only list of them: typed in the
@@ -41,12 +42,19 @@ STEPS: list[Route] = [
     Route("announce_step", announcements.is_announcing, announcements.continue_announcement),
 ]
 
+
+def _unreadable(incoming: Incoming, state: DialogueState) -> bool:
+    """A placeholder or blank text (:func:`handlers.unreadable.is_unreadable`) that is no command
+    typed in an emoticon's brackets: "[帮助]" is 帮助, "[微笑]" a placeholder."""
+    return unreadable.is_unreadable(incoming, state) and normalise(incoming.text).lower() not in KNOWN_WORDS
+
+
 ROUTES: list[Route] = [
     Route("greeting", greeting.is_subscribe, greeting.greet),
     Route("template_job", template_job.is_template_job_finished, template_job.record_job),
     Route("silent_event", fallback.is_silent_event, fallback.stay_silent),
     # A sticker's placeholder or a blank text is never an answer, a report item or a code.
-    Route("unreadable", unreadable.is_unreadable, unreadable.explain),
+    Route("unreadable", _unreadable, unreadable.explain),
     *OPENERS,
     *STEPS,
     # The office's questions come after the walks' steps: a liaison's answer in a walk is never
@@ -59,6 +67,9 @@ ROUTES: list[Route] = [
     Route("unused_kind", fallback.is_unused_kind, fallback.explain_unused_kind),
     Route("not_understood", fallback.anything, fallback.not_understood),
 ]
+
+# Every word the bot reads as a command: the routes' and the walks'.
+KNOWN_WORDS = frozenset(word for route in ROUTES for word in route.words) | frozenset(dialogue.COMMAND_WORDS)
 
 # Every template a route may render; start-up checks that each exists.
 TEMPLATES = (

@@ -41,26 +41,42 @@ MEASURE_WORDS = ("场/次", "人次", "条次", "场", "次", "篇", "个", "部
 MEASURE_GROUPS = (frozenset({"人", "人次", "名", "位"}), frozenset({"场", "次", "场/次", "期", "轮"}),
                   frozenset({"条", "条次"}))
 PEOPLE = MEASURE_GROUPS[0]
-APPROXIMATE_WORDS = ("大约", "大概", "约", "近", "左右", "余", "多")
+# 十来场 (ten or so) and 10万+ (as WeChat shows an article's reads) are estimates too.
+APPROXIMATE_WORDS = ("大约", "大概", "约", "近", "左右", "余", "多", "来", "+")
 # Words that come before the number they qualify ("约 50"); the others come after it ("50 余人").
 LEADING_ESTIMATE_WORDS = ("大约", "大概", "约", "近")
-# Ranges: "3-5", "3~5", "3到5", "三至五" (a full-width dash or tilde is ASCII after NFKC).
-RANGE_SIGNS = ("-", "~", "〜", "—", "–", "到", "至")
-RANGE = re.compile(r"(.+?)\s*(?:-|~|〜|—|–|到|至)\s*(.+)")
+# Ranges: "3-5", "3~5", "3到5", "三至五", "2或3" (a full-width dash or tilde is ASCII after NFKC).
+RANGE_SIGNS = ("-", "~", "〜", "—", "–", "到", "至", "或者", "或")
+RANGE = re.compile(r"(.+?)\s*(?:-|~|〜|—|–|到|至|或者|或)\s*(.+)")
 # Two neighbouring numerals said together are a guess between them, as people say 两三场 (2 or
 # 3), 一两个, 五六十人 (50 to 60), 一千二三百; 三五 (three to five) is said the same way. Any other
 # run of numerals is read digit by digit (一二〇 is 120, 一九 is 19), and so is a pair followed by
 # another digit (一二〇, 一二三): a range's pair is the last digits said, before only 十/百/千/万/亿.
 NEIGHBOURS = {"一两": ("一", "两"), "三五": ("三", "五")} | {
     a + b: (a, b) for a, b in zip("一二三四五六七八", "二三四五六七八九")} | {"两三": ("两", "三")}
+# The pair is often written with a 顿号 (五、六场, 三、四十人), which elsewhere separates answers.
+LISTED_NEIGHBOURS = re.compile("|".join(f"{a}、{b}" for a, b in NEIGHBOURS.values()))
+# 几 after a numeral is its last digit, any of 1 to 9 (十几场 is 11 to 19, 二十几 21 to 29); a
+# leading 几 (几十, 几个) says too little to offer a lower end, and stays no number.
+SOME = "几"
+# A character no one types, standing for a 顿号 that is no separator while a line is split.
+HELD = "\ue000"
+# Letters people use for 万 and 千 after digits (2w, 3k, 1.5W).
+LATIN_MULTIPLIERS = re.compile(r"(?<=\d)([wWkK])(?![A-Za-z])")
+# Digits grouped by thousands with commas or spaces: "1,200", "1 200", "12 000 000".
+GROUPED = re.compile(r"\d{1,3}(?:([, ])\d{3})(?:\1\d{3})*(?:\.\d+)?")
+# A comma or space between digits that a group of exactly three follows ("12,000万"); any other
+# ("1,20", "5 0") leaves the text no number.
+THOUSANDS_SEPARATOR = re.compile(r"(?<=\d)[, ](?=\d{3}(?!\d))")
 MULTIPLIERS = "十百千万亿"
 MULTIPLIER_SIZES = (("亿", 10**8), ("万", 10**4), ("千", 1000), ("百", 100), ("十", 10))
 ARABIC_SCALED = re.compile(r"\d[\d.十百千万亿]*")
 NUMERAL = re.compile(r"[\d.零〇一二两三四五六七八九十百千万亿壹贰叁肆伍陆柒捌玖拾佰仟点]+")
 YES = {"是", "有", "✓", "✔", "√", "对", "yes", "y", "是的", "有的", "1"}
 # What people write in a table's blank when they have nothing to put there: 0 for a count, the
-# field left blank where the field is optional (传真: 无).
-NONE_WORDS = frozenset({"无", "没有", "暂无", "没", "无此项", "不填"})
+# field left blank where the field is optional (传真: 无). A slash or a dash is how printed tables
+# mark an empty cell.
+NONE_WORDS = frozenset({"无", "没有", "暂无", "没", "无此项", "不填", "不涉及", "/", "-", "—", "——"})
 NO = {"否", "没有", "无", "不是", "没", "✗", "✘", "×", "x", "no", "n", "0"}
 
 CHINESE_NAME = re.compile(r"[\u4e00-\u9fff]+(?:[·•][\u4e00-\u9fff]+)*")
@@ -70,23 +86,33 @@ LANDLINE = re.compile(r"(?:\(?0\d{2,3}\)?-?)?[2-9]\d{6,7}(?:(?:转|-|ext\.?|#)\d
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 WECHAT_ID = re.compile(r"[A-Za-z][-_A-Za-z0-9]{5,19}")
 URL = re.compile(r"https?://[^\s/$.?#][^\s]*", re.IGNORECASE)
-FULL_DATE = re.compile(r"(\d{4})[-./年](\d{1,2})[-./月](\d{1,2})[日号]?")
+# A year of two digits is this century's ("23.11.8"); eight digits are a day too (20231108).
+FULL_DATE = re.compile(r"(\d{4}|\d{2})[-./年](\d{1,2})[-./月](\d{1,2})[日号]?|(\d{4})(\d{2})(\d{2})")
 MONTH_DAY = re.compile(r"(\d{1,2})[-./月](\d{1,2})[日号]?")
 # Days people name relative to today, as days before it.
 DAYS_AGO = {"今天": 0, "今日": 0, "昨天": 1, "昨日": 1, "前天": 2}
+# Parts of a day people add after it ("11月8日下午"): the day is the same.
+DAY_PARTS = ("上午", "下午", "中午", "晚上", "早上", "全天", "当天", "晚")
+# Months and days in Chinese numerals (十一月八日, 二〇二三年六月八日) are read as digits.
+DATE_NUMERALS = re.compile(r"[〇零一二两三四五六七八九十]+")
 # Item answers are split on spaces and 、；. Commas (a full-width one is ASCII after NFKC) separate
 # answers too, except as a thousands separator between digits ("1,200" is one number).
 PARTS = re.compile(r"[\s、；;]+|(?<!\d),|,(?!\d{3}(?!\d))")
-# Characters phones put in text that show as nothing: zero-width spaces and joiners, the word
-# joiner, the byte-order mark, soft hyphen, and the fillers used to send a "blank" (Hangul fillers,
-# as NFKC leaves them, and the blank Braille pattern).
-INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u115f\u1160\u3164\uffa0\u2800"), None)
+# Characters phones put in text that show as nothing: every format character (Unicode category
+# Cf: zero-width spaces and joiners, the word joiner, the byte-order mark, soft hyphen, the
+# direction marks \u200e and \u200f, the Mongolian vowel separator, the invisible operators), and
+# these fillers used to send a "blank" (Hangul fillers, as NFKC leaves them, and the blank Braille
+# pattern).
+FILLERS = "\u115f\u1160\u3164\uffa0\u2800"
 # What people end a word with, after NFKC (so ，！？～；： are among them): a command, code or answer
 # reads the same without it. A range ("3~5") or a decimal ("12.5") keeps its inner mark.
 END_MARKS = " 。.,，、!?~;:…⋯'\"“”‘’」』"
 # At the start only a stray full stop or exclamation and opening quotes are dropped (回复“取消”
 # is copied with its quotes): "-5" stays negative.
 LEADING_MARKS = " 。.!'\"“‘「『"
+# Brackets around the whole word, as notices print a command (回复【帮助】) and people copy it: an
+# opening bracket alone is kept ("(0356)2056819" is a phone number).
+WRAPPING = {"[": "]", "【": "】", "(": ")", "<": ">", "《": "》", "〈": "〉", "〔": "〕", "{": "}"}
 # What people type between the groups of a code: spaces, dashes of every width, dots, underscores.
 CODE_SEPARATORS = re.compile(r"[\s\-_.·•‐‑‒–—―−/]+")
 TEXT_LIMITS = {FieldType.SHORT_TEXT: 50, FieldType.TEXT: 200, FieldType.NOTE: 200, FieldType.ADDRESS: 100,
@@ -123,13 +149,21 @@ def normalise(text: str) -> str:
     spaces and end punctuation (。，！？~… and the like) gone: "帮助。", "　取消！" and "提交~~" are
     the commands. Text that is nothing but punctuation is kept as typed ("?" asks for help)."""
     word = visible(text)
-    return word.lstrip(LEADING_MARKS).rstrip(END_MARKS) or word
+    bare = word.lstrip(LEADING_MARKS)
+    point = len(word) - len(bare) - 1
+    if bare[:1].isdigit() and point >= 0 and word[point] in ".。":
+        bare = word[point] + bare  # ".5" is a decimal (0.5), not a 5 after a stray full stop
+    bare = bare.rstrip(END_MARKS)
+    if len(bare) > 2 and WRAPPING.get(bare[0]) == bare[-1]:
+        bare = bare[1:-1].strip().lstrip(LEADING_MARKS).rstrip(END_MARKS)
+    return bare or word
 
 
 def visible(text: str) -> str:
     """``text`` as a phone shows it, in compatibility form (NFKC): invisible characters and
     surrounding spaces gone; "" for a text that shows as nothing."""
-    return unicodedata.normalize("NFKC", text).translate(INVISIBLE).strip()
+    shown = unicodedata.normalize("NFKC", text)
+    return "".join(c for c in shown if c not in FILLERS and unicodedata.category(c) != "Cf").strip()
 
 
 def code_of(text: str) -> str:
@@ -147,9 +181,10 @@ def parse_count(text: str, unit: str = "", limit: int = IMPLAUSIBLE_ABOVE) -> Pa
 
     Rejected templates: ``invalid_negative``, ``invalid_whole_number`` (12.5, 三场半),
     ``invalid_too_large`` (past :data:`MAX_COUNT`), ``invalid_count`` (anything else)."""
-    raw = normalise(text)
+    raw = _decimal_points(normalise(text))
     if raw in NONE_WORDS:
         return Accepted("0", 0)
+    raw = LATIN_MULTIPLIERS.sub(lambda m: "万" if m[1] in "wW" else "千", LISTED_NEIGHBOURS.sub(_unlisted, raw))
     raw, approximate = _without_estimate(_without_measure(raw, unit))
     raw = _without_measure(raw, unit)
     if raw.startswith(("-", "负", "−")):
@@ -169,6 +204,16 @@ def parse_count(text: str, unit: str = "", limit: int = IMPLAUSIBLE_ABOVE) -> Pa
     return Accepted(str(number), number, approximate, implausible=number > limit)
 
 
+def _decimal_points(raw: str) -> str:
+    """``raw`` with a decimal point as a Chinese keyboard types it read as one: "12。5" (a full
+    stop between digits) is 12.5, ".5" is 0.5, so neither is taken for a whole number or no number."""
+    return re.sub(r"^[.。](?=\d)", "0.", re.sub(r"(?<=\d)。(?=\d)", ".", raw))
+
+
+def _unlisted(pair: re.Match[str]) -> str:
+    return pair[0].replace("、", "")
+
+
 def _range(raw: str, unit: str) -> tuple[int, int] | Rejected | None:
     """The two ends of a range ("3-5", "三到五", "两三", "五六十"), lowest first; a Rejected when an
     end is past :data:`MAX_COUNT`; None when ``raw`` is not a range."""
@@ -181,7 +226,7 @@ def _range(raw: str, unit: str) -> tuple[int, int] | Rejected | None:
             first += scale[0]
         ends: tuple[str, str] | None = (first, last)
     else:
-        ends = _neighbours(raw)
+        ends = _neighbours(raw) or _some(raw)
     if ends is None:
         return None
     low, high = _number(ends[0]), _number(ends[1])
@@ -199,6 +244,13 @@ def _neighbours(raw: str) -> tuple[str, str] | None:
         if pair and (not before or before[-1] in MULTIPLIERS) and all(c in MULTIPLIERS for c in after):
             return before + pair[0] + after, before + pair[1] + after
     return None
+
+
+def _some(raw: str) -> tuple[str, str] | None:
+    """The two ends a 几 after a numeral says ("十几" → 十一, 十九; "一百几十" → 一百一十, 一百九十), or None."""
+    if raw.count(SOME) != 1 or raw.startswith(SOME):
+        return None
+    return raw.replace(SOME, "一"), raw.replace(SOME, "九")
 
 
 def _without_estimate(raw: str) -> tuple[str, bool]:
@@ -221,7 +273,7 @@ def _measure(raw: str, unit: str = "") -> str:
 
 def _number(raw: str) -> int | Rejected:
     """One whole number in Arabic digits, Chinese numerals or both (1万2千), 0 to :data:`MAX_COUNT`."""
-    digits = raw.replace(",", "")
+    digits = THOUSANDS_SEPARATOR.sub("", raw)
     if not NUMERAL.fullmatch(digits):
         return Rejected("invalid_count")
     value: Decimal | None
@@ -385,18 +437,22 @@ class ReportingPeriod:
 
 
 def parse_date(text: str, today: date, period: ReportingPeriod | None = None) -> Parsed:
-    """A day: 2023-06-20, 2023年6月20日, 6月20日, 6.20, 6月20号, 今天, 昨天.
+    """A day: 2023-06-20, 2023年6月20日, 23.6.20, 20230620, 6月20日, 六月二十日, 6.20, 6/20, 6月20号,
+    6月20日下午, 今天, 昨天.
 
     A day given without its year is in the year of ``period`` (the one nearest it), else of
     ``today``; with a ``period``, a day outside it is accepted as ``implausible``, to be confirmed."""
-    raw = normalise(text)
+    raw = DATE_NUMERALS.sub(_digits_of, normalise(text))
+    for part in DAY_PARTS:
+        raw = raw.removesuffix(part).rstrip()
     full = FULL_DATE.fullmatch(raw)
     month_day = MONTH_DAY.fullmatch(raw)
     try:
         if raw in DAYS_AGO:
             day = today - timedelta(days=DAYS_AGO[raw])
         elif full:
-            day = date(int(full[1]), int(full[2]), int(full[3]))
+            year, month, day_of_month = (full[1], full[2], full[3]) if full[1] else (full[4], full[5], full[6])
+            day = date(int(year) + (2000 if len(year) == 2 else 0), int(month), int(day_of_month))
         elif month_day and period is not None:
             day = period.nearest(int(month_day[1]), int(month_day[2]))
         elif month_day:
@@ -406,6 +462,11 @@ def parse_date(text: str, today: date, period: ReportingPeriod | None = None) ->
     except ValueError:
         return Rejected("invalid_date")
     return Accepted(day.isoformat(), implausible=period is not None and day not in period)
+
+
+def _digits_of(numeral: re.Match[str]) -> str:
+    number = _number(numeral[0])
+    return numeral[0] if isinstance(number, Rejected) else str(number)
 
 
 def parse_text(text: str, limit: int, template: str) -> Parsed:
@@ -447,9 +508,12 @@ def split_item_line(text: str) -> list[str]:
     """The answers of a line that fills several fields at once ("3场 120人次"), in order.
 
     A space inside one answer does not split it: "约 50", "3 场", "50 余人", "3 ~ 5" are one answer
-    each: the words around a number join it (a full-width space is a space after NFKC)."""
+    each: the words around a number join it (a full-width space is a space after NFKC), and so
+    is "五、六场", a range."""
     parts: list[str] = []
-    for part in (p for p in PARTS.split(normalise(text)) if p):
+    # A 顿号 inside a range (五、六场) is held aside while the line is split on the others.
+    held = LISTED_NEIGHBOURS.sub(lambda pair: pair[0].replace("、", HELD), normalise(text))
+    for part in (p.replace(HELD, "、") for p in PARTS.split(held) if p):
         joins = part.startswith(RANGE_SIGNS) or _follows_number(part)
         if parts and (joins or parts[-1].endswith(RANGE_SIGNS) or parts[-1] in LEADING_ESTIMATE_WORDS):
             parts[-1] += part

@@ -20,8 +20,8 @@ from typing import Any, Mapping
 
 from bot.campaigns.format import CampaignDefinition, Field, FieldType, FormDefinition, LatePolicy, StatItem
 from handlers.answers import (
-    ASKABLE, IMPLAUSIBLE_ABOVE, MAX_COUNT, Rejected, means_none, measure_fits, normalise, parse, split_item_line,
-    yes_or_no,
+    ASKABLE, GROUPED, IMPLAUSIBLE_ABOVE, MAX_COUNT, Rejected, means_none, measure_fits, normalise, parse,
+    split_item_line, yes_or_no,
 )
 from handlers import help
 from handlers.base import Context, DialogueState, Incoming
@@ -131,16 +131,18 @@ class Move:
     pending: tuple[Value, ...] = ()
 
 
-def advance(walk: Walk, values: tuple[Value, ...]) -> Move:
+def advance(walk: Walk, values: tuple[Value, ...], require: bool = True) -> Move:
     """Store ``values`` and go on to the next unanswered field, or to the review when none is left.
 
-    An answer to a required field that was blank goes on to the next required blank after it
-    before the review: after 提交 listed the blanks (3, 6, 7) and asked 3, the walk asks 6, then 7."""
-    was_blank = {f.answer_key for f in blanks(walk)}
+    When every field has been answered or skipped, an answer goes on to the next required blank
+    after it before the review: after 提交 listed the blanks (3, 6, 7) and asked 3, the walk asks 6,
+    then 7; a field changed in between (上一题, 修改 2) goes on to the blanks after it too, so the
+    walk never shows the review while a listed blank after the answer is left unasked. With
+    ``require`` False (a walk whose fields may all stay blank) it goes to the review."""
     walk = walk.with_values(values)
     last = values[-1].field_key
     following = walk.next_open(last)
-    if following is None and any(v.field_key in was_blank for v in values):
+    if following is None and require:
         following = next((f.answer_key for f in blanks(walk) if walk.number(f.answer_key) > walk.number(last)), None)
     return Move(values=values, ask=following, review=following is None)
 
@@ -159,7 +161,7 @@ def react(walk: Walk, step: str, text: str, pending: tuple[Value, ...], ctx: Con
     if pending:
         agreed = _agrees(text)
         if agreed:
-            return advance(walk, pending)
+            return advance(walk, pending, require)
         if agreed is False:
             return Move(ask=step, notes=(ctx.texts.render("number_not_confirmed"),))
     command = command_of(text)
@@ -167,7 +169,7 @@ def react(walk: Walk, step: str, text: str, pending: tuple[Value, ...], ctx: Con
         return _command(walk, step, command, ctx, require, today, limit)
     if step == REVIEW:  # no field is asked: say the text was not taken, and how to change a field
         return _stay(step, ctx.texts.render("review_waiting", given=text.strip()))
-    return _answer(walk, walk.field(step), text, ctx, today, limit)
+    return _answer(walk, walk.field(step), text, ctx, today, limit, require)
 
 
 def _command(walk: Walk, step: str, command: Command, ctx: Context, require: bool, today: date,
@@ -198,7 +200,7 @@ def _command(walk: Walk, step: str, command: Command, ctx: Context, require: boo
         return Move(ask=walk.fields[position - 2].answer_key)
     if step == REVIEW:  # 跳过 with nothing left to skip
         return _stay(step)
-    return advance(walk, (Value(step, None),))
+    return advance(walk, (Value(step, None),), require)
 
 
 def _agrees(text: str) -> bool | None:
@@ -211,11 +213,16 @@ def _agrees(text: str) -> bool | None:
     return True if COMMAND_WORDS.get(word) == "confirm" else yes_or_no(word)
 
 
-def _answer(walk: Walk, first: Field, text: str, ctx: Context, today: date, limit: int) -> Move:
+def _answer(walk: Walk, first: Field, text: str, ctx: Context, today: date, limit: int,
+            require: bool = True) -> Move:
     """Read an answer to ``first``; several answers in one line fill the blanks after it in its
     clause ("3场 120人次"), or the whole item's blanks when given at the item's first blank."""
     parts = split_item_line(text) if first.type in SPLITTABLE else [text]
     targets = _targets(walk, first, len(parts))
+    if targets is None and GROUPED.fullmatch(normalise(text)):
+        # "1 200" where the clause has one blank left is a number grouped by thousands; where it
+        # has two, it is the two answers the question's hint ("3 120") shows.
+        parts, targets = [text], [first]
     if targets is None:
         return Move(retry=_spilling(walk, first, len(parts), ctx))
     values: list[Value] = []
@@ -240,7 +247,7 @@ def _answer(walk: Walk, first: Field, text: str, ctx: Context, today: date, limi
                     pending=tuple(values))
     if implausible:
         return Move(retry=ctx.texts.render("confirm_large_number", answers=shown, limit=limit), pending=tuple(values))
-    return advance(walk, tuple(values))
+    return advance(walk, tuple(values), require)
 
 
 def _targets(walk: Walk, first: Field, given: int) -> list[Field] | None:
@@ -387,6 +394,9 @@ def label_of(f: Field) -> str:
 
 # Short labels: at most this many characters; the verbs most labels open with say little.
 SHORT_LABEL = 10
+# A label at most this long is shown whole: a "…" hiding one or two characters would only cut a
+# word ("对外包外租项目开展大排查" is no clearer as "对外包外租项目开展大…").
+WHOLE_LABEL = SHORT_LABEL + 2
 OPENING_VERBS = ("组织开展", "创新开展", "开展", "组织", "参加", "参与", "发表", "制作")
 QUOTED = re.compile(r"“([^”]+)”")
 ASIDE = re.compile(r"[(（][^)）]*[)）]")
@@ -410,7 +420,7 @@ def short_label(f: Field) -> str:
             break
     if not label:
         return f.suffix or label_of(f)
-    if len(label) <= SHORT_LABEL:
+    if len(label) <= WHOLE_LABEL:
         return label
     # A cut leaving fewer than 3 characters names nothing: then cut at the length instead.
     cuts = [m.start() for m in BREAKS.finditer(label, 0, SHORT_LABEL + 1) if m.start() >= 3]

@@ -44,7 +44,8 @@ TEMPLATES = ("records_needs_registration", "records_no_table", "records_start", 
 PICTURES_DONE = frozenset({"完成", "好了", "发完了", "发完", "就这些"})
 # At a row's first cell, words saying the row's activity did not take place: the row's empty cells
 # are all left blank at once (the first cell, its 时间, is what a held activity always has).
-ROW_UNUSED = NONE_WORDS | {"跳过", "空", "未开展", "没开展", "无活动", "本行无", "整行跳过", "跳过本行"}
+ROW_UNUSED = NONE_WORDS | {"跳过", "空", "未开展", "没开展", "没有开展", "未举办", "没举办", "无活动", "无此活动", "本行无",
+                           "整行跳过", "跳过本行"}
 # How wide an answer the summary shows: a row's four cells share a line, and five rows filled to the
 # brim must still fit one message (WeChat cuts a text at 2,048 bytes); 修改 N shows a cell whole.
 ROW_CELL_COLUMNS = 24

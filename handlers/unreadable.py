@@ -28,8 +28,9 @@ PLACEHOLDER = re.compile(
     r"|unsupported message|(?:当前)?(?:微信)?版本不支持展示该内容[,，]?(?:请升级至最新版本)?")
 # What a chat list shows for a sticker, when a person copies or forwards it as text.
 STICKER_NAMES = frozenset({"动画表情", "表情", "gif表情", "表情包", "自定义表情", "图片表情", "sticker", "emoji"})
-# WeChat's built-in emoticons in text: a bracketed name ([微笑], [OK]) or an old-style code (/::D).
-EMOTICON_CODE = re.compile(r"\[[\u4e00-\u9fffA-Za-z]{1,10}\]|/:[!-.0-~]{1,6}")
+# WeChat's built-in emoticons in text: a bracketed name ([微笑], [OK], [666]) or an old-style code
+# (/::D); an English-language phone names content in words ([Animated Sticker], [Voice Call]).
+EMOTICON_CODE = re.compile(r"\[(?:666|[\u4e00-\u9fffA-Za-z][\u4e00-\u9fffA-Za-z ]{0,19})\]|/:[!-.0-~]{1,6}")
 BRACKETS = "[]【】()（）<>《》 "
 
 

@@ -153,3 +153,95 @@ def test_edit_with_a_field_number_too_large_for_any_form_is_an_unknown_field(jin
     for number in ("41", str(2**31), str(2**63 + 1), "9" * 5000):
         assert jincheng.say(ZEZHOU, f"修改 {number}").startswith(unknown)
     assert "（7/40）" in jincheng.say(ZEZHOU, "修改 007")
+
+
+# Other examples of each kind, tried as a new liaison would type them after the fixes.
+
+def test_more_ranges_as_people_say_them_are_asked_about_never_stored_as_one_number(jincheng: Campaign) -> None:
+    at_lectures(jincheng)
+    asked = jincheng.say(ZEZHOU, "十几场")
+    assert "11到19场" in asked and "约11场" in asked and numbers(jincheng) == {}
+    assert "（6/40）" in jincheng.say(ZEZHOU, "12")
+    assert "20到30人次" in jincheng.say(ZEZHOU, "二三十人次")
+    assert "（7/40）" in jincheng.say(ZEZHOU, "确认")
+    # a 顿号 between neighbouring numerals is a range at a one-blank clause, not two answers
+    assert "5到6篇" in jincheng.say(ZEZHOU, "五、六")
+    assert "（8/40）" in jincheng.say(ZEZHOU, "6")
+    # ...and at a two-blank clause it is not 5 in one blank and 6 in the next
+    asked = jincheng.say(ZEZHOU, "五、六")
+    assert "5到6场" in asked and "（9/40）" not in asked
+    assert "2到3场" in jincheng.say(ZEZHOU, "2或3场")
+    assert "20到30场" in jincheng.say(ZEZHOU, "20至30")
+    assert "7到8场" in jincheng.say(ZEZHOU, "七八场")
+    assert "（9/40）" in jincheng.say(ZEZHOU, "十来场")                       # "ten or so": an estimate, no range
+    assert numbers(jincheng) == {"study.lectures": (12, False), "study.lectures_people": (20, True),
+                                 "study.articles": (6, False), "study.talks": (10, True)}
+
+
+def test_letters_for_wan_and_qian_a_plus_and_digits_grouped_by_spaces_are_numbers(jincheng: Campaign) -> None:
+    at_lectures(jincheng)
+    jincheng.say(ZEZHOU, "修改 10")
+    assert "（11/40）" in jincheng.say(ZEZHOU, "2w")
+    assert "（12/40）" in jincheng.say(ZEZHOU, "3K人次")
+    assert "（13/40）" in jincheng.say(ZEZHOU, "1 200")                    # one blank: a number grouped by thousands
+    jincheng.say(ZEZHOU, "修改 5")
+    assert "（7/40）" in jincheng.say(ZEZHOU, "1 200")                     # two blanks: 1场 and 200人次, as the hint shows
+    assert "（8/40）" in jincheng.say(ZEZHOU, "约\t5")
+    jincheng.say(ZEZHOU, "修改 36")
+    assert "（37/40）" in jincheng.say(ZEZHOU, "/")                        # a printed table's empty cell: none
+    assert "（38/40）" in jincheng.say(ZEZHOU, "10万+")
+    assert numbers(jincheng) == {
+        "outreach.quiz_people": (20000, False), "outreach.quiz_answers": (3000, False),
+        "outreach.camp_videos": (1200, False), "study.lectures": (1, False), "study.lectures_people": (200, False),
+        "study.articles": (5, True), "consultation_day.livestreams": (0, False),
+        "consultation_day.livestream_viewers": (100000, True)}
+
+
+def test_a_decimal_typed_with_a_chinese_full_stop_or_no_leading_zero_needs_a_whole_number(jincheng: Campaign) -> None:
+    at_lectures(jincheng)
+    lectures = field("study.lectures")
+    for typed in ("12。5", ".5", "。5", "约3.5场", "“.5”"):
+        assert jincheng.say(ZEZHOU, typed) == TEXTS.render("invalid_whole_number", field=lectures,
+                                                           given=typed.strip("“”"))
+    assert "“3.5”不是整数" in jincheng.say(ZEZHOU, "３．５")
+    assert numbers(jincheng) == {}
+    assert "（6/40）" in jincheng.say(ZEZHOU, "3.0场")
+    assert numbers(jincheng) == {"study.lectures": (3, False)}
+
+
+def test_three_numbers_at_a_two_blank_clause_and_lists_that_miscount_are_asked_about(jincheng: Campaign) -> None:
+    at_lectures(jincheng)
+    jincheng.say(ZEZHOU, "修改 8")                                           # 大家谈（ ）场，参与（ ）人次
+    assert jincheng.say(ZEZHOU, "2 80 5") == TEXTS.render("invalid_item_line", given=3, fields=2, whole=5, start=5)
+    jincheng.say(ZEZHOU, "修改 34")                                          # item 6: four blanks
+    assert "只有4个空" in jincheng.say(ZEZHOU, "1、200、3、500、9")
+    assert "（38/40）" in jincheng.say(ZEZHOU, "1、200、3、500")
+    jincheng.say(ZEZHOU, "修改 11")                                          # item 2's last blank of its clause
+    assert "只有1个空" in jincheng.say(ZEZHOU, "3\n120")
+    assert numbers(jincheng) == {"consultation_day.onsite": (1, False), "consultation_day.onsite_people": (200, False),
+                                 "consultation_day.livestreams": (3, False),
+                                 "consultation_day.livestream_viewers": (500, False)}
+
+
+def test_measure_words_of_other_kinds_are_asked_about_wherever_they_are_typed(jincheng: Campaign) -> None:
+    at_lectures(jincheng)
+    jincheng.say(ZEZHOU, "修改 7")                                           # 文章（ ）篇
+    assert "第6题" in jincheng.say(ZEZHOU, "5人次") and "第9题" in jincheng.say(ZEZHOU, "5人次")
+    assert "第5题" in jincheng.say(ZEZHOU, "5场")
+    assert "（8/40）" in jincheng.say(ZEZHOU, "5篇")
+    assert "第7题" in jincheng.say(ZEZHOU, "3篇")                             # 大家谈（ ）场
+    assert "（9/40）" in jincheng.say(ZEZHOU, "3期")                          # 期 counts sessions, as 场 does
+    assert "（10/40）" in jincheng.say(ZEZHOU, "90名")                        # 名 counts people, as 人次 does
+    assert numbers(jincheng) == {"study.articles": (5, False), "study.talks": (3, False),
+                                 "study.talks_people": (90, False)}
+
+
+def test_counts_past_what_can_be_stored_are_refused_even_when_the_liaison_insists(jincheng: Campaign) -> None:
+    at_lectures(jincheng)
+    lectures = field("study.lectures")
+    for typed in ("99999999999999999999", "1" + "0" * 30, "99999999999999999999场"):
+        assert jincheng.say(ZEZHOU, typed) == TEXTS.render("invalid_too_large", field=lectures, given=typed,
+                                                           maximum=MAX_COUNT)
+        assert "不是数字" in jincheng.say(ZEZHOU, "是")                        # nothing held, nothing kept
+    assert "不是数字" in jincheng.say(ZEZHOU, "1e20")
+    assert numbers(jincheng) == {}

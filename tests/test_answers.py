@@ -36,6 +36,13 @@ def field(kind: FieldType, unit: str = "") -> Field:
         # numerals read digit by digit stay one number
         ("一二〇", 120, False), ("一九", 19, False), ("二〇二三", 2023, False), ("一二三", 123, False),
         ("一百零五", 105, False), ("九八", 98, False),
+        # tried after the fixes as a new liaison would type them
+        ("十来场", 10, True), ("二十来人", 20, True), ("30多", 30, True), ("10万+", 100000, True), ("50+", 50, True),
+        ("2w", 20000, False), ("2W", 20000, False), ("3K", 3000, False), ("2.5k", 2500, False), ("1.2万人次", 12000, False),
+        ("1.5千", 1500, False), ("2万余人", 20000, True), ("三千5", 3500, False), ("5百", 500, False),
+        ("约\t50", 50, True), ("约\u3000５０", 50, True), ("1 200", 1200, False), ("12 000", 12000, False), ("1,200.0", 1200, False),
+        ("3\t场", 3, False), ("50\n", 50, False), ("３ 场", 3, False), ("约 ５０ 人次", 50, True),
+        ("1.", 1, False), ("3.0场", 3, False), ("【3】", 3, False), ("3\u200e", 3, False),
     ],
 )
 def test_a_count_is_read_as_people_write_it(typed: str, number: int | None, approximate: bool) -> None:
@@ -48,13 +55,19 @@ def test_a_count_is_read_as_people_write_it(typed: str, number: int | None, appr
 
 @pytest.mark.parametrize(("typed", "template"), [
     ("-3", "invalid_negative"), ("负三", "invalid_negative"), ("－5", "invalid_negative"),
-    ("很多", "invalid_count"), ("", "invalid_count"), ("abc", "invalid_count"), ("十几", "invalid_count"),
+    ("很多", "invalid_count"), ("", "invalid_count"), ("abc", "invalid_count"), ("几十", "invalid_count"),
+    ("几个", "invalid_count"), ("5 0", "invalid_count"), ("1,2", "invalid_count"), ("1,20", "invalid_count"), ("1,2345", "invalid_count"), ("1e20", "invalid_count"),
     # a count is whole: a decimal is not "not a number"
     ("12.5", "invalid_whole_number"), ("2.5", "invalid_whole_number"), ("三场半", "invalid_whole_number"),
     ("十二点五", "invalid_whole_number"), ("1.23456万", "invalid_whole_number"), ("约12.5人次", "invalid_whole_number"),
     # past what can be stored, however it is written
     ("9" * 5000, "invalid_too_large"), (str(2**63), "invalid_too_large"), (str(2**63 + 1), "invalid_too_large"),
     (str(MAX_COUNT + 1), "invalid_too_large"), ("1" + ",000" * 7, "invalid_too_large"), ("九" * 5000, "invalid_too_large"),
+    ("3.5", "invalid_whole_number"), ("３．５", "invalid_whole_number"), ("0.5", "invalid_whole_number"),
+    ("12。5", "invalid_whole_number"), (".5", "invalid_whole_number"), ("。5", "invalid_whole_number"), ("。。5", "invalid_whole_number"), ("“.5”", "invalid_whole_number"),
+    ("约3.5场", "invalid_whole_number"), ("十点五", "invalid_whole_number"),
+    ("99999999999999999999", "invalid_too_large"), ("99999999999999999999人次", "invalid_too_large"),
+    ("10000000000000000", "invalid_too_large"), ("１" + "0" * 30, "invalid_too_large"),
     ("两千万亿", "invalid_too_large"), ("2000万亿", "invalid_too_large"), ("一千万亿零一", "invalid_too_large"), ("3-" + "9" * 5000, "invalid_too_large"),
 ])
 def test_a_wrong_count_names_what_was_wrong(typed: str, template: str) -> None:
@@ -66,6 +79,8 @@ def test_a_count_above_the_limit_is_accepted_but_flagged_for_confirmation() -> N
     assert parse(field(FieldType.COUNT, "人次"), "100001", TODAY) == Accepted("100001", 100001, implausible=True)
     assert parse(field(FieldType.COUNT, "人次"), "600", TODAY, limit=500) == Accepted("600", 600, implausible=True)
     assert parse(field(FieldType.COUNT, "人次"), "20万", TODAY) == Accepted("200000", 200000, implausible=True)
+    assert parse(field(FieldType.COUNT, "人次"), "1,200万", TODAY) == Accepted("12000000", 12000000, implausible=True)
+    assert parse(field(FieldType.COUNT, "人次"), "2w+", TODAY) == Accepted("20000", 20000, True)
     largest = str(MAX_COUNT)
     assert parse(field(FieldType.COUNT, "人次"), largest, TODAY) == Accepted(largest, MAX_COUNT, implausible=True)
 
@@ -80,6 +95,11 @@ def test_a_count_above_the_limit_is_accepted_but_flagged_for_confirmation() -> N
     ("三到五", 3, 5), ("3至5场", 3, 5), ("3 - 5", 3, 5), ("3场-5场", 3, 5), ("约3-5场", 3, 5),
     ("100-200人次", 100, 200), ("1万-2万", 10000, 20000), ("五十到一百", 50, 100), ("5-3", 3, 5),
     ("1-2万", 10000, 20000), ("3到5千人次", 3000, 5000), ("三到五万", 30000, 50000), ("50-100", 50, 100),
+    # tried after the fixes: more neighbours, a 顿号 between them, 几 as a last digit, 或
+    ("七八个", 7, 8), ("四五场", 4, 5), ("三四十场", 30, 40), ("五六百", 500, 600), ("七八千人", 7000, 8000),
+    ("一二十个", 10, 20), ("三五十人", 30, 50), ("20至30人", 20, 30), ("3—5场", 3, 5), ("两到三场", 2, 3),
+    ("五、六场", 5, 6), ("三、四十人", 30, 40), ("十几场", 11, 19), ("二十几人", 21, 29), ("一百几十", 110, 190),
+    ("2或3场", 2, 3), ("三或者四场", 3, 4), ("1~2", 1, 2), ("3-5个", 3, 5), ("100~200人次", 100, 200),
 ])
 def test_a_range_is_taken_as_its_lower_end_only_as_an_estimate_to_confirm(typed: str, low: int, high: int) -> None:
     assert parse(field(FieldType.COUNT, "场"), typed, TODAY) == Accepted(str(low), low, True, up_to=high)
@@ -96,6 +116,8 @@ def test_a_range_above_the_limit_is_flagged_too() -> None:
     ("3个", "场", True), ("3个", "篇", True), ("3起", "个", True), ("3条", "条次", True), ("3篇", "", True),
     ("3场", "人", False), ("3场", "人次", False), ("120人次", "场", False), ("约120人", "场", False),
     ("3篇", "场", False), ("3个", "人", False), ("3家", "场", False), ("50余人", "个", False),
+    ("3篇", "人次", False), ("3人次", "场", False), ("5人", "篇", False), ("5场", "篇", False), ("5次", "人次", False),
+    ("5份", "篇", False), ("5期", "场", True), ("5名", "人", True), ("500人次", "人", True), ("十来场", "人", False),
 ])
 def test_a_measure_word_must_count_what_the_blank_counts(typed: str, unit: str, fits: bool) -> None:
     assert measure_fits(typed, unit) is fits
@@ -176,6 +198,9 @@ def test_contact_fields_are_checked_and_tidied(kind: FieldType, typed: str, stor
     ("约 50", ["约50"]), ("3 场", ["3场"]), ("3\u3000场", ["3场"]), ("约\u300050", ["约50"]),
     ("3场 120 人次", ["3场", "120人次"]), ("约 50 人 3 场", ["约50人", "3场"]), ("50 余人", ["50余人"]),
     ("3 ~ 5 场 100", ["3~5场", "100"]), ("1 万", ["1万"]), ("80 人左右", ["80人左右"]),
+    # tabs and line breaks split like spaces; a 顿号 between neighbouring numerals is a range, not two answers
+    ("3\t120", ["3", "120"]), ("3\n120人次", ["3", "120人次"]), ("五、六场", ["五、六场"]), ("五、六 100", ["五、六", "100"]),
+    ("1、200、3、500", ["1", "200", "3", "500"]), ("三、一百二十", ["三", "一百二十"]), ("1 200", ["1", "200"]),
 ])
 def test_a_line_for_a_whole_item_splits_into_its_answers(line: str, parts: list[str]) -> None:
     assert split_item_line(line) == parts
@@ -202,6 +227,13 @@ LATE_TODAY = date(2026, 11, 30)
     ("2026-06-08", "2026-06-08", True),  # a year typed is kept, and the day questioned
     ("今天", "2026-11-30", True),
     ("昨天", "2026-11-29", True),
+    # tried after the fixes: other separators, numerals, a time of day, short and compact years
+    ("2023.6.8", "2023-06-08", True), ("6/8", "2023-06-08", True), ("六月八日", "2023-06-08", True),
+    ("前天", "2026-11-28", True), ("2023/11/8", "2023-11-08", False), ("11/8", "2023-11-08", False),
+    ("十一月八日", "2023-11-08", False), ("十一月八号", "2023-11-08", False), ("11月8", "2023-11-08", False),
+    ("2023年11月8号", "2023-11-08", False), ("11．8", "2023-11-08", False), ("2023.11.08", "2023-11-08", False),
+    ("11月8日下午", "2023-11-08", False), ("11月8日 上午", "2023-11-08", False), ("20231108", "2023-11-08", False),
+    ("23.11.8", "2023-11-08", False), ("二〇二三年十一月八日", "2023-11-08", False), ("十一月三十日", "2023-11-30", False),
 ])
 def test_a_day_without_its_year_takes_the_reporting_periods_and_one_outside_is_flagged(
         typed: str, stored: str, outside: bool) -> None:
@@ -212,9 +244,13 @@ def test_a_period_across_the_new_year_puts_each_day_on_its_side() -> None:
     winter = ReportingPeriod(date(2023, 12, 16), date(2024, 1, 15))
     assert parse_date("12月28日", LATE_TODAY, winter) == Accepted("2023-12-28")
     assert parse_date("1月3日", LATE_TODAY, winter) == Accepted("2024-01-03")
+    for typed, day in (("12/28", "2023-12-28"), ("1/3", "2024-01-03"), ("一月三日", "2024-01-03"),
+                       ("十二月二十八日", "2023-12-28"), ("1.3", "2024-01-03"), ("12月31日晚上", "2023-12-31")):
+        assert parse_date(typed, LATE_TODAY, winter) == Accepted(day), typed
 
 
-@pytest.mark.parametrize("typed", ["6月31日", "13月1日", "2月30日", "11月", "下周", "2023-11", "无"])
+@pytest.mark.parametrize("typed", ["6月31日", "13月1日", "2月30日", "11月", "下周", "2023-11", "无", "六月三十一日",
+                                   "12345678", "23-11", "十三月一日"])
 def test_a_day_no_calendar_has_is_refused_with_or_without_a_period(typed: str) -> None:
     assert parse_date(typed, LATE_TODAY, NOVEMBER_2023) == Rejected("invalid_date")
     assert parse_date(typed, LATE_TODAY) == Rejected("invalid_date")

@@ -204,3 +204,32 @@ def test_a_passive_reply_over_the_limit_fails_the_scenario_that_gets_it() -> Non
     with TestClient(answering(at_the_limit + "3")) as client:
         with pytest.raises(AssertionError, match="a passive reply of 2,049 bytes, over WeChat's 2,048"):
             LimitedSide(client, token="t", app_id="wx1").text(ZEZHOU, "查看")
+
+
+def test_every_office_command_with_300_units_fits_wechats_limit(crowded: Campaign) -> None:
+    """Other examples, tried after the fixes: 帮助, 进度, 合计, 未报 of each deadline, 单位 and 导出,
+    for a coordinator and for staff, with 306 units: each passive reply and each pushed part fits."""
+    for person in (COORDINATOR, STAFF):
+        for command in ("帮助", "菜单", "进度", "合计", "未报", "未报 周报", "未报 典型案例", "单位 商务所", "导出",
+                        "通知 状态"):
+            reply = crowded.bot.side.text(person, command)
+            assert reply.size <= TEXT_BYTES and reply.content, (person, command)
+    pushed = [p.payload["text"]["content"] for who in (COORDINATOR, STAFF) for p in crowded.bot.fake.pushes(who)
+              if p.msgtype == "text"]
+    assert _fits(pushed)
+
+
+def test_a_statistics_table_filled_with_the_largest_plausible_estimates_reviews_in_one_message(
+        jincheng: Campaign) -> None:
+    jincheng.register(ZEZHOU, "泽州县商务局")
+    jincheng.bot.fake.user_wrote(ZEZHOU)
+    reply = jincheng.say(ZEZHOU, "填报")
+    for _ in range(40):
+        if "回复“确认”" in reply:
+            break
+        reply = jincheng.say(ZEZHOU, "约99999")
+    assert "40 参与 约99999人次" in reply and jincheng.say(ZEZHOU, "查看") == reply
+    assert jincheng.bot.fake.pushes(ZEZHOU) == []                           # nothing had to be split off
+    helped = jincheng.say(ZEZHOU, "帮助")                                    # the commands, then the table again
+    pushed = _pushed_until(jincheng, ZEZHOU, "回复“确认”提交")
+    assert _fits([helped, *pushed]) and "40 参与 约99999人次" in "\n".join([helped, *pushed])

@@ -176,3 +176,29 @@ def test_one_word_at_a_rows_first_cell_leaves_an_unused_row_blank(jincheng: Camp
     assert (cells["r3.time"], cells["r3.media"]) == ("2023-05-20", None) and "r3.link" not in cells
     shown = jincheng.say(ZEZHOU, "查看")
     assert "5)时间 空 6)刊登媒体 空 7)媒体链接 空 8)备注 空" in shown and "15)媒体链接 未填" in shown
+
+
+def test_days_written_every_way_take_the_periods_year_and_any_empty_cell_mark_leaves_a_row_blank(
+        jincheng: Campaign) -> None:
+    """Other examples, tried after the fixes: 典型案例 of November 2023 filled in November 2026."""
+    jincheng.register(ZEZHOU, "泽州县商务局")
+    jincheng.clock.now = datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc)
+    november = {"first": date(2023, 11, 1), "last": date(2023, 11, 30)}
+    jincheng.say(ZEZHOU, "典型案例")
+    assert "（5/25）时间" in jincheng.say(ZEZHOU, "0356-2056819")
+    for typed, day in (("2023.6.8", date(2023, 6, 8)), ("六月八日", date(2023, 6, 8)), ("12/2", date(2023, 12, 2)),
+                       ("昨天", date(2026, 11, 29))):
+        assert jincheng.say(ZEZHOU, typed) == TEXTS.render("records_date_outside", given=typed, day=day, **november)
+    assert "（6/25）刊登媒体" in jincheng.say(ZEZHOU, "十一月八日下午")
+    assert "（7/25）媒体链接" in jincheng.say(ZEZHOU, "/")                  # an optional cell left empty
+    assert "（8/25）备注" in jincheng.say(ZEZHOU, "—")
+    assert "（9/25）时间" in jincheng.say(ZEZHOU, "无")
+    assert "（13/25）时间" in jincheng.say(ZEZHOU, "没有开展")                # row 2 unused
+    assert "（17/25）时间" in jincheng.say(ZEZHOU, "/")                      # row 3 unused
+    assert "（18/25）刊登媒体" in jincheng.say(ZEZHOU, "23.11.20")
+    jincheng.say(ZEZHOU, "修改 21")
+    assert "（22/25）刊登媒体" in jincheng.say(ZEZHOU, "20231130")
+    cells = {k: a.value for k, a in jincheng.answers("泽州县商务局", "typical_cases").items()}
+    assert (cells["r1.time"], cells["r1.media"], cells["r1.link"], cells["r1.remark"]) == ("2023-11-08", None, None, None)
+    assert [cells[f"r{n}.{c}"] for n in (2, 3) for c in ("time", "media", "link", "remark")] == [None] * 8
+    assert (cells["r4.time"], cells["r5.time"]) == ("2023-11-20", "2023-11-30")

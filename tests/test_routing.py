@@ -67,6 +67,10 @@ def test_an_opening_word_is_read_as_a_walk_command_is(jincheng: Campaign) -> Non
     assert jincheng.say(ME, " 填报！") == opened
     jincheng.say(ME, "修改资料")
     assert jincheng.say(ME, "“填表”？") == opened
+    # tried after the fixes: brackets a notice prints a command in, repeated marks, direction marks
+    for typed in ("【填报】", "填报！！", "[统计表]", "\u200e填表\u200f", "《填报统计表》"):
+        jincheng.say(ME, "周报")
+        assert jincheng.say(ME, typed) == opened, typed
 
 
 def test_an_opening_word_refused_during_registration_says_the_registration_is_still_open(jincheng: Campaign) -> None:
@@ -83,3 +87,27 @@ def test_an_opening_word_refused_during_registration_says_the_registration_is_st
     jincheng.say(ME, jincheng.codes["泽州县商务局"])
     assert jincheng.say(ME, "填报") == f"{TEXTS.render('fill_needs_registration')}\n\n{still_open}"
     assert "办公电话" in jincheng.say(ME, "王小明")
+
+
+def test_no_opening_word_typed_at_any_registration_step_is_taken_as_an_answer(jincheng: Campaign) -> None:
+    """Every opening word, typed at the name, the mobile and the review of a registration: the
+    reply is what the word shows alone (with the still-open note where it is refused) or its own
+    dialogue, and the draft never holds the word."""
+    taken_as_answer = []
+    for word in OPENING_WORDS:
+        alone = jincheng.say(ME, word)
+        jincheng.say(ME, "取消")
+        for steps in ((), ("王小明", "2056819"), ("王小明", "2056819", "13812345678", "跳过", "跳过", "w@163.com", "路1号")):
+            jincheng.say(ME, "重新登记")
+            jincheng.say(ME, jincheng.codes["泽州县商务局"])
+            for text in steps:
+                jincheng.say(ME, text)
+            refused = f"{alone}\n\n{TEXTS.render('dialogue_still_open', flow='registration')}"
+            reply = jincheng.say(ME, word)
+            conversation = jincheng.conversation(ME)
+            held = conversation.data if conversation is not None else {}
+            if reply not in (alone, refused) and not reply.startswith(TEXTS.render(
+                    "register_resumed", unit="泽州县商务局", restart="重新登记")) or word in str(held):
+                taken_as_answer.append((len(steps), word))
+            jincheng.say(ME, "取消")
+    assert taken_as_answer == []

@@ -232,6 +232,11 @@ def test_show_at_the_activity_records_review_prints_the_table_once(jincheng: Cam
     ("农村村庄、城市社区、学校、家庭开展科普知识宣传和情景模拟、实战推演、逃生演练、自救互救等活动", "场", "",
      "农村村庄、城市社区…"),
     ("", "人", "观看", "观看"),
+    # tried after the fixes: labels of the other campaigns
+    ("对外包外租项目开展大排查", "次", "", "对外包外租项目开展大排查"), ("组织观看典型事故警示教育片", "场", "", "观看典型事故警示教育片"),
+    ("本辖区主流媒体曝光典型案例", "个", "", "本辖区主流媒体曝光典…"), ("曝光重大事故隐患和突出问题", "个", "", "曝光重大事故隐患…"),
+    ("在区县政府常务会和安全生产工作例会通报", "次", "", "在区县政府常务会…"), ("开展灾害避险逃生、自救互救演练", "场", "", "灾害避险逃生…"),
+    ("企业员工举报重大隐患和违法违规行为", "条", "", "企业员工举报重大隐患…"), ("开展“外包外租大排查”活动", "次", "", "外包外租大排查"),
 ])
 def test_a_summary_names_a_field_in_a_few_characters(label: str, unit: str, suffix: str, short: str) -> None:
     assert short_label(Field("f", "i.f", FieldType.COUNT, label, unit, suffix)) == short
@@ -246,3 +251,74 @@ def test_a_summary_names_a_field_in_a_few_characters(label: str, unit: str, suff
 ])
 def test_a_summary_shows_an_item_title_whole_or_by_its_last_phrase(title: str, shown: str) -> None:
     assert short_title(StatItem("i", 1, title, "", ())) == shown
+
+
+# Other examples of each kind, tried as a new liaison would after the fixes.
+
+def test_registration_cancelled_at_any_step_says_what_it_kept_and_登记_goes_on_from_there(jincheng: Campaign) -> None:
+    steps = ["王小明", "0356-2056819", "13812345678", "跳过", "跳过", "wang@163.com", "泽州路1号"]
+    asked = ["（1/7）姓名", "（2/7）办公电话", "（3/7）手机号码", "（4/7）传真", "（5/7）微信号", "（6/7）电子邮箱",
+             "（7/7）通信地址", "回复“确认”"]
+    for kept in range(len(steps) + 1):
+        jincheng.say(ME, "重新登记")
+        jincheng.say(ME, jincheng.codes["泽州县商务局"])
+        for text in steps[:kept]:
+            jincheng.say(ME, text)
+        cancelled = jincheng.say(ME, "取消")
+        if kept:
+            assert cancelled == TEXTS.render("register_cancelled", kept=kept, unit="泽州县商务局"), kept
+            assert asked[kept] in jincheng.say(ME, "登记")
+            jincheng.say(ME, "取消")
+        else:
+            assert "没有保存" in cancelled
+    jincheng.say(ME, "登记")
+    assert "同意接收报送截止提醒" in jincheng.say(ME, "确认")
+    assert jincheng.say(ME, "取消") == TEXTS.render("register_cancelled", kept=7, unit="泽州县商务局")
+    assert jincheng.answers("泽州县商务局", "liaison") == {}
+    jincheng.say(ME, "登记")
+    jincheng.say(ME, "确认")
+    assert "登记完成" in jincheng.say(ME, "是")
+
+
+def test_修改资料_cancelled_at_any_step_keeps_the_registered_details(jincheng: Campaign) -> None:
+    jincheng.register(ME, "泽州县商务局")
+    for steps in ((), ("修改 1",), ("修改 1", "李四"), ("修改 3", "13900000000", "修改 6")):
+        jincheng.say(ME, "修改资料")
+        for text in steps:
+            jincheng.say(ME, text)
+        assert jincheng.say(ME, "取消") == TEXTS.render("details_cancelled")
+    answers = jincheng.answers("泽州县商务局", "liaison")
+    assert (answers["name"].value, answers["mobile"].value) == ("王小明", "13812345678")
+
+
+def test_a_field_changed_between_the_listed_blanks_goes_on_to_the_next_listed_blank(jincheng: Campaign) -> None:
+    jincheng.say(ME, "登记")
+    jincheng.say(ME, jincheng.codes["泽州县商务局"])
+    for text in ("跳过", "2056819", "跳过", "跳过", "跳过", "跳过", "跳过"):
+        jincheng.say(ME, text)
+    listed = jincheng.say(ME, "提交")
+    assert "1) 姓名\n3) 手机号码\n6) 电子邮箱\n7) 通信地址\n" in listed and "（1/7）姓名" in listed
+    assert "（3/7）手机号码" in jincheng.say(ME, "王小明")
+    assert "（2/7）办公电话" in jincheng.say(ME, "返回")
+    assert "（3/7）手机号码" in jincheng.say(ME, "0356-2056819")          # back to the blanks, not the review
+    jincheng.say(ME, "修改 6")
+    assert "（7/7）通信地址" in jincheng.say(ME, "wang@163.com")
+    assert "回复“确认”" in jincheng.say(ME, "跳过")                       # nothing listed after 7: the review
+    refused = jincheng.say(ME, "确认")
+    assert "3) 手机号码\n7) 通信地址\n" in refused
+    jincheng.say(ME, "修改 1")
+    assert "（3/7）手机号码" in jincheng.say(ME, "王大明")
+    assert "（7/7）通信地址" in jincheng.say(ME, "13812345678")
+    assert "回复“确认”" in jincheng.say(ME, "泽州路1号")
+
+
+def test_a_statistics_blank_gone_back_to_goes_on_to_the_next_unanswered_one(jincheng: Campaign) -> None:
+    jincheng.register(ME, "泽州县商务局")
+    jincheng.say(ME, "填报")
+    assert "先填第 5 项" in jincheng.say(ME, "提交")
+    assert "（6/40）" in jincheng.say(ME, "3")
+    assert "（7/40）" in jincheng.say(ME, "跳过")
+    assert "（6/40）" in jincheng.say(ME, "上一题")
+    assert "（7/40）" in jincheng.say(ME, "120")
+    jincheng.say(ME, "修改 9")
+    assert "（10/40）" in jincheng.say(ME, "5")
