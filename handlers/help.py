@@ -5,22 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.campaigns.format import DeadlineKind, FormKind
+from bot.campaigns.format import CampaignDefinition, DeadlineKind, FieldType, FormKind
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 
 KEYWORDS = {"帮助", "help", "?", "？", "菜单"}
 MENU_KEY = "HELP"
-TEMPLATES = ("help", "help_liaison", "help_staff")
+TEMPLATES = ("help", "help_liaison", "help_staff", "help_requested")
 
 
 @dataclass(frozen=True)
 class Owed:
-    """One deadline as help lists it: its next due time and whether the unit has filed it."""
+    """One deadline as help lists it: its next due time and whether the unit has filed it.
+    ``by_email`` marks what cannot be sent in chat (a document such as 活动方案): help says where the
+    notice asks for it instead, and knows nothing of whether it was sent."""
 
     title: str
     due_at: datetime
     done: bool
     overdue: bool
+    by_email: bool = False
 
 
 def is_help(incoming: Incoming, state: DialogueState) -> bool:
@@ -36,30 +39,40 @@ def show_help(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome
         pending = len(ctx.stored.requests(campaign_id=campaign)) if campaign is not None else 0
         return Outcome(replies=(ctx.texts.render("help_staff", role=ctx.facts.role, pending=pending),))
     if ctx.facts.unit_id is None:
-        return Outcome(replies=(ctx.texts.render("help"),))
+        # Someone whose 申请 waits for staff hears so first: help alone would tell them to 登记 again.
+        asked = [r.unit_name for r in ctx.stored.requests(openid=incoming.openid)]
+        waiting = [ctx.texts.render("help_requested", units=asked)] if asked else []
+        return Outcome(replies=("\n".join([*waiting, ctx.texts.render("help")]),))
     unit = ctx.stored.unit(ctx.facts.unit_id)
     definition = ctx.stored.definition(unit.campaign_id)
-    owed = _owed(ctx, unit.id, unit.campaign_id)
+    owed = _owed(ctx, unit.id, definition, unit.campaign_id)
     kinds = {d.key: d.kind for d in definition.deadlines}
     collects = {d.key: definition.form(d.collects).kind for d in definition.deadlines}
     return Outcome(replies=(ctx.texts.render(
         "help_liaison", unit=unit.name, owed=owed, zone=definition.timezone,
         statistics=FormKind.STATISTICS in collects.values(), weekly=DeadlineKind.WEEKLY in kinds.values(),
-        records=FormKind.TABLE in collects.values(),
+        records=FormKind.TABLE in collects.values(), email=definition.contact.email,
     ),))
 
 
-def _owed(ctx: Context, unit_id: int, campaign_id: int) -> list[Owed]:
-    """Each deadline's next period (or its last, when all have passed and it is still unfiled)."""
+def _owed(ctx: Context, unit_id: int, definition: CampaignDefinition, campaign_id: int) -> list[Owed]:
+    """Each deadline's next period (or its last, when all have passed and it is still unfiled).
+    A deadline for documents only (sent by e-mail as the notice asks) is listed until it is due."""
     by_deadline: dict[int, list] = {}
     for period in ctx.stored.periods(campaign_id):
         by_deadline.setdefault(period.deadline_id, []).append(period)
+    by_email = {form.key for form in definition.forms
+                if form.fields and all(f.type is FieldType.DOCUMENT for f in form.fields)}
     found = []
     for periods in by_deadline.values():
         period = next((p for p in periods if p.due_at >= ctx.now), periods[-1])
+        overdue = period.due_at < ctx.now
+        if period.collects in by_email:
+            if not overdue:
+                found.append(Owed(period.title, period.due_at, False, False, by_email=True))
+            continue
         submission = ctx.stored.submission(unit_id, period.deadline_id, period.period)
         done = submission is not None and submission.status == "submitted"
-        overdue = period.due_at < ctx.now
         if not (overdue and done):
             found.append(Owed(period.title, period.due_at, done, overdue))
     return sorted(found, key=lambda o: o.due_at)

@@ -8,6 +8,7 @@ from bot.store.engine import session
 from bot.store.models import Person, Role, Unit
 from bot.texts import Texts
 from tests.fixtures_forms import Campaign, jincheng  # noqa: F401  (fixture)
+from tests.test_staff import ask_to_take_over
 from tests.test_statistics import fill_and_submit
 
 TEXTS = Texts()
@@ -25,7 +26,9 @@ def test_a_liaison_sees_the_open_deadlines_and_what_is_filed(jincheng: Campaign)
     assert "“泽州县商务局”的联络员" in shown
     # On 6-20 the liaison table (5-31) is filed, late; the plan (5-31) is overdue and still owed.
     assert "报送联络员表" not in shown
-    assert "报送安全月活动方案：5月31日 23:59前（已逾期，仍可补报）" in shown
+    # The plan is a document the notice asks for by e-mail: past its due time help says nothing of it.
+    assert "报送安全月活动方案" not in shown
+    assert "报送安全生产月总结报告：7月1日 23:59前，不在这里报送，请按通知发送至邮箱 jcswjzsk@163.com" in shown
     assert "报送一周活动开展情况：6月21日 18:00前" in shown
     assert "报送安全生产月统计表：7月1日 23:59前" in shown
     assert "填报 —— " in shown and "周报 —— " in shown and "修改资料 —— " in shown
@@ -38,6 +41,22 @@ def test_after_the_last_weekly_due_time_the_unfiled_last_week_shows_as_overdue(j
     jincheng.register(ME, "泽州县商务局")
     jincheng.clock.now = datetime(2023, 6, 28, 12, 0, tzinfo=timezone.utc)  # 20:00 in 晋城, after 18:00
     assert "报送一周活动开展情况：6月28日 18:00前（已逾期，仍可补报）" in jincheng.say(ME, "帮助")
+
+
+def test_documents_are_listed_with_the_address_the_notice_gives_not_as_things_to_send_here(jincheng: Campaign) -> None:
+    jincheng.clock.now = datetime(2023, 5, 20, 2, 0, tzinfo=timezone.utc)
+    jincheng.register(ME, "泽州县商务局")
+    shown = jincheng.say(ME, "帮助")
+    assert "报送安全月活动方案：5月31日 23:59前，不在这里报送，请按通知发送至邮箱 jcswjzsk@163.com" in shown
+    assert "报送安全月活动方案：5月31日 23:59前（" not in shown
+
+
+def test_a_person_whose_request_to_take_over_waits_hears_so_in_help(jincheng: Campaign) -> None:
+    jincheng.register(ME, "泽州县商务局")
+    ask_to_take_over(jincheng, "oNewcomer")
+    shown = jincheng.say("oNewcomer", "帮助")
+    assert shown == "\n".join([TEXTS.render("help_requested", units=["泽州县商务局"]), TEXTS.render("help")])
+    assert "正等待工作人员审批" in shown
 
 
 def _give_role(office: Campaign, openid: str, role: Role) -> None:
