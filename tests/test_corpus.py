@@ -164,13 +164,16 @@ def exchange(address: tuple[str, int], head: bytes, body: bytes, send: dict[str,
     with socket.create_connection(address, timeout=15) as conn:
         conn.sendall(head)
         sent = body[:send.get("bytes", len(body))]
-        if "trickle" in send:
-            for at in range(len(sent)):
-                if select.select([conn], [], [], send["trickle"])[0]:
-                    break
-                conn.sendall(sent[at:at + 1])
-        else:
-            conn.sendall(sent)
+        # Piece by piece, and no more once the bot has answered: a bot that refuses a request
+        # before its body is read closes the connection, and writing on would only reset it.
+        size, pause = (1, send["trickle"]) if "trickle" in send else (65536, 0.005)
+        for at in range(0, len(sent), size):
+            if select.select([conn], [], [], pause)[0]:
+                break
+            try:
+                conn.sendall(sent[at:at + size])
+            except (BrokenPipeError, ConnectionResetError):
+                break
         if send.get("then", "wait") == "close":
             return None
         answer = b""
