@@ -200,12 +200,12 @@ class LogLines(logging.Handler):
 
 
 @contextlib.contextmanager
-def recorded_log() -> Iterator[LogLines]:
-    """Record the log while the block runs (the root logger at INFO at least)."""
+def recorded_log(level: int = logging.INFO) -> Iterator[LogLines]:
+    """Record the log while the block runs, the root logger at ``level``."""
     lines = LogLines()
     loggers = [logging.getLogger(), logging.getLogger("uvicorn")]
-    level = loggers[0].level
-    loggers[0].setLevel(logging.INFO)
+    before = loggers[0].level
+    loggers[0].setLevel(level)
     for logger in loggers:
         logger.addHandler(lines)
     try:
@@ -213,7 +213,7 @@ def recorded_log() -> Iterator[LogLines]:
     finally:
         for logger in loggers:
             logger.removeHandler(lines)
-        loggers[0].setLevel(level)
+        loggers[0].setLevel(before)
 
 
 class Stored:
