@@ -107,3 +107,14 @@ def test_a_signed_body_that_trickles_past_the_reply_budget_times_out(start_bot: 
     assert time.monotonic() - started < 3
     assert bot.inbound() == []
     assert "Traceback" not in caplog.text
+
+
+def test_an_event_listing_two_pictures_is_stored_though_its_items_repeat(start_bot: StartBot) -> None:
+    # A field given twice is refused (tests/corpus/076-078), but a list's items repeat by design.
+    bot = start_bot()
+    xml = bot.side.event_xml("oPictures", "pic_sysphoto", "rselfmenu_1_0").replace("</xml>", (
+        "<SendPicsInfo><Count>2</Count><PicList><item><PicMd5Sum><![CDATA[1b5f7c23b5bf75682a53e7b6d163e185]]>"
+        "</PicMd5Sum></item><item><PicMd5Sum><![CDATA[7c2a24a3d4e9b2f1a0c8e7d6b5a49382]]></PicMd5Sum></item>"
+        "</PicList></SendPicsInfo></xml>"))
+    assert bot.side.deliver(xml).status_code == 200
+    assert [m.openid for m in bot.inbound()] == ["oPictures"]

@@ -67,6 +67,15 @@ FIELD_NAMES = {
 # ten ASCII digits until the year 2286. Anything longer, or digits other than 0-9 (``¹²³`` passes
 # ``str.isdigit``), is not from WeChat.
 SECONDS_DIGITS = re.compile(r"[0-9]{1,10}")
+# A MsgId (MsgID in template-message events) is a 64-bit number: at most 20 ASCII digits. A longer
+# one would be cut in the stored retry key, and two messages could then pass for one.
+MSG_ID_DIGITS = re.compile(r"[0-9]{0,20}")
+# An OpenID is 28 characters of URL-safe base64; the bound leaves room, the alphabet leaves none,
+# so a sender can carry no markup and no line break into the log or the store.
+OPENID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# MsgType and Event are WeChat's identifiers (``shortvideo``, ``TEMPLATESENDJOBFINISH``, ``scancode_push``).
+MSG_TYPE = re.compile(r"[A-Za-z_]{1,30}")
+EVENT = re.compile(r"[A-Za-z0-9_]{0,50}")
 
 # Characters XML 1.0 forbids anywhere in a document (https://www.w3.org/TR/xml/#charsets).
 _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -103,10 +112,17 @@ def parse_xml(body: bytes | str) -> dict[str, str]:
 
     Nested elements (``ScanCodeInfo``, ``SendPicsInfo``) become dotted keys such as
     ``ScanCodeInfo.ScanResult``. Raises :class:`Refused` (400) for anything that is not
-    ``<xml>…</xml>``.
+    ``<xml>…</xml>`` in UTF-8 with each field once.
     """
+    if isinstance(body, bytes):
+        try:
+            # WeChat sends UTF-8 only; expat would also read a declared Latin-1 or a UTF-16 body.
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Refused(400, f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     fields = _FlatFields()
     try:
+        # A str is parsed as the UTF-8 it was decoded from, whatever its declaration says.
         fields.parser().Parse(body, True)
     except DefusedXmlException as exc:
         raise Refused(400, f"XML with a DTD or entities refused ({type(exc).__name__})") from None
@@ -114,6 +130,9 @@ def parse_xml(body: bytes | str) -> dict[str, str]:
         raise Refused(400, f"malformed XML: {exc}") from None
     if fields.root != "xml":
         raise Refused(400, f"root element is <{fields.root}>, not <xml>")
+    if fields.repeated:
+        # Which of two senders or two MsgIds counts would be up to the parser: neither does.
+        raise Refused(400, f"field <{sorted(fields.repeated)[0]}> given more than once")
     return fields.values
 
 
@@ -129,6 +148,10 @@ class _FlatFields:
     def __init__(self) -> None:
         self.root = ""
         self.values: dict[str, str] = {}
+        # Fields (children of the root) seen so far, and those seen twice; deeper lists such as
+        # SendPicsInfo.PicList.item repeat by design.
+        self._fields: set[str] = set()
+        self.repeated: set[str] = set()
         # Open elements below the root: [dotted name, has children, text parts].
         self._open: list[list[Any]] = []
 
@@ -153,6 +176,10 @@ class _FlatFields:
         if self._open:
             self._open[-1][1] = True
             tag = self._open[-1][0] + "." + tag
+        elif tag in self._fields:
+            self.repeated.add(tag)
+        else:
+            self._fields.add(tag)
         self._open.append([tag, False, []])
 
     def _end(self, _tag: str) -> None:
@@ -194,11 +221,16 @@ def to_message(fields: Mapping[str, str], raw: str) -> Message:
     create_time = fields.get("CreateTime", "")
     if not openid or not kind or not SECONDS_DIGITS.fullmatch(create_time):
         raise Refused(400, "message lacks FromUserName, MsgType or a CreateTime of at most 10 ASCII digits")
-    if len(openid) > 64 or len(kind) > 30:
-        raise Refused(400, "FromUserName or MsgType is implausibly long")
+    if not OPENID.fullmatch(openid):
+        raise Refused(400, "FromUserName is not an OpenID (at most 64 letters, digits, - and _)")
+    if not MSG_TYPE.fullmatch(kind):
+        raise Refused(400, "MsgType is not at most 30 letters and _")
     event = fields.get("Event", "") if kind == "event" else ""
-    if len(event) > 50:
-        raise Refused(400, "Event is implausibly long")
+    if not EVENT.fullmatch(event):
+        raise Refused(400, "Event is not at most 50 letters, digits and _")
+    for name in ("MsgId", "MsgID"):
+        if not MSG_ID_DIGITS.fullmatch(fields.get(name, "")):
+            raise Refused(400, f"{name} is not at most 20 ASCII digits")
     incoming = Incoming(
         openid=openid,
         kind=kind,
@@ -289,7 +321,7 @@ class CallbackProtocol:
             raise Refused(400, "plaintext request, but safe mode is configured (WECHAT_ENCODING_AES_KEY is set)")
         envelope = parse_xml(body)
         if self._crypto is None:
-            return to_message(envelope, body.decode("utf-8", "replace"))
+            return to_message(envelope, body.decode("utf-8"))  # parse_xml refused any other encoding
         # Compatible mode also sends the plaintext fields; only the signed, encrypted part counts.
         plain = self._decrypt(self._crypto, envelope, query)
         return to_message(parse_xml(plain.encode("utf-8")), plain)

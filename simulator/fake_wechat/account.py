@@ -253,6 +253,12 @@ class FakeWeChat:
         with self._lock:
             return list(self._calls)
 
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every access token handed out so far (``/cgi-bin/token`` and ``/cgi-bin/stable_token``)."""
+        with self._lock:
+            return list(self._tokens)
+
     def pushes(self, openid: str | None = None) -> list[Push]:
         """Messages WeChat accepted for delivery, in order; only ``openid``'s when given."""
         with self._lock:
