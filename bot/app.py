@@ -94,7 +94,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
     Raises :class:`BodyTooLarge`, or starlette's ``ClientDisconnect`` when the sender goes away."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge()
     chunks, size = [], 0
     # Content-Length can be absent (chunked) or lie, so count while reading too.
