@@ -14,6 +14,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
@@ -100,6 +101,9 @@ class Settings:
     # Where people's phones reach the bot's pages (announcement texts, the Excel download); links in
     # template messages and replies start with it. Empty: http://HOST:PORT.
     public_url: str = ""
+    # Where the demo's clock starts (DEMO_CLOCK_START): only `safetybot demo` and tests may set it
+    # (:func:`refuse_demo_clock`); see :mod:`bot.demo_clock`.
+    demo_clock_start: datetime | None = None
 
     @property
     def page_base(self) -> str:
@@ -207,6 +211,30 @@ def _quiet_hours(value: str | None) -> str:
     return text
 
 
+def _moment(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(name, f"must be a moment like 2027-06-05T09:00+08:00, not {value!r}") from None
+    if moment.tzinfo is None:
+        raise ConfigError(name, f"needs its UTC offset, like 2027-06-05T09:00+08:00, not {value!r}")
+    return moment
+
+
+def refuse_demo_clock(settings: Settings, role: str) -> None:
+    """Refuse to start ``role`` (``serve``, ``worker``) with ``DEMO_CLOCK_START`` set.
+
+    Production is every process but ``safetybot demo``: there the bot answers real people through
+    WeChat's API and sends reminders when they are due, so it keeps real time. Only the demo (whose
+    bot talks to the fake WeChat on this machine) and tests run on a demo clock.
+    Raises :class:`ConfigError` naming the variable."""
+    if settings.demo_clock_start is not None:
+        raise ConfigError("DEMO_CLOCK_START", f"is for `safetybot demo` and tests only; `safetybot {role}` keeps "
+                                              "real time: remove it from .env and the environment")
+
+
 def settings_from_mapping(values: Mapping[str, str]) -> Settings:
     """Validate raw settings (names as in ``config.example.env``) into a :class:`Settings`."""
     kind_raw = _optional(values, "WECHAT_ACCOUNT_KIND") or AccountKind.SERVICE_VERIFIED.value
@@ -253,6 +281,7 @@ def settings_from_mapping(values: Mapping[str, str]) -> Settings:
         template_event_wait_seconds=_int(values, "TEMPLATE_EVENT_WAIT_SECONDS", 300, 1, 86400),
         quiet_hours=_quiet_hours(_optional(values, "QUIET_HOURS")),
         public_url=_url("PUBLIC_URL", public_url, ("http", "https")) if public_url else "",
+        demo_clock_start=_moment("DEMO_CLOCK_START", _optional(values, "DEMO_CLOCK_START")),
     )
 
 
