@@ -30,10 +30,8 @@ from starlette.routing import Mount, Route
 
 import handlers
 from bot.admin import AdminAPI, BearerToken
-from bot.config import (
-    ConfigError, Settings, configure_logging, load_shared_settings, refuse_demo_clock, share_with_subprocesses,
-)
-from bot.demo_clock import DemoClock, DemoClockControl
+from bot.config import ConfigError, Settings, configure_logging, load_shared_settings, share_with_subprocesses
+from bot.demo_clock import DemoClock, DemoClockControl, refuse_demo_clock
 from bot.downloads import Downloads, TEMPLATES as DOWNLOAD_TEMPLATES
 from bot.exports.links import ExportLinks
 from bot.handling import Dispatch
@@ -180,7 +178,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
 
     With ``demo`` (``safetybot demo`` and tests) every part keeps that clock, the worker role runs
     here whatever ``RUN_WORKER`` says (no other process shares the clock) and ``/demo/clock`` moves
-    it; without, ``DEMO_CLOCK_START`` is refused (:func:`bot.config.refuse_demo_clock`).
+    it; without, ``DEMO_CLOCK_START`` is refused (:func:`bot.demo_clock.refuse_demo_clock`).
 
     Its lifespan checkpoints SQLite's write-ahead log (part of the write path every web process
     shares) and, when :attr:`Settings.web_runs_worker`, runs the worker role (:class:`bot.worker.Worker`)

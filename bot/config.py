@@ -102,7 +102,7 @@ class Settings:
     # template messages and replies start with it. Empty: http://HOST:PORT.
     public_url: str = ""
     # Where the demo's clock starts (DEMO_CLOCK_START): only `safetybot demo` and tests may set it
-    # (:func:`refuse_demo_clock`); see :mod:`bot.demo_clock`.
+    # (:func:`bot.demo_clock.refuse_demo_clock`).
     demo_clock_start: datetime | None = None
 
     @property
@@ -221,18 +221,6 @@ def _moment(name: str, value: str | None) -> datetime | None:
     if moment.tzinfo is None:
         raise ConfigError(name, f"needs its UTC offset, like 2027-06-05T09:00+08:00, not {value!r}")
     return moment
-
-
-def refuse_demo_clock(settings: Settings, role: str) -> None:
-    """Refuse to start ``role`` (``serve``, ``worker``) with ``DEMO_CLOCK_START`` set.
-
-    Production is every process but ``safetybot demo``: there the bot answers real people through
-    WeChat's API and sends reminders when they are due, so it keeps real time. Only the demo (whose
-    bot talks to the fake WeChat on this machine) and tests run on a demo clock.
-    Raises :class:`ConfigError` naming the variable."""
-    if settings.demo_clock_start is not None:
-        raise ConfigError("DEMO_CLOCK_START", f"is for `safetybot demo` and tests only; `safetybot {role}` keeps "
-                                              "real time: remove it from .env and the environment")
 
 
 def settings_from_mapping(values: Mapping[str, str]) -> Settings:

@@ -7,7 +7,7 @@ agree on "now". It starts at ``DEMO_CLOCK_START``, runs at real speed, and moves
 through ``/demo/clock`` (:class:`DemoClockControl`), which then sends the reminders that fell due.
 
 Production keeps real time: ``safetybot serve`` and ``safetybot worker`` refuse ``DEMO_CLOCK_START``
-(:func:`bot.config.refuse_demo_clock`), and an app built without a demo clock has no ``/demo`` route.
+(:func:`refuse_demo_clock`), and an app built without a demo clock has no ``/demo`` route.
 """
 
 from __future__ import annotations
@@ -22,6 +22,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from bot.config import ConfigError, Settings
+
+
+def refuse_demo_clock(settings: Settings, role: str) -> None:
+    """Refuse to start ``role`` (``serve``, ``worker``) with ``DEMO_CLOCK_START`` set.
+
+    Production is every process but ``safetybot demo``: there the bot answers real people through
+    WeChat's API and sends reminders when they are due, so it keeps real time. Only the demo (whose
+    bot talks to the fake WeChat on this machine) and tests run on a demo clock.
+    Raises :class:`ConfigError` naming the variable."""
+    if settings.demo_clock_start is not None:
+        raise ConfigError("DEMO_CLOCK_START", f"is for `safetybot demo` and tests only; `safetybot {role}` keeps "
+                                              "real time: remove it from .env and the environment")
 
 
 class DemoClock:

@@ -23,8 +23,8 @@ from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 
-from bot.config import Settings, refuse_demo_clock
-from bot.demo_clock import DemoClock
+from bot.config import Settings
+from bot.demo_clock import DemoClock, refuse_demo_clock
 from bot.outbound.announcements import ANNOUNCEMENT_TEMPLATES, Announcements
 from bot.outbound.delivery import Outbound
 from bot.outbound.media import MediaFetcher
