@@ -114,7 +114,7 @@ class DemoClockControl:
         try:
             body = json.loads(await request.body())
             await run_in_threadpool(self._move, body)
-        except (ValueError, TypeError, AttributeError) as error:
+        except (ValueError, TypeError, OverflowError) as error:
             return JSONResponse({"error": str(error)}, status_code=400)
         sent = await run_in_threadpool(self.due.catch_up)
         return JSONResponse(await run_in_threadpool(self._state, reminders=sent))
