@@ -18,8 +18,9 @@ DEMO_UNITS := docs/examples/jincheng-demo-units.csv
 # The fake WeChat's port: WECHAT_API_BASE_URL must point at it (`make run FAKE_PORT=…` beside PORT=… when 8080/8081 are taken).
 FAKE_PORT ?= 8081
 
-# The demo loads the 晋城 campaign for the coming June with its units, and once the bot is served
-# replays liaisons reporting in it (once per database), so the office's side has a June to show.
+# The demo loads the 晋城 campaign for the coming June with its units, serves the bot on a demo clock
+# in that June (DEMO_CLOCK_START; moved at /demo/clock), and once the bot is served replays liaisons
+# reporting in it (once per database), so the office's side has a June to show.
 run: $(BIN)/safetybot .env
 	$(BIN)/safetybot db upgrade
 	$(BIN)/safetybot demo --fake-port $(FAKE_PORT) --replay-june $(DEMO_CAMPAIGN) --units $(DEMO_UNITS)

@@ -31,6 +31,7 @@ from starlette.routing import Mount, Route
 import handlers
 from bot.admin import AdminAPI, BearerToken
 from bot.config import ConfigError, Settings, configure_logging, load_shared_settings, share_with_subprocesses
+from bot.demo_clock import DemoClock, DemoClockControl, refuse_demo_clock
 from bot.downloads import Downloads, TEMPLATES as DOWNLOAD_TEMPLATES
 from bot.exports.links import ExportLinks
 from bot.handling import Dispatch
@@ -171,8 +172,13 @@ def _admin_token(settings: Settings) -> str:
 
 
 def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: Any = None, texts: Texts | None = None,
-               clock: Callable[[], datetime] | None = None, dispatch: Dispatch = handlers.dispatch) -> Starlette:
+               clock: Callable[[], datetime] | None = None, dispatch: Dispatch = handlers.dispatch,
+               demo: DemoClock | None = None) -> Starlette:
     """The bot's ASGI app. Anything not passed in is built from ``settings``.
+
+    With ``demo`` (``safetybot demo`` and tests) every part keeps that clock, the worker role runs
+    here whatever ``RUN_WORKER`` says (no other process shares the clock) and ``/demo/clock`` moves
+    it; without, ``DEMO_CLOCK_START`` is refused (:func:`bot.demo_clock.refuse_demo_clock`).
 
     Its lifespan checkpoints SQLite's write-ahead log (part of the write path every web process
     shares) and, when :attr:`Settings.web_runs_worker`, runs the worker role (:class:`bot.worker.Worker`)
@@ -180,6 +186,10 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     when ``messages/`` lacks a template a route needs.
     """
     admin_token = _admin_token(settings)
+    if demo is None:
+        refuse_demo_clock(settings, "serve")
+    else:
+        clock = demo.now
     texts = texts or Texts()
     texts.check(handlers.TEMPLATES)
     texts.check(DOWNLOAD_TEMPLATES)
@@ -188,7 +198,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
         log.info("account kind %s lacks: %s", settings.wechat_account_kind.value, ", ".join(lacking))
     own_engine = engine is None
     engine = engine or make_engine(settings.database_url)
-    outbound = wechat or wechat_api(settings, engine)
+    # On a demo clock the access token's lifetime is counted as the fake WeChat counts it.
+    outbound = wechat or wechat_api(settings, engine, clock=demo.now if demo else utcnow)
     # One engine for every read-only pass in this process: on SQLite it never waits for the writer.
     reads = read_engine(engine)
     # The handlers' routing table decides; the writers' table writes what it decided.
@@ -201,7 +212,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     pages = Pages(reads, texts, settings.link_key, clock or utcnow)
     admin = AdminAPI(reads, clock or utcnow)
     downloads = Downloads(reads, ExportLinks.of(settings), texts, clock or utcnow)
-    worker = Worker(settings, engine, reads, outbound, texts, clock or utcnow) if settings.web_runs_worker else None
+    worker = (Worker(settings, engine, reads, outbound, texts, clock or utcnow, demo=demo)
+              if settings.web_runs_worker or demo is not None else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -230,6 +242,8 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
             Route("/campaigns/{key}/export.xlsx", admin.export, methods=["GET"]),
         ]),
     ]
+    if demo is not None and worker is not None:
+        routes += DemoClockControl(demo, worker.demo_scheduler()).routes()
     return Starlette(routes=routes, lifespan=lifespan)
 
 
@@ -261,6 +275,7 @@ def serve(settings: Settings, env_file: str | os.PathLike[str] | None = ".env") 
     order and the access token hold across workers through the database (or Redis).
     """
     _admin_token(settings)  # refused here, once, rather than by each worker as it starts
+    refuse_demo_clock(settings, "serve")
     options: dict[str, Any] = dict(host=settings.host, port=settings.port, backlog=2048, access_log=False,
                                    log_level=settings.log_level.lower(),
                                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)

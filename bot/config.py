@@ -14,6 +14,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
@@ -102,6 +103,9 @@ class Settings:
     # Where people's phones reach the bot's pages (announcement texts, the Excel download); links in
     # template messages and replies start with it. Empty: http://HOST:PORT.
     public_url: str = ""
+    # Where the demo's clock starts (DEMO_CLOCK_START): only `safetybot demo` and tests may set it
+    # (:func:`bot.demo_clock.refuse_demo_clock`).
+    demo_clock_start: datetime | None = None
 
     @property
     def page_base(self) -> str:
@@ -209,6 +213,18 @@ def _quiet_hours(value: str | None) -> str:
     return text
 
 
+def _moment(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(name, f"must be a moment like 2027-06-05T09:00+08:00, not {value!r}") from None
+    if moment.tzinfo is None:
+        raise ConfigError(name, f"needs its UTC offset, like 2027-06-05T09:00+08:00, not {value!r}")
+    return moment
+
+
 def settings_from_mapping(values: Mapping[str, str]) -> Settings:
     """Validate raw settings (names as in ``config.example.env``) into a :class:`Settings`."""
     kind_raw = _optional(values, "WECHAT_ACCOUNT_KIND") or AccountKind.SERVICE_VERIFIED.value
@@ -256,6 +272,7 @@ def settings_from_mapping(values: Mapping[str, str]) -> Settings:
         quiet_hours=_quiet_hours(_optional(values, "QUIET_HOURS")),
         messages_per_minute=_int(values, "MESSAGES_PER_MINUTE", 30, 0, 10000),
         public_url=_url("PUBLIC_URL", public_url, ("http", "https")) if public_url else "",
+        demo_clock_start=_moment("DEMO_CLOCK_START", _optional(values, "DEMO_CLOCK_START")),
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator
 import sqlalchemy as sa
 
 from bot.config import Settings
+from bot.demo_clock import DemoClock, refuse_demo_clock
 from bot.outbound.announcements import ANNOUNCEMENT_TEMPLATES, Announcements
 from bot.outbound.delivery import Outbound
 from bot.outbound.media import MediaFetcher
@@ -34,7 +35,7 @@ from bot.texts import Texts
 from bot.wechat.client import wechat_api
 from scheduler.plan import QuietHours
 from scheduler.run import Reminders, template_names
-from scheduler.service import Lease, ReminderScheduler
+from scheduler.service import DemoReminderScheduler, Lease, ReminderScheduler
 
 log = logging.getLogger("safetybot.worker")
 
@@ -67,17 +68,27 @@ class Worker:
     ``reads`` is the engine for read-only work (:func:`bot.store.engine.read_engine`); ``wechat`` the
     outbound client (:class:`bot.wechat.client.WeChatAPI`); ``clock`` gives aware now to the outbox and
     the fetcher. The scheduler keeps real time: APScheduler fires its jobs at real moments, and
-    ``safetybot reminders run-due --now`` is the way to replay another one.
+    ``safetybot reminders run-due --now`` is the way to replay another one. With ``demo`` (a demo
+    clock, whose now ``clock`` then gives) the scheduler is :class:`DemoReminderScheduler` on it.
     """
 
     def __init__(self, settings: Settings, engine: sa.Engine, reads: sa.Engine, wechat: Any, texts: Texts,
-                 clock: Callable[[], datetime] = utcnow, quiet: QuietHours | None = None):
+                 clock: Callable[[], datetime] = utcnow, quiet: QuietHours | None = None,
+                 demo: DemoClock | None = None):
         quiet = quiet if quiet is not None else QuietHours.parse(settings.quiet_hours)
-        self.scheduler = ReminderScheduler(reminder_sender(settings, engine, wechat, texts, quiet), engine,
-                                           lease=Lease(engine))
+        reminders = reminder_sender(settings, engine, wechat, texts, quiet)
+        self.scheduler: ReminderScheduler | DemoReminderScheduler = (
+            ReminderScheduler(reminders, engine, lease=Lease(engine)) if demo is None
+            else DemoReminderScheduler(reminders, demo.now))
         self.outbox = Outbox(engine, reads, wechat, clock)
         self.announcements = announcement_sender(settings, engine, wechat, texts, clock, reads=reads)
         self.fetcher = MediaFetcher(engine, reads, wechat, settings.media_dir, clock, texts)
+
+    def demo_scheduler(self) -> DemoReminderScheduler:
+        """The scheduler of a worker built with a demo clock (what ``/demo/clock`` runs); ValueError otherwise."""
+        if not isinstance(self.scheduler, DemoReminderScheduler):
+            raise ValueError("this worker keeps real time")
+        return self.scheduler
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
@@ -91,7 +102,9 @@ def run_worker(settings: Settings, quiet: QuietHours | None = None) -> None:
 
     ``quiet`` overrides the ``QUIET_HOURS`` setting. The passes under way finish and the scheduler's
     lease is given up before this returns, so a worker started elsewhere takes over at once.
+    Raises :class:`bot.config.ConfigError` when ``DEMO_CLOCK_START`` is set (production keeps real time).
     """
+    refuse_demo_clock(settings, "worker")
     engine = make_engine(settings.database_url)
     reads = read_engine(engine)
     stop = threading.Event()

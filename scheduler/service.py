@@ -239,3 +239,45 @@ class ReminderScheduler:
             _running = None
         if release:
             self.lease.release()
+
+
+# How often (real seconds) the demo's scheduler looks for what its running clock has brought due.
+DEMO_TICK_SECONDS = 5.0
+
+
+class DemoReminderScheduler:
+    """The reminder scheduler on a demo clock (:mod:`bot.demo_clock`), for ``safetybot demo`` and tests.
+
+    APScheduler fires its jobs at real moments, which a demo clock that starts in another June and
+    jumps forward does not keep. So this one asks :meth:`Reminders.run_due` what is due at the demo's
+    now every ``every`` real seconds, and at once when the clock is moved (:meth:`catch_up`); the
+    ledger makes every extra look harmless. No lease: the demo clock lives in one process only.
+    """
+
+    def __init__(self, reminders: Reminders, clock: Callable[[], datetime], every: float = DEMO_TICK_SECONDS):
+        self.reminders = reminders
+        self.clock = clock
+        self.every = every
+        # One pass at a time: the tick and a move of the clock may come together.
+        self._pass = threading.Lock()
+
+    def catch_up(self) -> str:
+        """Send what is due at the clock's now, and what a crash left; the tally as :func:`describe` words it."""
+        with self._pass:
+            now = self.clock()
+            tally = self.reminders.run_due(now)
+            tally.add(self.reminders.send_leftovers(now))
+        if tally.sent or tally.failed or tally.defects or tally.in_doubt or tally.stopped:
+            log.info("reminders due at the demo's %s: %s", now.isoformat(), describe(tally))
+        return describe(tally)
+
+    def next_moment(self) -> datetime | None:
+        """The next planned moment (a reminder, a due time, a digest) after the clock's now, if any."""
+        now = self.clock()
+        return next((item.at for item in plan(self.reminders.engine, self.reminders.quiet) if item.at > now), None)
+
+    @contextlib.contextmanager
+    def standing(self) -> Iterator[None]:
+        """Look for what is due every ``every`` seconds while the ``with`` block runs (the worker role's lifetime)."""
+        with repeating(self.catch_up, "demo-reminder-scheduler", self.every):
+            yield

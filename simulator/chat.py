@@ -12,6 +12,8 @@ import logging
 import shlex
 import sys
 import threading
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
@@ -58,6 +60,12 @@ class FakeWeChatControl:
             self.available = False
             return None
         return payload if isinstance(payload, dict) else None
+
+    def now_seconds(self) -> float:
+        """WeChat's now in Unix seconds, which the messages it posts carry: the fake's clock (the
+        demo clock under ``safetybot demo``, which the bot keeps too); real time without the fake."""
+        payload = self._call("GET", "/_fake/clock")
+        return time.time() if payload is None else datetime.fromisoformat(str(payload["now"])).timestamp()
 
     def user_did(self, openid: str, kind: str) -> None:
         """Tell the fake that ``openid`` wrote (``message``), clicked, followed or unfollowed."""
@@ -176,9 +184,10 @@ def run_chat(settings: Settings, openid: str, bot_url: str | None = None,
     logging.getLogger("httpx").setLevel(logging.WARNING)
     with httpx.Client(base_url=bot_url, timeout=10) as bot, \
             httpx.Client(base_url=settings.wechat_api_base_url, timeout=5) as wechat:
+        control = FakeWeChatControl(wechat)
         side = WeChatSide(bot, token=settings.wechat_token, app_id=settings.wechat_app_id,
-                          aes_key=settings.wechat_encoding_aes_key)
-        session = ChatSession(side, FakeWeChatControl(wechat), openid)
+                          aes_key=settings.wechat_encoding_aes_key, clock=control.now_seconds)
+        session = ChatSession(side, control, openid)
         lock, stop = threading.Lock(), threading.Event()
         interactive = stdin.isatty()
         if interactive:

@@ -1,10 +1,12 @@
 """``safetybot demo`` (what ``make run`` starts): the fake WeChat API and the bot, side by side.
 
 No WeChat account is needed: the bot's outbound calls go to the fake through
-``WECHAT_API_BASE_URL``, and ``safetybot chat`` plays the WeChat user. Given a campaign file and
-its units (``--replay-june``, as ``make run`` does), the demo loads the campaign for the coming June,
-replays liaisons reporting in it once the bot is served (:mod:`simulator.replay`) and prints how to
-try each side.
+``WECHAT_API_BASE_URL``, and ``safetybot chat`` plays the WeChat user. Both run on one demo clock
+(:mod:`bot.demo_clock`), which starts at ``DEMO_CLOCK_START`` (default: 09:00 Beijing time on 5 June
+of the coming June) and moves forward at ``/demo/clock``. Given a campaign file and its units
+(``--replay-june``, as ``make run`` does), the demo loads the campaign for the clock's June, replays
+liaisons reporting in it once the bot is served (:mod:`simulator.replay`) and prints how to try
+each side.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
+from zoneinfo import ZoneInfo
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,18 +25,38 @@ import sqlalchemy as sa
 import uvicorn
 
 from bot.config import Settings
+from bot.demo_clock import DemoClock
 from bot.store.engine import make_engine
 from bot.store.models import Campaign, Invitation, Person, Role, table_of, utcnow
 from bot.store.people import create_invitation
 from simulator.chat import FakeWeChatControl
 from simulator.fake_wechat import Callback, FakeWeChat, create_fake_app
 from simulator.replay import (
-    REPLAYED, REPLAYED_SUBMIT, WEEKLY, DemoCampaign, LiaisonReplay, Replayed, ReplayError, coming_june,
+    PICTURED, REPLAYED, REPLAYED_SUBMIT, WEEKLY, DemoCampaign, LiaisonReplay, Replayed, ReplayError, coming_june,
     load_demo_campaign, replay_june, without_liaison,
 )
 from simulator.wechat_side import WeChatSide
 
 log = logging.getLogger(__name__)
+
+
+# Where the demo clock starts unless DEMO_CLOCK_START says otherwise: a Saturday morning early in June
+# (in 2027), with the liaison table's deadline past, weekly reports open and the statistics table ahead.
+DEMO_ZONE = ZoneInfo("Asia/Shanghai")
+DEMO_START_DAY, DEMO_START_HOUR = 5, 9
+
+
+def demo_start(settings: Settings, now: datetime) -> datetime:
+    """Where the demo clock starts: ``DEMO_CLOCK_START``, else 09:00 Beijing time on 5 June of the
+    coming June (:func:`simulator.replay.coming_june` of the real ``now``)."""
+    if settings.demo_clock_start is not None:
+        return settings.demo_clock_start
+    return datetime(coming_june(now), 6, DEMO_START_DAY, DEMO_START_HOUR, tzinfo=DEMO_ZONE)
+
+
+def demo_year(start: datetime) -> int:
+    """The year the demo campaign is loaded for: that of the demo clock's start, in Beijing."""
+    return start.astimezone(DEMO_ZONE).year
 
 
 # The demo's invitations are marked as made by it, and last long enough to try things for a while.
@@ -98,6 +121,14 @@ class JuneFiles:
     units: Path
 
 
+def how_to_move_the_clock(settings: Settings, now: datetime) -> str:
+    """What the demo prints about its clock: where it stands and how to move it."""
+    clock = f"http://127.0.0.1:{settings.port}/demo/clock"
+    return (f"The demo clock shows {now.astimezone(DEMO_ZONE):%Y-%m-%d %H:%M} (Beijing); move it to the next reminder "
+            f"or due time, which then goes out: curl -H 'Content-Type: application/json' -d '{{\"to\": \"next\"}}' "
+            f"{clock} (or {{\"advance_seconds\": 86400}}; GET {clock} shows it)")
+
+
 def how_to_try(campaign: DemoCampaign, codes: list[DemoCode], replayed: Replayed, free_units: list[str],
                program: str = "safetybot") -> str:
     """What the demo prints after the replay: what the campaign holds, and how to try each side
@@ -109,12 +140,11 @@ def how_to_try(campaign: DemoCampaign, codes: list[DemoCode], replayed: Replayed
     draft = next(unit for unit in REPLAYED if unit not in REPLAYED_SUBMIT)
     when = "just now" if replayed.units else "on an earlier run (nothing replayed twice)"
     return "\n".join([
-        f"A June of {campaign.slug} replayed {when}: the campaign is loaded for the coming June, since the "
-        "bot keeps real time, so the liaisons answer on time and 进度 shows its deadlines ahead (its name, "
-        "as the 2023 notice prints it, still says 2023).",
+        f"A June of {campaign.slug} ({campaign.name}) replayed {when}, on the demo clock, so the liaisons "
+        "answered on time and 进度 shows its deadlines ahead.",
         f"  {len(REPLAYED_SUBMIT)} units submitted the statistics table (estimates like 约30 included: "
-        f"{'、'.join(REPLAYED_SUBMIT)}), {draft} left a draft, {len(WEEKLY)} weekly reports came in; "
-        f"without a liaison: {'、'.join(free_units) or 'none'}.",
+        f"{'、'.join(REPLAYED_SUBMIT)}), {draft} left a draft, {len(WEEKLY)} weekly reports came in "
+        f"({PICTURED}'s with a picture); without a liaison: {'、'.join(free_units) or 'none'}.",
         "Try it from a second terminal (codes are one-time; the next run prints fresh ones once used):",
         f"  a liaison:     {program} chat --as o_liaison_demo, then {liaison}",
         f"  a coordinator: {program} chat --as o_coordinator_demo, then 登记, {code['coordinator']}; then 进度, "
@@ -124,10 +154,12 @@ def how_to_try(campaign: DemoCampaign, codes: list[DemoCode], replayed: Replayed
     ])
 
 
-def replay_served(settings: Settings, engine: sa.Engine, campaign: DemoCampaign) -> Replayed:
+def replay_served(settings: Settings, engine: sa.Engine, campaign: DemoCampaign,
+                  clock: Callable[[], datetime] = utcnow) -> Replayed:
     """Replay the June against the bot served at ``settings.port``, through its signed callback and
-    the fake WeChat at ``settings.wechat_api_base_url``. Raises :class:`ReplayError` or
-    ``httpx.HTTPError`` when the bot does not answer as the liaisons expect."""
+    the fake WeChat at ``settings.wechat_api_base_url``, the messages stamped by ``clock`` (the
+    bot's). Raises :class:`ReplayError` or ``httpx.HTTPError`` when the bot does not answer as the
+    liaisons expect."""
     # A few hundred requests, each logged by httpx and uvicorn, would bury what the demo prints next.
     quieted = [logging.getLogger(name) for name in ("httpx", "uvicorn.access")]
     levels = [logger.level for logger in quieted]
@@ -137,7 +169,7 @@ def replay_served(settings: Settings, engine: sa.Engine, campaign: DemoCampaign)
         with httpx.Client(base_url=f"http://127.0.0.1:{settings.port}", timeout=10) as bot, \
                 httpx.Client(base_url=settings.wechat_api_base_url, timeout=5) as wechat:
             side = WeChatSide(bot, token=settings.wechat_token, app_id=settings.wechat_app_id,
-                              aes_key=settings.wechat_encoding_aes_key)
+                              aes_key=settings.wechat_encoding_aes_key, clock=lambda: clock().timestamp())
             return replay_june(engine, campaign, LiaisonReplay(side, FakeWeChatControl(wechat)))
     finally:
         for logger, level in zip(quieted, levels):
@@ -158,13 +190,14 @@ def remember_followers(fake: FakeWeChat, engine: sa.Engine) -> int:
     return len(rows)
 
 
-async def _serve_both(settings: Settings, fake_port: int, once_served: Callable[[], None] | None = None) -> None:
+async def _serve_both(settings: Settings, fake_port: int, clock: DemoClock,
+                      once_served: Callable[[], None] | None = None) -> None:
     from bot.app import create_app
 
     # Like WeChat, the fake pushes events (TEMPLATESENDJOBFINISH) to the bot's callback.
     callback = Callback(f"http://127.0.0.1:{settings.port}/wechat", settings.wechat_token,
                         settings.wechat_encoding_aes_key)
-    fake = FakeWeChat(settings.wechat_app_id, settings.wechat_app_secret, callback=callback)
+    fake = FakeWeChat(settings.wechat_app_id, settings.wechat_app_secret, callback=callback, clock=clock)
     engine = make_engine(settings.database_url)
     try:
         remember_followers(fake, engine)
@@ -173,7 +206,7 @@ async def _serve_both(settings: Settings, fake_port: int, once_served: Callable[
     servers = [
         uvicorn.Server(uvicorn.Config(create_fake_app(fake), host="127.0.0.1", port=fake_port,
                                       log_level="warning", lifespan="off")),
-        uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
+        uvicorn.Server(uvicorn.Config(create_app(settings, demo=clock), host=settings.host, port=settings.port,
                                       log_level=settings.log_level.lower())),
     ]
     log.info("fake WeChat API on http://127.0.0.1:%d", fake_port)
@@ -192,34 +225,36 @@ async def _serve_both(settings: Settings, fake_port: int, once_served: Callable[
 
 def run_demo(settings: Settings, fake_port: int = 8081, june: JuneFiles | None = None,
              program: str = "safetybot") -> None:
-    """Serve the fake WeChat and the bot until interrupted, after printing a staff and a
-    coordinator code for each loaded campaign; with ``june``, first load that campaign for the
-    coming June and, once served, replay its liaisons and print how to try each side instead.
+    """Serve the fake WeChat and the bot on one demo clock until interrupted, after printing a staff
+    and a coordinator code for each loaded campaign; with ``june``, first load that campaign for the
+    clock's June and, once served, replay its liaisons and print how to try each side instead.
 
     Raises what loading the campaign file and the unit list raises (``DefinitionError``,
     ``LoadRefused``, ``ImportRefused``)."""
     check_demo_settings(settings, fake_port)
+    clock = DemoClock(demo_start(settings, utcnow()))
     engine = make_engine(settings.database_url)
     try:
-        now = utcnow()
         if june is None:
-            print(describe_codes(demo_codes(engine, now)), flush=True)
-            asyncio.run(_serve_both(settings, fake_port))
+            print(describe_codes(demo_codes(engine, clock.now())), flush=True)
+            print(how_to_move_the_clock(settings, clock.now()), flush=True)
+            asyncio.run(_serve_both(settings, fake_port, clock))
             return
-        campaign = load_demo_campaign(engine, june.campaign, june.units, coming_june(now))
-        codes = demo_codes(engine, now)
+        campaign = load_demo_campaign(engine, june.campaign, june.units, demo_year(clock.now()))
+        codes = demo_codes(engine, clock.now())
 
         def replay_and_tell() -> None:
             try:
-                replayed = replay_served(settings, engine, campaign)
+                replayed = replay_served(settings, engine, campaign, clock.now)
             except (ReplayError, httpx.HTTPError) as error:
                 # The bot is served all the same: what went wrong is worth a look, not a stop.
                 log.error("the June replay stopped: %s", error)
                 print(describe_codes(codes), flush=True)
                 return
             free_units = without_liaison(engine, campaign.slug)
-            print("\n" + how_to_try(campaign, codes, replayed, free_units, program) + "\n", flush=True)
+            print("\n" + how_to_try(campaign, codes, replayed, free_units, program), flush=True)
+            print(how_to_move_the_clock(settings, clock.now()) + "\n", flush=True)
 
-        asyncio.run(_serve_both(settings, fake_port, replay_and_tell))
+        asyncio.run(_serve_both(settings, fake_port, clock, replay_and_tell))
     finally:
         engine.dispose()

@@ -1,13 +1,13 @@
 """The demo's replayed 晋城 June: liaisons of several units register and report through the served
 bot's signed callback, as ``safetybot chat`` would, so the office's side has something to show.
 
-The bot keeps real time, so the campaign is loaded for the coming June (its deadlines ahead of
-today): every answer is on time and 进度 shows open deadlines. What the liaisons type is
+The demo runs on a demo clock (:mod:`bot.demo_clock`) in the June the campaign is loaded for, so
+every answer is on time and 进度 shows open deadlines. What the liaisons type is
 :mod:`simulator.june`'s (the tests replay the same June on a clock of their own):
 
 - 城区, 泽州, 高平 and 陵川 submit the statistics table (附件2), with estimates (约30, 200人次左右);
 - 阳城 answers a few fields and leaves a draft;
-- 城区 and 泽州 send a weekly report each;
+- 城区 and 泽州 send a weekly report each, 城区's with a picture of its drill;
 - 沁水 is left without a liaison, for whoever tries the liaison's side.
 
 A liaison already registered in the campaign is not replayed again, so a second run on the same
@@ -16,6 +16,8 @@ database adds nothing.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,8 +39,40 @@ REPLAYED = {**LIAISONS, LINGCHUAN: ("oLiaisonLingchuan", "刘洋", "13800000005"
 REPLAYED_SUBMIT = (*SUBMITTED, LINGCHUAN)
 WEEKLY = {CHENGQU: "本周在城区凤台街道开展安全知识进社区活动，发放宣传资料300余份。",
           ZEZHOU: "本周组织全县商贸企业开展安全生产知识竞赛，12家企业参加。"}
+# The unit whose weekly report comes with a picture (:func:`drill_picture`), so its thumbnail has something to show.
+PICTURED = CHENGQU
 # The campaign's statistics table, the form the liaisons fill.
 STATISTICS = "statistics"
+
+
+def drill_picture(width: int = 240, height: int = 180) -> bytes:
+    """A PNG of a yellow warning triangle on a blue sky over green grass: the picture 城区's liaison
+    sends with the weekly report (drawn here, so the demo needs no image file)."""
+    rows = []
+    for y in range(height):
+        row = bytearray([0])  # PNG filter: none
+        for x in range(width):
+            # The triangle's apex at the top centre, its base at 80 % of the height.
+            top, base = height * 0.12, height * 0.8
+            half = (y - top) / (base - top) * width * 0.35 if top <= y <= base else -1
+            inside = abs(x - width / 2) <= half
+            edge = inside and (abs(x - width / 2) >= half - 7 or y >= base - 7)
+            mark = inside and abs(x - width / 2) <= 5 and (top + 0.3 * (base - top) <= y <= top + 0.7 * (base - top)
+                                                          or top + 0.78 * (base - top) <= y <= top + 0.88 * (base - top))
+            if edge or mark:
+                row += bytes((20, 20, 20))
+            elif inside:
+                row += bytes((250, 204, 21))
+            else:
+                row += bytes((120, 180, 235)) if y < height * 0.6 else bytes((90, 160, 80))
+        rows.append(bytes(row))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+            + chunk(b"IEND", b""))
 
 
 class ReplayError(Exception):
@@ -53,9 +87,11 @@ def coming_june(now: datetime) -> int:
 
 @dataclass(frozen=True)
 class DemoCampaign:
-    """The demo's campaign as loaded: its stored name, its statistics table and its units' join codes."""
+    """The demo's campaign as loaded: its stored slug and name (in its year), its statistics table and
+    its units' join codes."""
 
     slug: str
+    name: str
     statistics: FormDefinition
     join_codes: dict[str, str]
 
@@ -67,7 +103,7 @@ def load_demo_campaign(engine: sa.Engine, campaign_file: Path, units_file: Path,
     load_into_db(engine, definition)
     import_units(engine, definition.slug, units_file)
     codes = {name: code for name, _group, code, _mobile in unit_codes(engine, definition.slug)}
-    return DemoCampaign(definition.slug, definition.form(STATISTICS), codes)
+    return DemoCampaign(definition.slug, definition.name, definition.form(STATISTICS), codes)
 
 
 def registered(engine: sa.Engine, slug: str) -> set[str]:
@@ -131,11 +167,19 @@ class LiaisonReplay:
         else:
             self.say(openid, "取消")
 
-    def weekly(self, openid: str, text: str) -> None:
-        """``周报`` with one text, then 完成."""
+    def weekly(self, openid: str, text: str, picture: bytes | None = None) -> None:
+        """``周报`` with one text (and a PNG ``picture`` when given, sent as WeChat sends an image), then 完成."""
         self.say(openid, "周报")
         self.say(openid, text)
-        self.say(openid, "完成")
+        if picture is not None:
+            media_id = self.control.add_media("image", picture, "image/png")
+            if media_id is None:
+                raise ReplayError("the fake WeChat did not take the picture")
+            self.control.user_did(openid, "message")
+            reply = self.side.image(openid, media_id)
+            if reply.status_code != 200 or "图片" not in (reply.content or ""):
+                raise ReplayError(f"{openid} sent a picture; the bot answered {reply.status_code} {reply.body!r}")
+        self.say(openid, "完成", expect="已提交")
 
 
 def replay_june(engine: sa.Engine, campaign: DemoCampaign, liaisons: LiaisonReplay) -> Replayed:
@@ -150,6 +194,6 @@ def replay_june(engine: sa.Engine, campaign: DemoCampaign, liaisons: LiaisonRepl
         elif unit == DRAFT:
             liaisons.fill(openid, campaign.statistics, unit, DRAFT_FIELDS, submit=False)
         if unit in WEEKLY:
-            liaisons.weekly(openid, WEEKLY[unit])
+            liaisons.weekly(openid, WEEKLY[unit], drill_picture() if unit == PICTURED else None)
     return Replayed(tuple(units))
 

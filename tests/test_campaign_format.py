@@ -6,6 +6,8 @@ The broken examples in ``tests/campaign_examples/`` each break ``valid_minimal.t
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -173,3 +175,47 @@ def test_the_complete_example_in_the_format_doc_is_valid(tmp_path: Path) -> None
     definition = load_definition(path)
     assert [d.kind.value for d in definition.deadlines] == ["once", "weekly", "monthly"]
     assert {f.kind.value for f in definition.forms} == {"record", "statistics", "table"}
+
+
+def _texts(value: object, skip: frozenset[str] = frozenset({"raw", "path", "units", "contact"})) -> list[str]:
+    """Every string a definition holds, in order (its raw file data, source path, units and contact aside)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [text for item in value for text in _texts(item)]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _texts(item)]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [text for f in dataclasses.fields(value) if f.name not in skip for text in _texts(getattr(value, f.name))]
+    return []
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "campaigns").glob("*.toml")), ids=lambda p: p.stem)
+def test_a_campaign_run_four_years_on_names_its_new_year_wherever_it_named_its_own(path: Path) -> None:
+    definition = load_definition(path)
+    moved = definition.for_year(definition.year + 4)
+    own = re.compile(rf"(?<![0-9]){definition.year}(?![0-9])")
+    before, after = _texts(definition), _texts(moved)
+    assert any(own.search(text) for text in before), "the file names its year somewhere (its name, at least)"
+    assert after == [own.sub(str(definition.year + 4), text) for text in before]
+    assert not any(own.search(text) for text in after)
+
+
+def test_the_years_in_titles_labels_and_notes_move_and_other_numbers_stay(tmp_path: Path) -> None:
+    text = (EXAMPLES / "valid_minimal.toml").read_text(encoding="utf-8")
+    for old, new in [('name = "示例“安全生产月”活动"', 'name = "2023年示例“安全生产月”活动"'),
+                     ('title = "进展情况统计表"', 'title = "2023年进展情况统计表"\nnote = "口径同2022年，编号20231"'),
+                     ('label = "组织开展宣讲活动"', 'label = "2023年组织开展宣讲活动"'),
+                     ('title = "报送统计表"', 'title = "报送2023年统计表"')]:
+        assert old in text
+        text = text.replace(old, new, 1)
+    path = tmp_path / "example.toml"
+    path.write_text(text, encoding="utf-8")
+    moved = load_definition(path, year=2027)
+    statistics = moved.form("statistics")
+    assert moved.name == "2027年示例“安全生产月”活动"
+    assert (statistics.title, statistics.note) == ("2027年进展情况统计表", "口径同2022年，编号20231")
+    assert statistics.items[0].fields[0].label == "2027年组织开展宣讲活动"
+    assert moved.deadline("statistics").title == "报送2027年统计表"
+    # The file's own year stays where it is run: only a moved campaign is retitled.
+    assert load_definition(path).name == "2023年示例“安全生产月”活动"

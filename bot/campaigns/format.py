@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from bot.campaigns import schema
 from bot.campaigns.problems import DefinitionError, Place, Problem, problems_of
@@ -435,8 +435,10 @@ def _read(data: Mapping[str, Any], source: str, year: int | None, text: str
 
 def _definition(file: schema.CampaignFile, data: Mapping[str, Any], source: str, year: int | None) -> CampaignDefinition:
     """The definition a valid file declares, for ``year`` (default: the file's)."""
+    year = file.campaign.year if year is None else year
+    if year != file.campaign.year:
+        file = _retitled(file, file.campaign.year, year)
     campaign = file.campaign
-    year = campaign.year if year is None else year
     zone = ZoneInfo(campaign.timezone)
     schedules = {name: ReminderSchedule(name, tuple(sorted(set(s.before), reverse=True)), s.at_due,
                                         tuple(sorted(set(s.overdue))))
@@ -462,6 +464,39 @@ def _definition(file: schema.CampaignFile, data: Mapping[str, Any], source: str,
         coordinator_code=file.staff.coordinator_code.upper(), late=file.answers.late,
         implausible_above=file.answers.implausible_above or DEFAULT_IMPLAUSIBLE_ABOVE,
     )
+
+
+# The texts people read (names, titles, labels, prompts, notes, slogans) in which the file's year moves
+# with the campaign: "2023年全市商务系统…" run in 2027 is "2027年…". Keys, codes and template ids are
+# not among them, nor units and contact (their names are matched against unit lists and the like).
+YEAR_TEXTS = frozenset({"name", "document", "notice", "theme", "addressees", "title", "label", "prompt", "requirement",
+                        "annex", "note", "assumption", "quote", "lines"})
+YEAR_KEPT = frozenset({"units", "contact"})
+
+
+def _retitled(model: Any, old: int, new: int) -> Any:
+    """``model`` (a validated table of the file, or a list or mapping of them) with the year ``old``
+    written as ``new`` in its :data:`YEAR_TEXTS`; other years stay, as "the 2023 table" in a 2024
+    campaign names another year's document. Only a whole number is moved: 20230 or 2023-06-01 not."""
+    if isinstance(model, list):
+        return [_retitled(item, old, new) for item in model]
+    if isinstance(model, dict):
+        return {key: _retitled(item, old, new) for key, item in model.items()}
+    if not isinstance(model, BaseModel):
+        return model
+    year = re.compile(rf"(?<![0-9]){old}(?![0-9])")
+    changed: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if name in YEAR_KEPT:
+            continue
+        if name in YEAR_TEXTS and isinstance(value, str):
+            changed[name] = year.sub(str(new), value)
+        elif name in YEAR_TEXTS and isinstance(value, list):
+            changed[name] = [year.sub(str(new), line) if isinstance(line, str) else line for line in value]
+        else:
+            changed[name] = _retitled(value, old, new)
+    return model.model_copy(update=changed)
 
 
 def _fields(fields: list[schema.FormField], prefix: str = "") -> tuple[Field, ...]:

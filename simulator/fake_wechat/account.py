@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from simulator.fake_wechat.callbacks import (CALLBACK_TIMEOUT_SECONDS, CALLBACK_TRIES, Callback, EventPush,
@@ -44,6 +45,49 @@ MESSAGE_QUOTA = 5
 INTERACTION_WINDOW = timedelta(minutes=1)
 INTERACTION_QUOTA = 3
 REDACTED = "[redacted]"
+
+
+class Clock(Protocol):
+    """What keeps the fake's time: its own :class:`StoppedClock`, or a clock it shares with the bot
+    (the demo's :class:`bot.demo_clock.DemoClock`), so both agree on now."""
+
+    def now(self) -> datetime: ...
+
+    def advance(self, seconds: float) -> datetime: ...
+
+    def set_time(self, moment: datetime) -> datetime: ...
+
+
+class StoppedClock:
+    """The fake's own clock: it reads ``start`` until told to move (forward only), so a test decides
+    exactly when windows close and tokens expire."""
+
+    def __init__(self, start: datetime):
+        self._lock = threading.Lock()
+        self._now = start.replace(microsecond=0)
+
+    def now(self) -> datetime:
+        """The moment the clock shows."""
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the clock ``seconds`` forward; ValueError for a negative move."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+            return self._now
+
+    def set_time(self, moment: datetime) -> datetime:
+        """Put the clock at ``moment`` (aware, not earlier than now)."""
+        if moment.tzinfo is None:
+            raise ValueError("moment must be an aware datetime")
+        with self._lock:
+            if moment < self._now:
+                raise ValueError("the clock only moves forward")
+            self._now = moment
+            return self._now
 
 
 @dataclass(frozen=True)
@@ -119,16 +163,22 @@ class FakeWeChat:
 
     def __init__(self, app_id: str, app_secret: str, start: datetime | None = None, *, original_id: str = "gh_fakeaccount01",
                  callback: Callback | None = None, callback_timeout: float = CALLBACK_TIMEOUT_SECONDS,
-                 callback_tries: int = CALLBACK_TRIES):
+                 callback_tries: int = CALLBACK_TRIES, clock: Clock | None = None):
         if start is not None and start.tzinfo is None:
             raise ValueError("start must be an aware datetime")
+        if start is not None and clock is not None:
+            raise ValueError("give start or clock, not both")
         self.app_id = app_id
         self.app_secret = app_secret
         self.original_id = original_id
         self.template_job_status: dict[str, str] = {}
         self._lock = threading.RLock()
-        self._pusher = EventPusher(self._lock, app_id, original_id, callback, callback_timeout, callback_tries)
-        self._now = (start or datetime.now(timezone.utc)).replace(microsecond=0)
+        self._clock: Clock = clock or StoppedClock(start or datetime.now(timezone.utc))
+        # A shared clock is the bot's time too, so the events the fake signs carry it; the fake's own
+        # stopped clock stands apart from the real time a bot under test keeps, so they carry that.
+        signing = (lambda: self._clock.now().timestamp()) if clock is not None else time.time
+        self._pusher = EventPusher(self._lock, app_id, original_id, callback, callback_timeout, callback_tries,
+                                   clock=signing)
         self._tokens: dict[str, _Token] = {}
         self._stable: _Token | None = None
         self._token_quota = _Quota()
@@ -146,28 +196,21 @@ class FakeWeChat:
 
     # -- clock --------------------------------------------------------------------------------
 
+    @property
+    def _now(self) -> datetime:
+        return self._clock.now()
+
     def now(self) -> datetime:
-        """The fake's clock; it moves only when told to."""
-        with self._lock:
-            return self._now
+        """The fake's clock; its own moves only when told to, a shared one (``clock=``) runs as it runs."""
+        return self._clock.now()
 
     def advance(self, seconds: float) -> datetime:
         """Move the clock forward."""
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
-        with self._lock:
-            self._now += timedelta(seconds=seconds)
-            return self._now
+        return self._clock.advance(seconds)
 
     def set_time(self, moment: datetime) -> datetime:
         """Put the clock at ``moment`` (aware, not earlier than now)."""
-        if moment.tzinfo is None:
-            raise ValueError("moment must be an aware datetime")
-        with self._lock:
-            if moment < self._now:
-                raise ValueError("the clock only moves forward")
-            self._now = moment
-            return self._now
+        return self._clock.set_time(moment)
 
     def _today(self) -> date:
         return self._now.astimezone(QUOTA_ZONE).date()

@@ -13,6 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import httpx
 
@@ -58,7 +59,8 @@ class EventPusher:
     """
 
     def __init__(self, lock: threading.RLock, app_id: str, account: str, callback: Callback | None,
-                 timeout: float, tries: int):
+                 timeout: float, tries: int, clock: Callable[[], float] = time.time):
+        self.clock = clock  # Unix seconds the events are signed with (WeChat's now)
         self.timeout = timeout
         self.tries = tries
         self._lock = lock
@@ -125,7 +127,7 @@ class EventPusher:
         with self._lock:
             event = self._events[index]
         side = WeChatSide(client, token=callback.token, app_id=self._app_id, aes_key=callback.aes_key,
-                          path=callback.url, account=self._account)
+                          path=callback.url, account=self._account, clock=self.clock)
         # One XML for every try, signed (and encrypted) afresh each time, as WeChat does.
         plain_xml = side.event_xml(event.openid, event.event, MsgID=event.msgid, Status=event.status)
         for attempt in range(1, self.tries + 1):
