@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote, urlsplit
 
-import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from wechatpy.crypto import PrpCrypto
