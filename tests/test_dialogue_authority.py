@@ -168,8 +168,8 @@ def test_an_announcement_begun_for_one_campaign_is_not_sent_in_the_next_after_st
     before = stored(office)
 
     ended = office.say(STAFF, "确认")
-    # (2024's campaign is 2023's notice loaded again: it bears the same name.)
-    assert ended.startswith(f"您已不是{CAMPAIGN_NAME}的工作人员（现为{CAMPAIGN_NAME}的工作人员）")
+    # 2024's campaign is 2023's notice loaded again, its year moved in its name.
+    assert ended.startswith(f"您已不是{CAMPAIGN_NAME}的工作人员（现为{CAMPAIGN_NAME.replace('2023', '2024')}的工作人员）")
     assert "通知已结束：这条通知没有发送" in ended
     assert stored(office) == before and before["announcement"] == []
 
