@@ -24,7 +24,7 @@ from bot.exports.workbook import MEDIA_TYPE, export_campaign
 from bot.store.exports import campaign_id_of
 from bot.store.facts import DatabaseFacts
 from bot.store.models import Campaign, Person, Role, Unit, table_of, utcnow
-from handlers.totals import statistics_form, summed_period
+from handlers.totals import statistics_form, summed_keys, summed_period
 
 _CAMPAIGN, _UNIT, _PERSON = table_of(Campaign), table_of(Unit), table_of(Person)
 
@@ -94,7 +94,7 @@ def campaign_totals(conn: sa.Connection, campaign_id: int, now: datetime) -> dic
     if form is None or period is None:
         return {"form": None, "title": "", "deadline": None, "period": None, "units": 0, "submitted": 0,
                 "drafts": 0, "items": []}
-    totals = facts.totals(period.deadline_id, period.period)
+    totals = facts.totals(period.deadline_id, period.period, summed_keys(form))
     items = []
     for item in form.items:
         fields = []

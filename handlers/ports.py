@@ -354,9 +354,10 @@ class StoredFacts(Protocol):
 
     def announcements(self, campaign_id: int, limit: int = 5) -> list[AnnouncementFacts]:
         """The campaign's latest announcements, newest first, with live delivery counts."""
-    def totals(self, deadline_id: int, period: str) -> TotalsFacts:
+    def totals(self, deadline_id: int, period: str, keys: frozenset[str]) -> TotalsFacts:
         """One deadline period's submitted statistics tables summed over all units, per answer key
-        (one aggregate query; drafts are counted, not summed)."""
+        (one aggregate query; drafts are counted, not summed); the texts and 是 counted only for
+        ``keys``, the fields the table sums (:func:`handlers.totals.summed_keys`)."""
 
     def export_link(self, campaign_id: int, expires_at: datetime) -> str:
         """The address of the campaign's Excel file (its statistics table, units, liaisons and

@@ -84,6 +84,12 @@ def heading(item: StatItem) -> str:
     return f"{item.number}. {item.title}" if item.number is not None else item.title
 
 
+def summed_keys(form: FormDefinition) -> frozenset[str]:
+    """The answer keys of the table's items: what 合计, the summed sheet and the API show (its
+    header lines, 填报单位 or 联系人, are no totals)."""
+    return frozenset(f.answer_key for item in form.items for f in item.fields)
+
+
 def shown_total(f: Field, total: FieldTotal | None) -> str:
     """What goes into a blank of the summed table: the sum ("约37" when an estimate is in it), for
     yes/no fields how many units said 是, for text fields how many units wrote one; "—" when no
@@ -121,7 +127,7 @@ def show_totals(incoming: Incoming, state: DialogueState, ctx: Context) -> Outco
     period = summed_period(definition, ctx.stored.periods(campaign_id), ctx.now)
     if form is None or period is None:
         return Outcome(replies=(ctx.texts.render("totals_no_table", campaign=definition.name),))
-    totals = ctx.stored.totals(period.deadline_id, period.period)
+    totals = ctx.stored.totals(period.deadline_id, period.period, summed_keys(form))
     return Outcome(replies=(ctx.texts.render(
         "totals", title=form.title, totals=totals, items=items(form, totals),
         estimated=estimated(form, totals)),))

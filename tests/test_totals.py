@@ -12,6 +12,7 @@ from bot.store.engine import session
 from bot.store.facts import DatabaseFacts
 from bot.store.models import Conversation, Deadline
 from bot.texts import Texts
+from handlers.totals import statistics_form, summed_keys
 from sqlmodel import select
 from tests.fixtures_forms import CAMPAIGN
 from tests.fixtures_gateway import StartBot
@@ -82,12 +83,17 @@ def test_staff_see_the_same_totals_and_the_read_port_counts_units_per_field(june
     with session(june.engine) as db:
         deadline = db.exec(select(Deadline).where(Deadline.key == "statistics")).one()
         assert deadline.id is not None
-        totals = DatabaseFacts(db.connection()).totals(deadline.id, "")
+        facts = DatabaseFacts(db.connection())
+        form = statistics_form(facts.definition(deadline.campaign_id))
+        assert form is not None
+        totals = facts.totals(deadline.id, "", summed_keys(form))
     assert (totals.units, totals.submitted, totals.drafts) == (6, 3, 1)
     for key, (total, approximate) in expected_sums().items():
         field = totals.fields[key]
         assert (field.total, field.approximate, field.units) == (total, approximate, len(SUBMITTED)), key
     assert totals.fields["other.name"].total is None and totals.fields["other.name"].answered == len(SUBMITTED)
+    # The table's header lines (填报单位, 联系人 …) are no totals.
+    assert not set(totals.fields) - summed_keys(form)
 
 
 def test_liaisons_and_strangers_are_refused_politely_and_nothing_changes(june: June) -> None:

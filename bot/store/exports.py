@@ -19,7 +19,7 @@ from bot.campaigns.format import CampaignDefinition, FormKind
 from bot.store.facts import DatabaseFacts
 from bot.store.models import Answer, Campaign, Deadline, Delivery, Person, Role, Submission, Unit, table_of
 from handlers.ports import DuePeriod, TotalsFacts
-from handlers.totals import summed_period
+from handlers.totals import statistics_form, summed_keys, summed_period
 
 _UNIT, _PERSON, _CAMPAIGN = table_of(Unit), table_of(Person), table_of(Campaign)
 _SUBMISSION, _ANSWER, _DEADLINE, _DELIVERY = table_of(Submission), table_of(Answer), table_of(Deadline), table_of(Delivery)
@@ -143,7 +143,8 @@ def read_export(conn: sa.Connection, campaign_id: int, now: datetime) -> ExportD
     reminders: dict[int, int] = {}
     if period is not None:
         statistics = {f.unit_id: f for f in _filled(conn, [period.deadline_id], period.period)}
-        totals = facts.totals(period.deadline_id, period.period)
+        form = statistics_form(definition)
+        totals = facts.totals(period.deadline_id, period.period, summed_keys(form) if form else frozenset())
         reminders = {int(r.unit_id): int(r.n) for r in conn.execute(
             sa.select(_DELIVERY.c.unit_id, sa.func.count().label("n"))
             .where(_DELIVERY.c.kind == REMINDER, _DELIVERY.c.deadline_id == period.deadline_id,

@@ -221,9 +221,9 @@ class DatabaseFacts:
         counted = announcements.counts(self._conn, [row.id for row in rows])
         return [AnnouncementFacts(row.id, announcements.title_of(row.text), row.sender_name, row.status,
                                   row.created_at, row.recipients, counted[row.id]) for row in rows]
-    def totals(self, deadline_id: int, period: str) -> TotalsFacts:
+    def totals(self, deadline_id: int, period: str, keys: frozenset[str]) -> TotalsFacts:
         """One deadline period's submitted statistics tables summed over all units (bot/store/totals.py)."""
-        return totals_sql.totals(self._conn, deadline_id, period)
+        return totals_sql.totals(self._conn, deadline_id, period, keys)
 
     def export_link(self, campaign_id: int, expires_at: datetime) -> str:
         """The signed address of the campaign's Excel file, good until ``expires_at``."""

@@ -67,7 +67,9 @@ def _save_value(conn: sa.Connection, submission: int, value: Value, who: str, no
     """Insert or update one answer; a changed answer leaves a revision (who, when, old → new)."""
     row = conn.execute(sa.select(_ANSWER.c.id, _ANSWER.c.value).where(
         _ANSWER.c.submission_id == submission, _ANSWER.c.field_key == value.field_key)).first()
-    values = dict(value=value.text, number=value.number, approximate=value.approximate, updated_by=who, updated_at=now)
+    # Only a number is an estimate (约50): 合计 reads the flag alone, without looking at the number.
+    values = dict(value=value.text, number=value.number, approximate=value.approximate and value.number is not None,
+                  updated_by=who, updated_at=now)
     if row is None:
         conn.execute(sa.insert(_ANSWER).values(submission_id=submission, field_key=value.field_key, **values))
         return
