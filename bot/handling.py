@@ -148,6 +148,11 @@ class _Turn:
         self._previous = previous
         self._mine = mine
 
+    @property
+    def clear(self) -> bool:
+        """Whether nothing of this person's is in flight in this process (no wait ahead)."""
+        return self._previous is None or self._previous.done()
+
     async def wait(self) -> None:
         """Return when the person's previous message is done."""
         if self._previous is not None:
@@ -334,18 +339,20 @@ class Handling:
         (:class:`Handoff`) and its reply pushed."""
         turn = self._turns.take(message.incoming.openid)
         try:
-            claim = await self._store(message)
+            # With nothing of the person's in flight here, their state is read with the claim, in
+            # one step (the common case); else after their earlier messages are written.
+            claim, snapshot = await self._store(message, look_up=turn.clear)
             handoff.stored()
             if claim.status is InboundStatus.LIMITED:  # over MESSAGES_PER_MINUTE: stored, never handled
                 return _stored(claim.status, claim.reply)
             if claim.deliveries > 1 and not self._take_over(claim, message):
                 return _stored(claim.status, claim.reply)
             await turn.wait()
-            if self.settings.web_workers > 1:
-                await self._after_earlier(claim, message)
+            if self.settings.web_workers > 1 and await self._after_earlier(claim, message):
+                snapshot = None  # another process wrote the person's earlier message meanwhile
             if self._group_commit is not None:
-                return await self._handle_here(self._group_commit, claim, message, handoff)
-            return await self._in_thread(self._handle, claim, message, handoff)
+                return await self._handle_here(self._group_commit, claim, message, handoff, snapshot)
+            return await self._in_thread(self._handle, claim, message, handoff, snapshot)
         except Exception:
             log.exception("handling %s %s failed outside the handler", message.incoming.openid, message.dedupe_key)
             return Handled(unavailable=True)
@@ -355,18 +362,22 @@ class Handling:
     def _in_thread(self, function: Callable[..., T], *args: Any) -> "asyncio.Future[T]":
         return asyncio.get_running_loop().run_in_executor(self._handlers, functools.partial(function, *args))
 
-    async def _after_earlier(self, claim: _Claim, message: Message) -> None:
+    async def _after_earlier(self, claim: _Claim, message: Message) -> bool:
         """Wait (up to ``EARLIER_WAIT_SECONDS``) until no earlier message of this person, claimed by
-        another process, is still unanswered: the person's order holds across web workers."""
+        another process, is still unanswered: the person's order holds across web workers. Whether
+        there was one."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + EARLIER_WAIT_SECONDS
         mine = _sent_order(message.incoming.created_at, message.incoming.fields)
+        waited = False
         while await self._in_thread(self._earlier_unanswered, claim.id, message.incoming.openid, mine):
+            waited = True
             if loop.time() > deadline:
                 log.warning("%s %s: an earlier message is still unanswered after %.1fs; going first",
                             message.incoming.openid, message.dedupe_key, EARLIER_WAIT_SECONDS)
-                return
+                break
             await asyncio.sleep(EARLIER_POLL_SECONDS)
+        return waited
 
     def _earlier_unanswered(self, claim_id: int, openid: str, mine: tuple[int, int]) -> bool:
         with self._reads.connect() as conn:
@@ -378,31 +389,33 @@ class Handling:
                 return True
         return False
 
-    async def _store(self, message: Message) -> _Claim:
-        """The claim, committed: on SQLite in the event loop's group commit, on PostgreSQL on a
-        handler thread (network round trips would hold the loop up)."""
+    async def _store(self, message: Message, look_up: bool) -> tuple[_Claim, _Snapshot | None]:
+        """The claim, committed (with the person's state when ``look_up``): on SQLite in the event
+        loop's group commit, on PostgreSQL on a handler thread (network round trips would hold the
+        loop up)."""
         if self._group_commit is not None:
-            claim: _Claim = await self._group_commit.run(self._claim, message)
-            return claim
-        return await self._in_thread(self._claim_committed, message)
+            stored: tuple[_Claim, _Snapshot | None] = await self._group_commit.run(self._claim, message, look_up)
+            return stored
+        return await self._in_thread(self._claim_committed, message, look_up)
 
-    def _claim_committed(self, message: Message) -> _Claim:
+    def _claim_committed(self, message: Message, look_up: bool) -> tuple[_Claim, _Snapshot | None]:
         with self._writing() as conn:
-            return self._claim(conn, message)
+            return self._claim(conn, message, look_up)
 
-    async def _handle_here(self, commit: GroupCommit, claim: _Claim, message: Message, handoff: Handoff) -> Handled:
+    async def _handle_here(self, commit: GroupCommit, claim: _Claim, message: Message, handoff: Handoff,
+                           snapshot: _Snapshot | None) -> Handled:
         """:meth:`_handle` with the write on the event loop (SQLite): only the decision, which may
         be slow, and the pushes go to a handler thread. A decision taken again under the lock
         (rare: another worker changed the person's state meanwhile) runs in the write step."""
-        snapshot, outcome = await self._decisions.run(functools.partial(self._first_decision, message))
+        snapshot, outcome = await self._decisions.run(functools.partial(self._first_decision, message, snapshot))
         handled: Handled = await commit.run(self._write_handling, claim.id, message, handoff, snapshot, outcome)
         if handled.deferred:
             await self._in_thread(self.push, handled.pushes)
             return Handled(deferred=True)
         return handled
 
-    def _handle(self, claim: _Claim, message: Message, handoff: Handoff) -> Handled:
-        snapshot, outcome = self._first_decision(message)
+    def _handle(self, claim: _Claim, message: Message, handoff: Handoff, snapshot: _Snapshot | None) -> Handled:
+        snapshot, outcome = self._first_decision(message, snapshot)
         with self._writing() as conn:
             handled = self._write_handling(conn, claim.id, message, handoff, snapshot, outcome)
         if handled.deferred:
@@ -427,8 +440,9 @@ class Handling:
                     message.dedupe_key, claim.deliveries)
         return True
 
-    def _claim(self, conn: sa.Connection, message: Message) -> _Claim:
-        """Store the raw message, or count one more delivery of it.
+    def _claim(self, conn: sa.Connection, message: Message, look_up: bool) -> tuple[_Claim, _Snapshot | None]:
+        """Store the raw message, or count one more delivery of it; and read the person's state
+        when ``look_up``.
 
         Committed before the handler runs, outside any transaction, so a slow handler never holds
         SQLite's single write lock.
@@ -443,7 +457,8 @@ class Handling:
         if row.deliveries == 1:
             # A new message, not WeChat's retry of one stored: it counts toward the sender's limit.
             status, reply = self._rate_limit.admit(conn, message, row.id, now)
-        return _Claim(id=row.id, deliveries=row.deliveries, status=status, reply=reply)
+        snapshot = _look_up(conn, self._sql, incoming.openid) if look_up else None
+        return _Claim(id=row.id, deliveries=row.deliveries, status=status, reply=reply), snapshot
 
     def _writing(self) -> contextlib.AbstractContextManager[sa.Connection]:
         """The claim's and the handling's transaction.
@@ -468,20 +483,26 @@ class Handling:
         with self.engine.begin() as conn:
             self._sql.count_delivery.count(conn, {"key_openid": message.incoming.openid, "key_dedupe": message.dedupe_key})
 
-    def _first_decision(self, message: Message) -> tuple[_Snapshot, Outcome | None]:
-        """The person's state and facts as they stand now (their previous message is written) and
-        the decision on them, outside any write lock; the outcome is None if the handler failed.
+    def _first_decision(self, message: Message, snapshot: _Snapshot | None) -> tuple[_Snapshot, Outcome | None]:
+        """The decision on the person's state and facts, outside any write lock; the outcome is
+        None if the handler failed. ``snapshot`` None: read the state now (the person's previous
+        message is written by now).
 
-        It reads through a read-only connection, so a slow handler holds nobody up.
+        It reads through a read-only connection, opened only when needed, so a slow handler holds
+        nobody up.
         """
         incoming = message.incoming
-        with self._reads.connect() as reader:
-            snapshot = _look_up(reader, self._sql, incoming.openid)
+        with contextlib.ExitStack() as opened:
+            if snapshot is None:
+                reader = opened.enter_context(self._reads.connect())
+                snapshot, facts = _look_up(reader, self._sql, incoming.openid), self._facts(reader)
+            else:
+                facts = self._facts(lambda: opened.enter_context(self._reads.connect()))
             if not message.known:
                 log.warning("unknown MsgType %r from %s: stored, answered success", incoming.kind, incoming.openid)
                 return snapshot, Outcome()
             try:
-                return snapshot, self._decide(incoming, snapshot, self._facts(reader))
+                return snapshot, self._decide(incoming, snapshot, facts)
             except _DispatchFailed:
                 return snapshot, None
 

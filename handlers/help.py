@@ -11,6 +11,9 @@ from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 KEYWORDS = {"帮助", "help", "?", "？", "菜单"}
 MENU_KEY = "HELP"
 TEMPLATES = ("help", "help_liaison", "help_staff", "help_requested")
+# Left in the idle dialogue state by a request to become a unit's liaison (handlers/registration.py),
+# so that only those who asked look up whether their request still waits.
+REQUESTED = "liaison_requested"
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ def show_help(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome
         return Outcome(replies=(ctx.texts.render("help_staff", role=ctx.facts.role, pending=pending),))
     if ctx.facts.unit_id is None:
         # Someone whose 申请 waits for staff hears so first: help alone would tell them to 登记 again.
-        asked = [r.unit_name for r in ctx.stored.requests(openid=incoming.openid)]
+        asked = [r.unit_name for r in ctx.stored.requests(openid=incoming.openid)] if state.data.get(REQUESTED) else []
         waiting = [ctx.texts.render("help_requested", units=asked)] if asked else []
         return Outcome(replies=("\n".join([*waiting, ctx.texts.render("help")]),))
     unit = ctx.stored.unit(ctx.facts.unit_id)

@@ -381,7 +381,7 @@ def _request(incoming: Incoming, liaison: Liaison, values: dict[str, Value], rem
                      ctx.texts.render("staff_note_request", kind=kind, unit=liaison.unit_name, person=name,
                                       holder=holder.name if holder else ""))
     reply = ctx.texts.render("replacement_requested", unit=liaison.unit_name, kind=kind)
-    return Outcome(replies=(reply,), state=DialogueState(), changes=(request, note))
+    return Outcome(replies=(reply,), state=DialogueState(data={help.REQUESTED: liaison.unit_id}), changes=(request, note))
 
 
 def start_details(incoming: Incoming, state: DialogueState, ctx: Context) -> Outcome:

@@ -28,6 +28,9 @@ from handlers.ports import (
 
 _UNIT = table_of(Unit)
 _PERSON = table_of(Person)
+# The current liaison beside a request's requester: one named alias, so the statement is compiled
+# once and then found in SQLAlchemy's cache (a fresh anonymous alias each call compiled it anew).
+_HOLDER = sa.alias(_PERSON, name="holder")
 _CAMPAIGN = table_of(Campaign)
 _DEADLINE = table_of(Deadline)
 _PERIOD = table_of(DeadlinePeriod)
@@ -130,7 +133,7 @@ class DatabaseFacts:
                  pending: bool = True, campaign_id: int | None = None) -> list[LiaisonRequest]:
         """Liaison requests, oldest first: pending ones, or one by id, or those of one requester, or
         of units of one campaign."""
-        holder = sa.alias(_PERSON)
+        holder = _HOLDER
         query = (sa.select(_REPLACEMENT, _UNIT.c.name.label("unit_name"), _PERSON.c.name.label("person_name"),
                            holder.c.name.label("holder_name"), _UNIT.c.campaign_id.label("unit_campaign_id"))
                  .join(_UNIT, _UNIT.c.id == _REPLACEMENT.c.unit_id)
