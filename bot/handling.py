@@ -5,8 +5,9 @@
    ``success`` at the budget (:class:`Handoff`). A re-delivery only counts itself and gets the
    stored answer, or takes over a claim left unanswered. Then one person's messages queue in
    arrival order.
-2. Decide: on a handler thread (:mod:`bot.decision_pool`), outside any write lock, the person's
-   state and facts are read through a read-only connection and the routing table's handler runs.
+2. Decide: on a handler thread (:mod:`bot.decision_pool`), outside any write lock, the routing
+   table's handler runs on the person's state (read with the claim when nothing of theirs was in
+   flight here, else now through a read-only connection) and reads stored facts through one.
 3. Write: one transaction under the person's lock (PostgreSQL advisory lock; SQLite's single
    writer) re-checks that the message is still unanswered and the state unchanged (else decides
    again), writes the handler's changes, the reply, the person's last-message time and the state.
