@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.campaigns.format import CampaignDefinition, DeadlineKind, FieldType, FormKind
+from bot.campaigns.format import CampaignDefinition, DeadlineKind, FormKind
 from handlers.base import Context, DialogueState, Incoming, Outcome, asked_for
 
 KEYWORDS = {"帮助", "help", "?", "？", "菜单"}
@@ -64,8 +64,7 @@ def _owed(ctx: Context, unit_id: int, definition: CampaignDefinition, campaign_i
     by_deadline: dict[int, list] = {}
     for period in ctx.stored.periods(campaign_id):
         by_deadline.setdefault(period.deadline_id, []).append(period)
-    by_email = {form.key for form in definition.forms
-                if form.fields and all(f.type is FieldType.DOCUMENT for f in form.fields)}
+    by_email = {form.key for form in definition.forms if form.documents_only}
     found = []
     for periods in by_deadline.values():
         period = next((p for p in periods if p.due_at >= ctx.now), periods[-1])

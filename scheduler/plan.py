@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from bot.campaigns import ReminderKind
+from bot.campaigns import ReminderKind, definition_of
 from bot.store.engine import session
 from bot.store.models import Campaign, Deadline, DeadlinePeriod
 
@@ -107,6 +107,9 @@ class PlannedReminder:
     nominal_at: datetime
     at: datetime
     timezone: ZoneInfo
+    # The notice's e-mail address ("" if it gives none) when the deadline collects documents only,
+    # which units send by e-mail; None for what is sent here.
+    by_email: str | None = None
 
     @property
     def reminder_kind(self) -> ReminderKind | None:
@@ -144,17 +147,23 @@ def _moments(rule: dict, due_at: datetime) -> list[tuple[Stage, timedelta]]:
     return moments
 
 
-def _for_period(campaign: Campaign, deadline: Deadline, period: DeadlinePeriod, quiet: QuietHours) -> list[PlannedReminder]:
+def _for_period(campaign: Campaign, deadline: Deadline, period: DeadlinePeriod, quiet: QuietHours,
+                by_email: str | None) -> list[PlannedReminder]:
+    """The period's moments; for documents sent by e-mail (``by_email``) only those up to the due
+    time and no digest: the bot cannot know who sent them, so it never says who is late."""
     assert campaign.id is not None and deadline.id is not None
     tz = ZoneInfo(campaign.timezone)
     planned = []
-    for stage, offset in _moments(deadline.rule, period.due_at) + [(Stage.DIGEST, timedelta(0))]:
+    moments = _moments(deadline.rule, period.due_at) + [(Stage.DIGEST, timedelta(0))]
+    if by_email is not None:
+        moments = [(stage, offset) for stage, offset in moments if stage in (Stage.BEFORE, Stage.DUE)]
+    for stage, offset in moments:
         nominal = period.due_at + offset
         # Overdue follow-ups and digests may go later; reminders before the deadline may not.
         at = quiet.place(nominal, period.due_at, stage in (Stage.OVERDUE, Stage.DIGEST), tz)
         planned.append(PlannedReminder(
             campaign.id, campaign.slug, campaign.name, deadline.id, deadline.key, deadline.title, period.period,
-            period.due_at, stage, stage_label(stage, offset), offset, nominal, at, tz,
+            period.due_at, stage, stage_label(stage, offset), offset, nominal, at, tz, by_email,
         ))
     return planned
 
@@ -180,13 +189,16 @@ def plan(engine: sa.Engine, quiet: QuietHours = QuietHours(), campaign_slug: str
             query = query.where(Campaign.slug == campaign_slug)
         planned: list[PlannedReminder] = []
         for campaign in db.exec(query).all():
+            definition = definition_of(campaign)
+            by_email = {form.key for form in definition.forms if form.documents_only}
             rows = db.exec(
                 select(Deadline, DeadlinePeriod)
                 .join(DeadlinePeriod, col(DeadlinePeriod.deadline_id) == col(Deadline.id))
                 .where(Deadline.campaign_id == campaign.id)
             ).all()
             for deadline, period in rows:
-                planned += _for_period(campaign, deadline, period, quiet)
+                planned += _for_period(campaign, deadline, period, quiet,
+                                       definition.contact.email if deadline.collects in by_email else None)
     return one_a_day(planned)
 
 

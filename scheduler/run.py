@@ -193,7 +193,7 @@ class Reminders:
         notices, who, ready = self._notices(item)
         tally = self._claim_all(notices, now, template_ready=ready)
         tally.add(self._send_claimed(REMINDER, item, now, template_ready=ready))
-        if not tally.stopped:
+        if not tally.stopped and item.by_email is None:  # nobody is known to owe what goes by e-mail
             tally.add(self._note(item, who, now))
         return tally
 
@@ -216,9 +216,12 @@ class Reminders:
 
     def _reminder(self, item: PlannedReminder, campaign: CampaignDefinition, template: MessageTemplate | None,
                   person_id: int, openid: str, unit_id: int, unit: str) -> Notice:
-        text = self.texts.render(f"reminder_{item.stage.value}", deadline=item.deadline_title, unit=unit,
-                                 due=item.due_at.astimezone(item.timezone), period=item.period,
-                                 campaign=item.campaign_name, left=item.due_at - item.at)
+        text = (self.texts.render("reminder_by_email", deadline=item.deadline_title, unit=unit, email=item.by_email,
+                                  due=item.due_at.astimezone(item.timezone), campaign=item.campaign_name)
+                if item.by_email is not None else
+                self.texts.render(f"reminder_{item.stage.value}", deadline=item.deadline_title, unit=unit,
+                                  due=item.due_at.astimezone(item.timezone), period=item.period,
+                                  campaign=item.campaign_name, left=item.due_at - item.at))
         fields, defect = {}, None
         if template is not None and self._ready(template):
             try:
@@ -338,7 +341,8 @@ class Reminders:
 
 def template_names() -> list[str]:
     """The message templates reminders need, for the start-up check."""
-    return [f"reminder_{kind.value}" for kind in ReminderKind] + ["coordinator_note", "coordinator_digest"] + [
+    return [f"reminder_{kind.value}" for kind in ReminderKind] + [
+        "reminder_by_email", "coordinator_note", "coordinator_digest"] + [
         f"template_value_{name}" for name in ("campaign", "deadline", "unit", "due_at", "period", "issuer",
                                               "contact_phone")]
 

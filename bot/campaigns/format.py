@@ -125,6 +125,14 @@ class FormDefinition:
         )
         return self.fields + tuple(f for item in self.items for f in item.fields) + cells
 
+    @property
+    def documents_only(self) -> bool:
+        """Whether the form is only documents (活动方案, 总结报告): an official account receives no
+        files (wechat-rules A8), so units send it as the notice asks, by e-mail, and the bot never
+        knows whether they did."""
+        fields = self.answer_fields()
+        return bool(fields) and all(f.type is FieldType.DOCUMENT for f in fields)
+
     def answer_keys(self) -> frozenset[str]:
         """The ``Answer.field_key`` values this form can hold."""
         return frozenset(f.answer_key for f in self.answer_fields())
