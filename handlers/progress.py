@@ -41,7 +41,8 @@ SHOWN_MATCHES = 10
 LISTING_BYTES = 5 * 2048 - 5 * 120
 
 TEMPLATES = ("progress_overview", "progress_missing", "progress_missing_unit",
-             "progress_no_deadline", "progress_unit", "progress_units", "progress_no_unit", "progress_ask_unit")
+             "progress_no_deadline", "progress_unit", "progress_units", "progress_no_unit", "progress_ask_unit",
+             "progress_by_email")
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,15 @@ def in_view(periods: Sequence[DuePeriod], now: datetime) -> list[DuePeriod]:
     return sorted(chosen, key=lambda p: (p.due_at, p.deadline_id))
 
 
+def _collected(definition: CampaignDefinition, periods: Sequence[DuePeriod]) -> list[DuePeriod]:
+    """The periods of what is sent here: a form of documents only goes by e-mail, and nobody
+    here knows who sent it (FormDefinition.documents_only)."""
+    return [p for p in periods if not definition.form(p.collects).documents_only]
+
+
 def _overview(ctx: Context, campaign_id: int) -> str:
     definition = ctx.stored.definition(campaign_id)
-    periods = in_view(ctx.stored.periods(campaign_id), ctx.now)
+    periods = in_view(_collected(definition, ctx.stored.periods(campaign_id)), ctx.now)
     counted = ctx.stored.progress(campaign_id, [(p.deadline_id, p.period) for p in periods], SHOWN_MISSING)
     shown = [Shown(p.title, p.period, p.due_at.astimezone(definition.timezone), p.due_at < ctx.now, c.units,
                    c.submitted, c.late, c.units - c.submitted, c.missing) for p, c in zip(periods, counted)]
@@ -147,6 +154,8 @@ def _missing(ctx: Context, campaign_id: int, what: str) -> str:
     if chosen is None:
         return ctx.texts.render("progress_no_deadline", what=what,
                                 titles=[d.title for d in definition.deadlines])
+    if definition.form(chosen.collects).documents_only:
+        return ctx.texts.render("progress_by_email", title=chosen.title, email=definition.contact.email)
     [counted] = ctx.stored.progress(campaign_id, [(chosen.deadline_id, chosen.period)], 0)
     lines, used = [], 0
     contacts = ctx.stored.missing_contacts(campaign_id, chosen.deadline_id, chosen.period)
@@ -156,7 +165,7 @@ def _missing(ctx: Context, campaign_id: int, what: str) -> str:
         if used > LISTING_BYTES:
             break
         lines.append(line)
-    others = [p.title for p in in_view(periods, ctx.now) if p.deadline_id != chosen.deadline_id]
+    others = [p.title for p in in_view(_collected(definition, periods), ctx.now) if p.deadline_id != chosen.deadline_id]
     return ctx.texts.render(
         "progress_missing", title=chosen.title, period=chosen.period,
         due_at=chosen.due_at.astimezone(definition.timezone), passed=chosen.due_at < ctx.now,
@@ -220,7 +229,7 @@ def _one_unit(ctx: Context, campaign_id: int, unit_id: int) -> Outcome:
     contact = ctx.stored.unit_contact(campaign_id, unit_id)
     filings = {(f.deadline_id, f.period): f for f in ctx.stored.unit_filings(unit_id)}
     by_key: dict[str, list[DuePeriod]] = {}
-    for period in ctx.stored.periods(campaign_id):
+    for period in _collected(definition, ctx.stored.periods(campaign_id)):
         by_key.setdefault(period.key, []).append(period)
     deadlines = [_deadline_state(d.kind is not DeadlineKind.ONCE, by_key.get(d.key, []), filings, ctx.now,
                                  definition) for d in definition.deadlines]
