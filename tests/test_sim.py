@@ -20,8 +20,10 @@ from bot.demo_clock import DemoClock
 from bot.menu import MENU
 from bot.store.engine import make_engine
 from bot.store.models import InboundMessage, table_of
+from simulator.demo import DemoCode, sim_personas
 from simulator.fake_wechat import BackgroundServer, FakeWeChat, create_fake_app
-from simulator.replay import QINSHUI, drill_picture, load_demo_campaign
+from simulator.june import ZEZHOU
+from simulator.replay import QINSHUI, REPLAYED, drill_picture, load_demo_campaign
 from simulator.sim import Persona, Simulator, with_simulator
 from tests.conftest import free_port, make_settings
 from tests.fixtures_fake import APP_ID, APP_SECRET
@@ -148,3 +150,20 @@ def test_production_has_no_simulator(tmp_path: Path, sqlite_url: str) -> None:
     for path in ("/sim", "/sim/feed?persona=liaison"):
         assert production.get(path).status_code == 404
     assert production.post("/sim/send", json={"persona": "liaison", "text": "帮助"}).status_code == 404
+
+
+def test_the_demo_offers_zezhous_liaison_a_newcomer_with_a_free_units_join_code_and_the_offices_codes(
+        sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        campaign = load_demo_campaign(engine, CAMPAIGN, UNITS, 2027)
+    finally:
+        engine.dispose()
+    codes = [DemoCode(campaign.slug, "staff", "STAFF123"), DemoCode(campaign.slug, "coordinator", "COORD456"),
+             DemoCode("another-campaign", "staff", "OTHER789")]
+    personas = {persona.key: persona for persona in sim_personas(codes, campaign, [QINSHUI])}
+    assert list(personas) == ["liaison", "newcomer", "staff", "coordinator"]
+    assert personas["liaison"].openid == REPLAYED[ZEZHOU][0] and "已登记" in personas["liaison"].hint
+    assert personas["newcomer"].hint == f"发 登记，再发{QINSHUI}的加入码 {campaign.join_codes[QINSHUI]}"
+    assert "STAFF123" in personas["staff"].hint and "COORD456" in personas["coordinator"].hint
+    assert (personas["staff"].openid, personas["coordinator"].openid) == ("o_staff_demo", "o_coordinator_demo")
