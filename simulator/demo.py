@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 from urllib.parse import urlsplit
 
@@ -26,15 +26,18 @@ import uvicorn
 
 from bot.config import Settings
 from bot.demo_clock import DemoClock
+from bot.menu import MENU
 from bot.store.engine import make_engine
 from bot.store.models import Campaign, Invitation, Person, Role, table_of, utcnow
 from bot.store.people import create_invitation
 from simulator.chat import FakeWeChatControl
 from simulator.fake_wechat import Callback, FakeWeChat, create_fake_app
+from simulator.june import ZEZHOU
 from simulator.replay import (
     PICTURED, REPLAYED, REPLAYED_SUBMIT, WEEKLY, DemoCampaign, LiaisonReplay, Replayed, ReplayError, coming_june,
     load_demo_campaign, replay_june, without_liaison,
 )
+from simulator.sim import Persona, Simulator, with_simulator
 from simulator.wechat_side import WeChatSide
 
 log = logging.getLogger(__name__)
@@ -97,6 +100,30 @@ def describe_codes(codes: list[DemoCode], openid: str = "o_staff_demo") -> str:
              "(one use each; the next run prints fresh ones once used):"]
     lines += [f"  {c.campaign}: {c.role:<11} {c.code}" for c in codes]
     return "\n".join(lines)
+
+
+def sim_personas(codes: list[DemoCode], campaign: DemoCampaign | None, free_units: list[str]) -> list[Persona]:
+    """Who ``/sim`` lets one play, each on the openid ``chat --as`` would use: with a replayed
+    ``campaign``, 泽州's registered liaison first; then a new person (who may register for the
+    first of ``free_units``), staff and a coordinator, each told the code to send after 登记."""
+    code = {c.role: c.code for c in codes if campaign is None or c.campaign == campaign.slug}
+    personas = []
+    if campaign is not None:
+        openid, name = REPLAYED[ZEZHOU][:2]
+        personas.append(Persona("liaison", "泽州联络员", openid, f"{ZEZHOU}的联络员{name}，已登记：试试 填报、周报、帮助"))
+    newcomer = (f"发 登记，再发{free_units[0]}的加入码 {campaign.join_codes[free_units[0]]}"
+                if campaign is not None and free_units else "发 帮助 看看能做什么")
+    personas.append(Persona("newcomer", "新用户", "o_liaison_demo", newcomer))
+    for key, label in (("staff", "工作人员"), ("coordinator", "协调人")):
+        hint = f"发 登记，再发邀请码 {code[key]}（一次有效）" if key in code else "没有加载活动，无邀请码"
+        personas.append(Persona(key, label, f"o_{key}_demo", hint))
+    return personas
+
+
+def where_to_watch(settings: Settings) -> str:
+    """What the demo prints about ``/sim``."""
+    return (f"In a browser: http://127.0.0.1:{settings.port}/sim — a phone-like WeChat conversation as a liaison, "
+            "staff, a coordinator or a new person, with a button that moves the demo clock")
 
 
 class DemoSetupError(Exception):
@@ -190,7 +217,7 @@ def remember_followers(fake: FakeWeChat, engine: sa.Engine) -> int:
     return len(rows)
 
 
-async def _serve_both(settings: Settings, fake_port: int, clock: DemoClock,
+async def _serve_both(settings: Settings, fake_port: int, clock: DemoClock, personas: Sequence[Persona],
                       once_served: Callable[[], None] | None = None) -> None:
     from bot.app import create_app
 
@@ -198,16 +225,19 @@ async def _serve_both(settings: Settings, fake_port: int, clock: DemoClock,
     callback = Callback(f"http://127.0.0.1:{settings.port}/wechat", settings.wechat_token,
                         settings.wechat_encoding_aes_key)
     fake = FakeWeChat(settings.wechat_app_id, settings.wechat_app_secret, callback=callback, clock=clock)
+    # The account's menu, as the real one would hold it once created; /sim draws its bottom menu from it.
+    fake.create_menu(MENU)
     engine = make_engine(settings.database_url)
     try:
         remember_followers(fake, engine)
     finally:
         engine.dispose()
+    simulator = Simulator(settings, fake, clock, personas, f"http://127.0.0.1:{settings.port}")
     servers = [
         uvicorn.Server(uvicorn.Config(create_fake_app(fake), host="127.0.0.1", port=fake_port,
                                       log_level="warning", lifespan="off")),
-        uvicorn.Server(uvicorn.Config(create_app(settings, demo=clock), host=settings.host, port=settings.port,
-                                      log_level=settings.log_level.lower())),
+        uvicorn.Server(uvicorn.Config(with_simulator(create_app(settings, demo=clock), simulator), host=settings.host,
+                                      port=settings.port, log_level=settings.log_level.lower())),
     ]
     log.info("fake WeChat API on http://127.0.0.1:%d", fake_port)
     log.info("bot on http://%s:%d/wechat — talk to it with: safetybot chat --as o_liaison_demo",
@@ -236,12 +266,16 @@ def run_demo(settings: Settings, fake_port: int = 8081, june: JuneFiles | None =
     engine = make_engine(settings.database_url)
     try:
         if june is None:
-            print(describe_codes(demo_codes(engine, clock.now())), flush=True)
+            codes = demo_codes(engine, clock.now())
+            print(describe_codes(codes), flush=True)
             print(how_to_move_the_clock(settings, clock.now()), flush=True)
-            asyncio.run(_serve_both(settings, fake_port, clock))
+            print(where_to_watch(settings), flush=True)
+            asyncio.run(_serve_both(settings, fake_port, clock, sim_personas(codes, None, [])))
             return
         campaign = load_demo_campaign(engine, june.campaign, june.units, demo_year(clock.now()))
         codes = demo_codes(engine, clock.now())
+        # The units the replay leaves without a liaison, for the new person to register for.
+        free = [unit for unit in without_liaison(engine, campaign.slug) if unit not in REPLAYED]
 
         def replay_and_tell() -> None:
             try:
@@ -253,8 +287,9 @@ def run_demo(settings: Settings, fake_port: int = 8081, june: JuneFiles | None =
                 return
             free_units = without_liaison(engine, campaign.slug)
             print("\n" + how_to_try(campaign, codes, replayed, free_units, program), flush=True)
-            print(how_to_move_the_clock(settings, clock.now()) + "\n", flush=True)
+            print(how_to_move_the_clock(settings, clock.now()), flush=True)
+            print(where_to_watch(settings) + "\n", flush=True)
 
-        asyncio.run(_serve_both(settings, fake_port, clock, replay_and_tell))
+        asyncio.run(_serve_both(settings, fake_port, clock, sim_personas(codes, campaign, free), replay_and_tell))
     finally:
         engine.dispose()

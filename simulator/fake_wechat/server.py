@@ -29,10 +29,11 @@ def serve(fake: FakeWeChat, host: str = "127.0.0.1", port: int = 8081) -> None:
 
 
 class BackgroundServer:
-    """Serves an ASGI app with uvicorn on a daemon thread: ``with BackgroundServer(app, port) as url:``."""
+    """Serves an ASGI app with uvicorn on a daemon thread: ``with BackgroundServer(app, port) as url:``.
+    ``lifespan="on"`` runs the app's start-up and shut-down too (a bot's worker role lives there)."""
 
-    def __init__(self, app: Any, port: int, host: str = "127.0.0.1"):
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", ws="none",
+    def __init__(self, app: Any, port: int, host: str = "127.0.0.1", lifespan: str = "off"):
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan=lifespan, ws="none",
                                 timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=f"uvicorn:{port}", daemon=True)
