@@ -1,0 +1,154 @@
+"""The coordinators' dashboard at /dashboard, through the ASGI app on a replayed June: who may log
+in (the admin token, a coordinator's 后台 link), what a session sees (its campaign only), the
+cookie's and the forms' protections, and that the pages show what 进度 and 合计 say."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from starlette.testclient import TestClient
+
+from bot.dashboard.sessions import COOKIE, SESSION_LIFETIME
+from tests.fixtures_forms import Campaign, jincheng  # noqa: F401  (fixture)
+from tests.fixtures_june import (  # noqa: F401  (fixtures)
+    CHENGQU, COORDINATOR, GAOPING, LIAISONS, STAFF, YANGCHENG, ZEZHOU, June, june,
+)
+from tests.test_weekly_report import eventually, media
+
+TOKEN = "test-admin-token-0123456789"  # make_settings' ADMIN_TOKEN
+CAMPAIGN_PAGE = "/dashboard/c/jincheng-commerce-2023"
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def log_in(client: TestClient, token: str = TOKEN, base: str = "") -> Any:
+    """The admin's login as a browser does it: the form, then the post with its CSRF token."""
+    form = client.get(f"{base}/dashboard/login")
+    return client.post(f"{base}/dashboard/login", data={"token": token, "csrf": csrf_of(form.text)},
+                       follow_redirects=False)
+
+
+def enter(june: June, openid: str = COORDINATOR) -> Any:
+    """A coordinator's 后台 link, opened."""
+    reply = june.say(openid, "后台")
+    url = re.search(r"https?://\S+", reply)
+    assert url, reply
+    return june.campaign.bot.side.client.get(urlsplit(url.group(0)).path, follow_redirects=False)
+
+
+def texts_of(page: str, css_class: str) -> list[str]:
+    return [re.sub(r"<[^>]+>|\s+", " ", t).strip() for t in re.findall(rf'class="{css_class}"[^>]*>(.*?)</', page)]
+
+
+def test_the_admin_token_logs_in_and_sees_every_campaign(june: June) -> None:
+    client = june.campaign.bot.side.client
+    answer = log_in(client)
+    assert answer.status_code == 303 and answer.headers["location"] == "/dashboard"
+    home = client.get("/dashboard")
+    assert home.status_code == 200 and "2023年全市商务系统“安全生产月”活动" in home.text
+    page = client.get(CAMPAIGN_PAGE)
+    assert page.status_code == 200 and "泽州县商务局" in page.text and "退出登录" in page.text
+
+
+@pytest.mark.parametrize("path", ["/dashboard", CAMPAIGN_PAGE, f"{CAMPAIGN_PAGE}/units/1",
+                                  f"{CAMPAIGN_PAGE}/export.xlsx"])
+def test_no_page_opens_without_a_login(june: June, path: str) -> None:
+    answer = june.campaign.bot.side.client.get(path, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/dashboard/login"
+
+
+@pytest.mark.parametrize("token", ["", "test-admin-token-012345678", TOKEN + "0", TOKEN.upper()])
+def test_a_wrong_token_is_refused_and_opens_no_session(june: June, token: str) -> None:
+    client = june.campaign.bot.side.client
+    answer = log_in(client, token)
+    assert answer.status_code == 403 and "令牌不对" in answer.text
+    assert COOKIE not in answer.cookies
+    assert client.get("/dashboard", follow_redirects=False).status_code == 303
+
+
+def test_a_login_without_the_forms_csrf_token_is_refused(june: June) -> None:
+    client = june.campaign.bot.side.client
+    client.get("/dashboard/login")
+    assert client.post("/dashboard/login", data={"token": TOKEN}, follow_redirects=False).status_code == 403
+    assert client.post("/dashboard/login", data={"token": TOKEN, "csrf": "forged"},
+                       follow_redirects=False).status_code == 403
+    # A token read from the page is no good without the cookie set with it (another site's post).
+    page = client.get("/dashboard/login").text
+    client.cookies.clear()
+    assert client.post("/dashboard/login", data={"token": TOKEN, "csrf": csrf_of(page)},
+                       follow_redirects=False).status_code == 403
+
+
+def test_logging_out_needs_the_sessions_csrf_token_and_ends_the_session(june: June) -> None:
+    client = june.campaign.bot.side.client
+    log_in(client)
+    page = client.get(CAMPAIGN_PAGE).text
+    assert client.post("/dashboard/logout", data={}, follow_redirects=False).status_code == 403
+    assert client.post("/dashboard/logout", data={"csrf": "forged"}, follow_redirects=False).status_code == 403
+    assert client.get(CAMPAIGN_PAGE).status_code == 200
+    out = client.post("/dashboard/logout", data={"csrf": csrf_of(page)}, follow_redirects=False)
+    assert out.status_code == 303
+    assert client.get(CAMPAIGN_PAGE, follow_redirects=False).status_code == 303
+
+
+def test_a_forged_or_expired_session_cookie_is_refused(june: June) -> None:
+    client = june.campaign.bot.side.client
+    log_in(client)
+    cookie = client.cookies[COOKIE]
+    payload, _, signature = cookie.partition(".")
+    other = "B" if payload[0] == "A" else "A"
+    for forged in (f"{payload}.{signature[::-1]}", f"{other}{payload[1:]}.{signature}", "all-x", ""):
+        client.cookies.clear()
+        client.cookies.set(COOKIE, forged, path="/dashboard")
+        assert client.get(CAMPAIGN_PAGE, follow_redirects=False).status_code == 303
+    client.cookies.clear()
+    client.cookies.set(COOKIE, cookie, path="/dashboard")
+    june.campaign.clock.advance(seconds=SESSION_LIFETIME.total_seconds() - 60)
+    assert client.get(CAMPAIGN_PAGE, follow_redirects=False).status_code == 200
+    june.campaign.clock.advance(seconds=60)
+    assert client.get(CAMPAIGN_PAGE, follow_redirects=False).status_code == 303
+
+
+def test_the_session_cookie_is_httponly_samesite_and_secure_over_https(june: June) -> None:
+    client = june.campaign.bot.side.client
+    plain = log_in(client).headers["set-cookie"].lower()
+    assert "httponly" in plain and "samesite=lax" in plain and "path=/dashboard" in plain and "secure" not in plain
+    client.cookies.clear()
+    secured = log_in(client, base="https://testserver").headers["set-cookie"].lower()
+    assert "httponly" in secured and "samesite=lax" in secured and "secure" in secured
+
+
+def test_a_coordinators_link_opens_their_campaign_only(june: June) -> None:
+    answer = enter(june)
+    assert answer.status_code == 303
+    client = june.campaign.bot.side.client
+    home = client.get("/dashboard", follow_redirects=False)
+    assert home.status_code == 303 and home.headers["location"] == CAMPAIGN_PAGE
+    assert client.get(CAMPAIGN_PAGE).status_code == 200
+    # Another campaign (loaded for 2024) exists, but the coordinator's session does not see it.
+    assert client.get("/dashboard/c/no-such-campaign").status_code == 404
+
+
+def test_staff_and_liaisons_get_no_dashboard_link(june: June) -> None:
+    for openid in (STAFF, LIAISONS[CHENGQU][0]):
+        reply = june.say(openid, "后台")
+        assert "http" not in reply and "协调人" in reply
+
+
+def test_an_expired_or_altered_link_opens_nothing(june: June) -> None:
+    reply = june.say(COORDINATOR, "后台")
+    path = urlsplit(re.search(r"https?://\S+", reply).group(0)).path  # type: ignore[union-attr]
+    client = june.campaign.bot.side.client
+    assert client.get(path[:-2] + ("AA" if not path.endswith("AA") else "BB"),
+                      follow_redirects=False).status_code == 403
+    june.campaign.clock.advance(hours=1)
+    assert client.get(path, follow_redirects=False).status_code == 403
+    assert client.get(CAMPAIGN_PAGE, follow_redirects=False).status_code == 303
