@@ -152,3 +152,115 @@ def test_an_expired_or_altered_link_opens_nothing(june: June) -> None:
     june.campaign.clock.advance(hours=1)
     assert client.get(path, follow_redirects=False).status_code == 403
     assert client.get(CAMPAIGN_PAGE, follow_redirects=False).status_code == 303
+
+
+def progress_of_chat(reply: str) -> dict[str, tuple[int, int, int]]:
+    """进度's periods: "title|period" → (submitted, units, late)."""
+    found = re.findall(r"【(.+?)(?:（(.+?)）)?】[^\n]*\n+(\d+)/(\d+) 个单位已报送(?:，其中逾期 (\d+) 个)?", reply)
+    return {f"{t}|{p}": (int(n), int(of), int(late or 0)) for t, p, n, of, late in found}
+
+
+def progress_of_page(page: str) -> dict[str, tuple[int, int, int]]:
+    found = re.findall(r'data-period="([^"]*)">.*?已报 (\d+)/(\d+)(?:，<span class="late">逾期 (\d+))?', page, re.S)
+    return {key: (int(n), int(of), int(late or 0)) for key, n, of, late in found}
+
+
+def test_the_progress_shown_is_what_progress_says_with_the_late_units_named(june: June) -> None:
+    enter(june)
+    page = june.campaign.bot.side.client.get(CAMPAIGN_PAGE).text
+    chat = progress_of_chat(june.say(COORDINATOR, "进度"))
+    shown = progress_of_page(page)
+    assert chat and all(shown[key] == counts for key, counts in chat.items()), (chat, shown)
+    # The statistics table: 城区, 泽州 and 高平 (late) of six units.
+    assert (3, 6, 1) in shown.values()
+    assert f"逾期提交：{GAOPING}" in page
+
+
+def test_the_totals_shown_and_charted_are_what_totals_says(june: June) -> None:
+    from tests.test_totals import ALL_SHOWN, expected_sums
+    log_in(june.campaign.bot.side.client)
+    page = june.campaign.bot.side.client.get(CAMPAIGN_PAGE).text
+    chat = june.read(COORDINATOR, "合计", ALL_SHOWN)
+    sums = expected_sums()
+    cells = dict(re.findall(r'data-key="([^"]+)">([^<]*)<', page))
+    charted = texts_of(page, "chart-value")
+    assert "<svg" in page and len(charted) == len(sums)
+    for key, (total, approximate) in sums.items():
+        value = f"{'约' if approximate else ''}{total}"
+        assert cells[key].startswith(f"{value} ") and f"（{value}）" in chat
+        assert value in charted
+
+
+def test_a_coordinator_sees_no_other_campaign_and_the_admin_sees_both(june: June) -> None:
+    from bot.campaigns import load_definition, load_into_db
+    from tests.fixtures_forms import CAMPAIGN
+    load_into_db(june.engine, load_definition(CAMPAIGN, year=2024))
+    other = "/dashboard/c/jincheng-commerce-2024"
+    client = june.campaign.bot.side.client
+    enter(june)
+    assert client.get(CAMPAIGN_PAGE).status_code == 200
+    for path in (other, f"{other}/export.xlsx"):
+        assert client.get(path).status_code == 404
+    client.cookies.clear()
+    log_in(client)
+    assert "jincheng-commerce-2024" in client.get("/dashboard").text
+    assert client.get(other).status_code == 200
+
+
+def test_the_units_table_sorts_by_a_query_parameter(june: June) -> None:
+    log_in(june.campaign.bot.side.client)
+    client = june.campaign.bot.side.client
+
+    def order(sort: str) -> list[str]:
+        page = client.get(f"{CAMPAIGN_PAGE}?sort={sort}").text
+        return re.findall(r'<tr class="unit"><td><a href="[^"]+">([^<]+)</a>', page)
+
+    by_status = order("status")
+    assert by_status.index(YANGCHENG) < by_status.index(GAOPING) < by_status.index(ZEZHOU)  # draft, late, sent
+    by_reminders = order("reminders")
+    assert by_reminders[:2] == [YANGCHENG, GAOPING]  # 4 and 3 reminders
+    assert sorted(order("name")) == sorted(by_status) and len(by_status) == 6
+    assert order("no-such-order") == order("name")
+
+
+def test_a_units_page_shows_its_answers_and_its_weekly_reports_picture_only_with_a_login(jincheng: Campaign) -> None:
+    zezhou = "oLiaisonZezhou"
+    jincheng.register(zezhou, ZEZHOU)
+    picture = jincheng.bot.fake.add_user_media("image", b"\xff\xd8jpeg-of-the-drill", "image/jpeg")
+    jincheng.say(zezhou, "周报")
+    jincheng.say(zezhou, "6月16日在泽州广场开展安全宣传咨询日活动。")
+    jincheng.bot.side.image(zezhou, picture)
+    jincheng.say(zezhou, "完成")
+    eventually(lambda: [m for m in media(jincheng) if m.status == "stored"])
+    client = jincheng.bot.side.client
+    unit_page = f"/dashboard/c/jincheng-commerce-2023/units/{jincheng.unit_id(ZEZHOU)}"
+    assert client.get(unit_page, follow_redirects=False).status_code == 303
+    log_in(client)
+    page = client.get(unit_page).text
+    assert "6月16日在泽州广场开展安全宣传咨询日活动。" in page
+    [thumbnail] = re.findall(r'<img class="thumb" src="([^"]+)"', page)
+    shown = client.get(thumbnail)
+    assert shown.status_code == 200 and shown.content == b"\xff\xd8jpeg-of-the-drill"
+    assert shown.headers["content-type"] == "image/jpeg"
+    client.cookies.clear()
+    assert client.get(thumbnail).status_code == 401
+    client.cookies.set(COOKIE, "forged.value", path="/dashboard")
+    assert client.get(thumbnail).status_code == 401
+
+
+def test_the_excel_download_is_the_campaigns_workbook(june: June) -> None:
+    client = june.campaign.bot.side.client
+    log_in(client)
+    answer = client.get(f"{CAMPAIGN_PAGE}/export.xlsx")
+    assert answer.status_code == 200 and answer.content[:2] == b"PK"
+    assert 'filename="jincheng-commerce-2023.xlsx"' in answer.headers["content-disposition"]
+
+
+def test_pages_forbid_scripts_and_sessions_last_twelve_hours(june: June) -> None:
+    client = june.campaign.bot.side.client
+    answer = log_in(client)
+    assert f"max-age={int(SESSION_LIFETIME.total_seconds())}" in answer.headers["set-cookie"].lower()
+    page = client.get(CAMPAIGN_PAGE)
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "script-src" not in policy and "<script" not in page.text
+    assert SESSION_LIFETIME == timedelta(hours=12)
