@@ -229,6 +229,7 @@ def test_a_units_page_shows_its_answers_and_its_weekly_reports_picture_only_with
     picture = jincheng.bot.fake.add_user_media("image", b"\xff\xd8jpeg-of-the-drill", "image/jpeg")
     jincheng.say(zezhou, "周报")
     jincheng.say(zezhou, "6月16日在泽州广场开展安全宣传咨询日活动。")
+    jincheng.say(zezhou, "<script>alert(1)</script>现场有三百人")
     jincheng.bot.side.image(zezhou, picture)
     jincheng.say(zezhou, "完成")
     eventually(lambda: [m for m in media(jincheng) if m.status == "stored"])
@@ -238,6 +239,8 @@ def test_a_units_page_shows_its_answers_and_its_weekly_reports_picture_only_with
     log_in(client)
     page = client.get(unit_page).text
     assert "6月16日在泽州广场开展安全宣传咨询日活动。" in page
+    # What a liaison typed shows as typed, never as markup.
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;现场有三百人" in page and "<script>" not in page
     [thumbnail] = re.findall(r'<img class="thumb" src="([^"]+)"', page)
     shown = client.get(thumbnail)
     assert shown.status_code == 200 and shown.content == b"\xff\xd8jpeg-of-the-drill"
