@@ -17,6 +17,7 @@ from tests.fixtures_forms import Campaign, jincheng  # noqa: F401  (fixture)
 from tests.fixtures_june import (  # noqa: F401  (fixtures)
     CHENGQU, COORDINATOR, GAOPING, LIAISONS, STAFF, YANGCHENG, ZEZHOU, June, june,
 )
+from tests.test_announcements import STAFF as ANNOUNCER, Newsroom, newsroom  # noqa: F401  (fixture)
 from tests.test_weekly_report import eventually, media
 
 TOKEN = "test-admin-token-0123456789"  # make_settings' ADMIN_TOKEN
@@ -267,3 +268,41 @@ def test_pages_forbid_scripts_and_sessions_last_twelve_hours(june: June) -> None
     policy = page.headers["content-security-policy"]
     assert "default-src 'none'" in policy and "script-src" not in policy and "<script" not in page.text
     assert SESSION_LIFETIME == timedelta(hours=12)
+
+
+def test_the_announcement_reports_are_what_announcement_status_says(newsroom: Newsroom) -> None:
+    newsroom.liaison("oZezhou", ZEZHOU)
+    newsroom.staff()
+    newsroom.announce("1")
+    newsroom.say(ANNOUNCER, "确认")
+    newsroom.finished()
+    status = newsroom.say(ANNOUNCER, "通知 状态")
+    counts = re.search(r"客服消息 \d+，模板消息 \d+(?:（已确认送达 \d+）)?，暂存 \d+，失败 \d+，无法送达 \d+", status)
+    assert counts, status
+    log_in(newsroom.bot.side.client)
+    page = newsroom.bot.side.client.get(CAMPAIGN_PAGE).text
+    assert "关于开展安全生产大检查的通知" in page and counts.group(0) in page
+
+
+def test_a_coordinator_of_another_campaign_gets_no_unit_or_picture_of_this_one(jincheng: Campaign) -> None:
+    from bot.campaigns import load_definition, load_into_db
+    from bot.dashboard.sessions import link_url
+    from bot.store.exports import campaign_id_of
+    from tests.fixtures_forms import CAMPAIGN
+    zezhou = "oLiaisonZezhou"
+    jincheng.register(zezhou, ZEZHOU)
+    picture = jincheng.bot.fake.add_user_media("image", b"\xff\xd8jpeg", "image/jpeg")
+    jincheng.say(zezhou, "周报")
+    jincheng.bot.side.image(zezhou, picture)
+    jincheng.say(zezhou, "完成")
+    [stored] = eventually(lambda: [m for m in media(jincheng) if m.status == "stored"])
+    load_into_db(jincheng.engine, load_definition(CAMPAIGN, year=2024))
+    with jincheng.engine.connect() as conn:
+        other = campaign_id_of(conn, "jincheng-commerce-2024")
+    client = jincheng.bot.side.client
+    url = link_url("", jincheng.bot.settings.link_key, other, jincheng.clock.now + timedelta(minutes=5))
+    assert client.get(url, follow_redirects=False).status_code == 303
+    assert client.get("/dashboard", follow_redirects=False).headers["location"] == "/dashboard/c/jincheng-commerce-2024"
+    assert client.get(f"/dashboard/pictures/{stored.id}").status_code == 404
+    assert client.get(f"{CAMPAIGN_PAGE}/units/{jincheng.unit_id(ZEZHOU)}").status_code == 404
+    assert client.get(f"/dashboard/c/jincheng-commerce-2024/units/{jincheng.unit_id(ZEZHOU)}").status_code == 404
