@@ -175,6 +175,9 @@ def test_the_progress_shown_is_what_progress_says_with_the_late_units_named(june
     # The statistics table: 城区, 泽州 and 高平 (late) of six units.
     assert (3, 6, 1) in shown.values()
     assert f"逾期提交：{GAOPING}" in page
+    # Each deadline's periods due so far and its next one: the monthly table's July, not August on.
+    assert "报送上月典型案例|2023-06" in shown and "报送上月典型案例|2023-07" in shown
+    assert "报送上月典型案例|2023-08" not in shown
 
 
 def test_the_totals_shown_and_charted_are_what_totals_says(june: June) -> None:

@@ -22,7 +22,7 @@ from bot.store.facts import DatabaseFacts
 from bot.store.models import (
     Answer, Campaign, Deadline, MediaFile, Person, ReportItem, Role, Submission, Unit, table_of,
 )
-from handlers.ports import AnnouncementFacts, UnitContact
+from handlers.ports import AnnouncementFacts, DuePeriod, UnitContact
 from handlers.totals import heading, statistics_form, summed_period
 
 _CAMPAIGN, _UNIT, _PERSON, _DEADLINE = table_of(Campaign), table_of(Unit), table_of(Person), table_of(Deadline)
@@ -195,13 +195,28 @@ def _last_activity(conn: sa.Connection, campaign_id: int) -> dict[int, datetime]
     return latest
 
 
+def _due_so_far(periods: list[DuePeriod], now: datetime) -> list[DuePeriod]:
+    """The periods due by ``now`` and each deadline's next one, earliest first: a monthly deadline's
+    later months would only fill a phone's screen with 0/N."""
+    upcoming: set[int] = set()
+    kept = []
+    for period in periods:
+        if period.due_at >= now:
+            if period.deadline_id in upcoming:
+                continue
+            upcoming.add(period.deadline_id)
+        kept.append(period)
+    return kept
+
+
 def campaign_shown(conn: sa.Connection, campaign_id: int, now: datetime, sort: str) -> CampaignShown:
-    """Everything the campaign's page shows at ``now``, its units ordered by ``sort`` (a key of
+    """Everything the campaign's page shows at ``now`` (the progress of :func:`_due_so_far`'s
+    periods), its units ordered by ``sort`` (a key of
     :data:`SORTS`; another falls back to the name)."""
     facts = DatabaseFacts(conn)
     export = read_export(conn, campaign_id, now)
     zone = export.definition.timezone
-    periods = facts.periods(campaign_id)
+    periods = _due_so_far(facts.periods(campaign_id), now)
     counted = facts.progress(campaign_id, [(p.deadline_id, p.period) for p in periods], SHOWN_MISSING)
     late = _late_units(conn, campaign_id)
     shown = [PeriodShown(p.title, p.period, p.due_at.astimezone(zone), p.due_at < now, c.units, c.submitted, c.late,
