@@ -134,7 +134,7 @@ def test_a_coordinators_link_opens_their_campaign_only(june: June) -> None:
     home = client.get("/dashboard", follow_redirects=False)
     assert home.status_code == 303 and home.headers["location"] == CAMPAIGN_PAGE
     assert client.get(CAMPAIGN_PAGE).status_code == 200
-    # Another campaign (loaded for 2024) exists, but the coordinator's session does not see it.
+    # A campaign that is not loaded is no page either (another loaded one: the test after the next).
     assert client.get("/dashboard/c/no-such-campaign").status_code == 404
 
 
