@@ -30,6 +30,8 @@ from starlette.routing import Mount, Route
 
 import handlers
 from bot.admin import AdminAPI, BearerToken
+from bot.dashboard.pages import TEMPLATES as DASHBOARD_TEMPLATES, Dashboard
+from bot.dashboard.sessions import Sessions, dashboard_key
 from bot.config import ConfigError, Settings, configure_logging, load_shared_settings, share_with_subprocesses
 from bot.demo_clock import DemoClock, DemoClockControl, refuse_demo_clock
 from bot.downloads import Downloads, TEMPLATES as DOWNLOAD_TEMPLATES
@@ -212,6 +214,9 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
     pages = Pages(reads, texts, settings.link_key, clock or utcnow)
     admin = AdminAPI(reads, clock or utcnow)
     downloads = Downloads(reads, ExportLinks.of(settings), texts, clock or utcnow)
+    texts.check(DASHBOARD_TEMPLATES)
+    dashboard = Dashboard(reads, texts, Sessions(dashboard_key(settings.link_key)), admin_token, settings.media_dir,
+                          settings.page_base, clock or utcnow)
     worker = (Worker(settings, engine, reads, outbound, texts, clock or utcnow, demo=demo)
               if settings.web_runs_worker or demo is not None else None)
 
@@ -241,6 +246,7 @@ def create_app(settings: Settings, *, engine: sa.Engine | None = None, wechat: A
             Route("/campaigns/{key}/totals", admin.totals, methods=["GET"]),
             Route("/campaigns/{key}/export.xlsx", admin.export, methods=["GET"]),
         ]),
+        *dashboard.routes(),
     ]
     if demo is not None and worker is not None:
         routes += DemoClockControl(demo, worker.demo_scheduler()).routes()

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from handlers import (
-    announcements, dialogue, fallback, greeting, help, progress, records, registration, staff, statistics, template_job,
-    totals, unreadable, weekly_report,
+    announcements, backstage, dialogue, fallback, greeting, help, progress, records, registration, staff, statistics,
+    template_job, totals, unreadable, weekly_report,
 )
 from handlers import roles
 from handlers.answers import normalise
@@ -62,6 +62,7 @@ ROUTES: list[Route] = [
     Route("progress", progress.is_progress_command, progress.answer),
     Route("totals", totals.is_totals, totals.show_totals, totals.TOTALS_WORDS),
     Route("export", totals.is_export, totals.export_link, totals.EXPORT_WORDS),
+    Route("backstage", backstage.is_backstage, backstage.backstage_link, backstage.WORDS),
     Route("staff", staff.is_staff_command, staff.handle),
     Route("help", help.is_help, help.show_help, help.KEYWORDS),
     Route("unused_kind", fallback.is_unused_kind, fallback.explain_unused_kind),
@@ -77,7 +78,7 @@ TEMPLATES = (
     + help.TEMPLATES + registration.TEMPLATES + statistics.TEMPLATES + weekly_report.TEMPLATES
     + records.TEMPLATES + staff.TEMPLATES + dialogue.ask_templates()
     + announcements.TEMPLATES
-    + totals.TEMPLATES
+    + totals.TEMPLATES + backstage.TEMPLATES
     + progress.TEMPLATES
     + roles.TEMPLATES
     + unreadable.TEMPLATES + ("dialogue_still_open",)

@@ -363,6 +363,10 @@ class StoredFacts(Protocol):
         """The address of the campaign's Excel file (its statistics table, units, liaisons and
         status), signed and good until ``expires_at``; RuntimeError where links cannot be signed."""
 
+    def dashboard_link(self, campaign_id: int, expires_at: datetime) -> str:
+        """The address that logs its holder in to the dashboard (``/dashboard``) for the campaign
+        only, signed and good until ``expires_at``; RuntimeError where links cannot be signed."""
+
     def progress(self, campaign_id: int, periods: Sequence[tuple[int, str]], shown: int) -> list[PeriodProgress]:
         """For each (deadline id, period) of ``periods``, in that order, how far the campaign's units
         are with it, naming the first ``shown`` missing units."""

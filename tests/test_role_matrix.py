@@ -23,12 +23,14 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 from bot.campaigns import load_definition, load_into_db
+from bot.dashboard.sessions import Sessions, dashboard_key
 from bot.exports.links import ExportLinks
 from bot.store.engine import session
 from bot.store.models import LiaisonReplacement, Role
 from bot.store.people import campaign_id, create_invitation
 from bot.texts import Texts
 from tests.fixtures_forms import CAMPAIGN, SLUG, Campaign, jincheng  # noqa: F401  (fixture)
+from handlers.backstage import ACTION as BACKSTAGE_ACTION
 from handlers.progress import ASK_ACTION
 from tests.test_staff import ask_to_take_over
 
@@ -204,6 +206,20 @@ def _export_link_to(slug: str) -> Check:
     return check
 
 
+def _coordinator_refusal(newcomer: bool) -> str:
+    return TEXTS.render("role_refused", action=BACKSTAGE_ACTION, roles=["coordinator"], newcomer=newcomer)
+
+
+def _dashboard_link_to(slug: str) -> Check:
+    def check(world: World, sender: str, reply: str) -> None:
+        token = re.search(r"/dashboard/enter/(\S+)", reply)
+        assert token is not None, reply
+        sessions = Sessions(dashboard_key(world.office.bot.settings.link_key))
+        with world.office.engine.connect() as conn:
+            assert sessions.campaign_of_link(token[1], world.office.clock.now) == campaign_id(conn, slug)
+    return check
+
+
 def _not_understood(text: Callable[[World, str], str]) -> Refused:
     return Refused(lambda world, sender: TEXTS.render("not_understood", text=text(world, sender), newcomer=False))
 
@@ -250,6 +266,11 @@ COMMANDS: list[Command] = [
             _contains("本活动没有名称含“泽州”的单位", absent="王小明")),
     _office("totals", "合计", "查看统计表合计", _contains("·合计】", "已汇总 0/")),
     _office("export", "导出", "导出活动的Excel表格", _export_link_to(SLUG), _export_link_to(OTHER_SLUG)),
+    # The dashboard shows every liaison's mobile: only the coordinator gets a link, to their campaign.
+    Command("dashboard", lambda world, sender: ["后台"], {
+        COORDINATOR: Allowed(_dashboard_link_to(SLUG)),
+        STRANGER: Refused(_coordinator_refusal(newcomer=True)),
+        **_same((LIAISON_A, LIAISON_B, STAFF, OTHER_STAFF), Refused(_coordinator_refusal(newcomer=False)))}),
 ]
 
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from bot.campaigns.format import CampaignDefinition
 from bot.campaigns.store import definition_of
+from bot.dashboard.sessions import link_url
 from bot.exports.links import ExportLinks
 from bot.store import audience as announcements, progress as office_reads, totals as totals_sql
 from bot.store.models import (
@@ -233,6 +234,12 @@ class DatabaseFacts:
         if self._links is None:
             raise RuntimeError("this reader was made without the bot's links (DatabaseFacts(conn, links))")
         return self._links.url(campaign_id, expires_at)
+
+    def dashboard_link(self, campaign_id: int, expires_at: datetime) -> str:
+        """The signed address that logs its holder in to the campaign's dashboard until ``expires_at``."""
+        if self._links is None:
+            raise RuntimeError("this reader was made without the bot's links (DatabaseFacts(conn, links))")
+        return link_url(self._links.base, self._links.key, campaign_id, expires_at)
 
     def progress(self, campaign_id: int, periods: Sequence[tuple[int, str]], shown: int) -> list[PeriodProgress]:
         """For each (deadline id, period) of ``periods``, in that order, how far the campaign's units
