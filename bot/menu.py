@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers import help as help_route, records, registration, staff, statistics, totals, weekly_report
+from handlers import backstage, help as help_route, records, registration, staff, statistics, totals, weekly_report
 
 
 def _click(name: str, key: str) -> dict[str, str]:
@@ -33,6 +33,7 @@ MENU: dict[str, Any] = {"button": [
         _click("合计", totals.TOTALS_MENU_KEY),
         _click("导出", totals.EXPORT_MENU_KEY),
         _click("待审批", staff.MENU_KEY),
+        _click("后台", backstage.MENU_KEY),
     ]},
     {"name": "我的", "sub_button": [
         _click("登记", registration.MENU_KEY),
