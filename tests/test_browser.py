@@ -1,27 +1,73 @@
-"""The demo in a real browser (headless Chromium driven by Playwright): in /sim a person asks for
-help and a liaison sees the reminder the moved clock brought; in /dashboard the admin logs in, sees
-the campaign and downloads its Excel file. Screenshots of each page go to ``var/screenshots/``."""
+"""The demo in a real browser (headless Chromium driven by Playwright), as issue 20 asks: in /sim a
+liaison registers, fills part of the statistics table and sends a picture with the weekly report;
+the demo clock moves past the reminder time and the coordinator's conversation shows what the
+reminders found; the coordinator opens /dashboard from the 后台 link, sees the unit with its
+answers and the picture's thumbnail, and downloads the Excel file. Screenshots of each page go to
+``var/screenshots/`` (the README shows two of them)."""
 
 from __future__ import annotations
 
 import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
 import openpyxl
 import pytest
 
-from tests.conftest import make_settings
-from tests.test_sim import Demo, demo  # noqa: F401  (the fixture: /sim and the bot on a demo clock)
+from bot.app import create_app
+from bot.demo_clock import DemoClock
+from bot.menu import MENU
+from bot.store.engine import make_engine
+from simulator.demo import demo_codes
+from simulator.fake_wechat import BackgroundServer, FakeWeChat, create_fake_app
+from simulator.replay import QINSHUI, drill_picture, load_demo_campaign
+from simulator.sim import Persona, Simulator, with_simulator
+from tests.conftest import free_port, make_settings
+from tests.fixtures_fake import APP_ID, APP_SECRET
+from tests.fixtures_forms import CAMPAIGN, UNITS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
-ADMIN_TOKEN = make_settings(Path("/nonexistent")).admin_token
 PHONE = {"width": 390, "height": 844}
+# A Tuesday morning of June 2027: the weekly report is due Wednesday 18:00, its reminder Tuesday 18:00.
+START = "2027-06-08T09:00+08:00"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e '.[dev]')")
 if CHROMIUM is None:
     pytest.skip("no Chromium on this machine (apt-get install chromium; .ci/run installs it)", allow_module_level=True)
+
+
+@dataclass
+class Demo:
+    base: str
+    join_code: str
+    coordinator_code: str
+
+
+@pytest.fixture
+def demo(tmp_path: Path, sqlite_url: str) -> Iterator[Demo]:
+    """`safetybot demo` in-process: the bot with /sim on a demo clock beside its fake WeChat."""
+    clock = DemoClock(datetime.fromisoformat(START))
+    fake = FakeWeChat(APP_ID, APP_SECRET, clock=clock)
+    fake.create_menu(MENU)
+    engine = make_engine(sqlite_url)
+    campaign = load_demo_campaign(engine, CAMPAIGN, UNITS, 2027)
+    coordinator_code = next(c.code for c in demo_codes(engine, clock.now()) if c.role == "coordinator")
+    personas = [Persona("liaison", "沁水联络员", "o_browser_liaison", "登记，再发加入码"),
+                Persona("coordinator", "协调员", "o_browser_coordinator", "登记，再发协调员码")]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with BackgroundServer(create_fake_app(fake), free_port()) as fake_url:
+        settings = make_settings(tmp_path, DATABASE_URL=sqlite_url, WECHAT_API_BASE_URL=fake_url, PUBLIC_URL=base,
+                                 DEMO_CLOCK_START=START, MESSAGES_PER_MINUTE="0")
+        app = with_simulator(create_app(settings, demo=clock), Simulator(settings, fake, clock, personas, base))
+        with BackgroundServer(app, port, lifespan="on"):
+            yield Demo(base, campaign.join_codes[QINSHUI], coordinator_code)
+    fake.close()
+    engine.dispose()
 
 
 @pytest.fixture
@@ -39,41 +85,72 @@ def _shot(page: Any, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def test_in_sim_a_newcomer_asks_for_help_and_a_liaison_sees_the_reminder_the_clock_brought(
-        demo: Demo, browser: Any) -> None:  # noqa: F811
-    base = str(demo.page.base_url)
-    page = browser.new_page(viewport=PHONE)
-    page.goto(f"{base}/sim?persona=newcomer")
-    page.fill("#text", "帮助")
+def _say(page: Any, text: str, answer: str) -> None:
+    """Type ``text`` and send it as a person would; wait until a reply with ``answer`` shows."""
+    shown = page.locator(".bubble", has_text=answer).count()
+    page.fill("#text", text)
     page.click("#send")
-    page.locator(".bubble", has_text="登记").first.wait_for(timeout=10_000)
-    _shot(page, "sim-help")
-
-    for text in ("登记", demo.join_code, "孙丽", "0356-2056819", "13800000009", "跳过", "跳过", "sun@163.com",
-                 "晋城市沁水县1号", "确认", "是"):
-        demo.say("liaison", text)
-    page.goto(f"{base}/sim?persona=liaison")
-    page.locator(".bubble", has_text="登记完成").first.wait_for(timeout=10_000)
-    page.click("#next")  # the demo clock to the next reminder: Tuesday 18:00, the weekly report's
-    page.locator(".bubble", has_text="报送一周活动开展情况").last.wait_for(timeout=15_000)
-    _shot(page, "sim")
+    try:
+        page.wait_for_function(
+            "([answer, shown]) => [...document.querySelectorAll('.bubble')]"
+            ".filter(b => b.textContent.includes(answer)).length > shown", arg=[answer, shown], timeout=15_000)
+    except sync_api.TimeoutError:
+        raise AssertionError(f"after {text!r} no reply with {answer!r}; last: {page.locator('.bubble').last.inner_text()!r}")
 
 
-def test_in_dashboard_the_admin_logs_in_sees_the_campaign_and_downloads_its_excel(
-        demo: Demo, browser: Any, tmp_path: Path) -> None:  # noqa: F811
-    base = str(demo.page.base_url)
-    page = browser.new_page(viewport=PHONE, accept_downloads=True)
-    page.goto(f"{base}/dashboard")
-    page.fill("input[name=token]", ADMIN_TOKEN or "")
-    page.click("button[type=submit], input[type=submit]")
-    page.wait_for_url(f"{base}/dashboard**")
-    campaign = page.locator("a", has_text="安全生产月").first
-    campaign.click()
-    page.get_by_text("沁水县商务局").first.wait_for(timeout=10_000)
-    _shot(page, "dashboard")
+def test_a_liaison_reports_in_sim_and_the_coordinator_sees_it_in_the_dashboard(
+        demo: Demo, browser: Any, tmp_path: Path) -> None:
+    liaison = browser.new_page(viewport=PHONE)
+    liaison.goto(f"{demo.base}/sim?persona=liaison")
+    _say(liaison, "登记", "加入码")
+    _say(liaison, demo.join_code, "沁水县商务局")
+    for text, asked in (("孙丽", "办公电话"), ("0356-2056819", "手机"), ("13800000009", "传真"), ("跳过", "微信"),
+                        ("跳过", "邮箱"), ("sun@163.com", "地址"), ("晋城市沁水县1号", "确认"), ("确认", "提醒"),
+                        ("是", "登记完成")):
+        _say(liaison, text, asked)
+    _say(liaison, "填报", "（5/40）")  # the header lines come filled from the registration
+    _say(liaison, "3 120", "（7/40）")  # 宣讲活动（3）场，参与（120）人次
+    _say(liaison, "周报", "开始报送")
+    picture = tmp_path / "drill.png"
+    picture.write_bytes(drill_picture())
+    liaison.set_input_files("#picture", str(picture))
+    liaison.locator(".me img").first.wait_for(timeout=15_000)
+    _say(liaison, "完成", "已")
+    _shot(liaison, "sim")
 
-    with page.expect_download() as download:
-        page.locator("a[href$='export.xlsx']").first.click()
+    coordinator = browser.new_page(viewport=PHONE)
+    coordinator.goto(f"{demo.base}/sim?persona=coordinator")
+    _say(coordinator, "登记", "加入码")
+    _say(coordinator, demo.coordinator_code, "协调人")
+    coordinator.click("#next")  # the demo clock to Tuesday 18:00: the weekly reminders, and the note on them
+    coordinator.locator(".bubble", has_text="报送一周活动开展情况").last.wait_for(timeout=20_000)
+    _shot(coordinator, "sim-coordinator")
+
+    _say(coordinator, "后台", "管理后台")
+    link = coordinator.locator(".bubble", has_text="管理后台").last.inner_text()
+    url = next(word for word in link.split() if word.startswith(demo.base + "/dashboard"))
+    dashboard = browser.new_page(viewport=PHONE, accept_downloads=True)
+    dashboard.goto(url)
+    dashboard.get_by_text("沁水县商务局").first.wait_for(timeout=10_000)
+    _shot(dashboard, "dashboard")
+    dashboard.get_by_role("link", name="沁水县商务局").first.click()
+    # The worker fetches the picture from WeChat into MEDIA_DIR within seconds; until then the
+    # thumbnail has nothing to show.
+    thumbnail = dashboard.locator("img.thumb").first
+    deadline = time.monotonic() + 30
+    while True:
+        thumbnail.scroll_into_view_if_needed()
+        if thumbnail.evaluate("img => img.complete && img.naturalWidth") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+        dashboard.reload()
+    assert thumbnail.evaluate("img => img.naturalWidth") == 240  # the drill picture, as the liaison sent it
+    _shot(dashboard, "dashboard-unit")
+
+    with dashboard.expect_download() as download:
+        dashboard.goto(f"{demo.base}/dashboard")
+        dashboard.get_by_text("沁水县商务局").first.wait_for(timeout=10_000)
+        dashboard.locator("a[href$='export.xlsx']").first.click()
     saved = tmp_path / "export.xlsx"
     download.value.save_as(saved)
     book = openpyxl.load_workbook(saved)
