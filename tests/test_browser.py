@@ -1,7 +1,7 @@
 """The demo in a real browser (headless Chromium driven by Playwright), as issue 20 asks: in /sim a
 liaison registers, fills part of the statistics table and sends a picture with the weekly report;
-the demo clock moves past the reminder time and the coordinator's conversation shows what the
-reminders found; the coordinator opens /dashboard from the 后台 link, sees the unit with its
+the demo clock moves past the week's deadline and the coordinator's conversation shows what the
+reminders found and the deadline's digest; the coordinator opens /dashboard from the 后台 link, sees the unit with its
 answers and the picture's thumbnail, and downloads the Excel file. Screenshots of each page go to
 ``var/screenshots/`` (the README shows two of them)."""
 
@@ -124,6 +124,15 @@ def test_a_liaison_reports_in_sim_and_the_coordinator_sees_it_in_the_dashboard(
     _say(coordinator, demo.coordinator_code, "协调人")
     coordinator.click("#next")  # the demo clock to Tuesday 18:00: the weekly reminders, and the note on them
     coordinator.locator(".bubble", has_text="报送一周活动开展情况").last.wait_for(timeout=20_000)
+    # On past Wednesday 18:00, the week's deadline: the digest says 沁水 reported and who did not.
+    digest = coordinator.locator(".bubble", has_text="已于6月9日 18:00截止：1/6个单位已报送")
+    for _ in range(4):
+        if digest.count():
+            break
+        coordinator.click("#next")
+        coordinator.wait_for_timeout(2_500)  # the page polls its conversation every 2 s
+    digest.first.wait_for(timeout=10_000)
+    assert "沁水县商务局" not in digest.first.inner_text().split("未报送：")[1]
     _shot(coordinator, "sim-coordinator")
 
     _say(coordinator, "后台", "管理后台")
