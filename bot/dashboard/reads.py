@@ -216,7 +216,9 @@ def campaign_shown(conn: sa.Connection, campaign_id: int, now: datetime, sort: s
     facts = DatabaseFacts(conn)
     export = read_export(conn, campaign_id, now)
     zone = export.definition.timezone
-    periods = _due_so_far(facts.periods(campaign_id), now)
+    # What goes by e-mail (活动方案, 总结报告) is left out: nobody here knows who sent it.
+    periods = _due_so_far([p for p in facts.periods(campaign_id)
+                           if not export.definition.form(p.collects).documents_only], now)
     counted = facts.progress(campaign_id, [(p.deadline_id, p.period) for p in periods], SHOWN_MISSING)
     late = _late_units(conn, campaign_id)
     shown = [PeriodShown(p.title, p.period, p.due_at.astimezone(zone), p.due_at < now, c.units, c.submitted, c.late,
