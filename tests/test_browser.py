@@ -10,30 +10,20 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
 import openpyxl
 import pytest
 
-from bot.app import create_app
-from bot.demo_clock import DemoClock
-from bot.menu import MENU
-from bot.store.engine import make_engine
 from simulator.demo import demo_codes
-from simulator.fake_wechat import BackgroundServer, FakeWeChat, create_fake_app
-from simulator.replay import QINSHUI, drill_picture, load_demo_campaign
-from simulator.sim import Persona, Simulator, with_simulator
-from tests.conftest import free_port, make_settings
-from tests.fixtures_fake import APP_ID, APP_SECRET
-from tests.fixtures_forms import CAMPAIGN, UNITS
+from simulator.replay import QINSHUI, drill_picture
+from simulator.sim import Persona
+from tests.test_sim import served_demo
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
 PHONE = {"width": 390, "height": 844}
-# A Tuesday morning of June 2027: the weekly report is due Wednesday 18:00, its reminder Tuesday 18:00.
-START = "2027-06-08T09:00+08:00"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e '.[dev]')")
 if CHROMIUM is None:
@@ -49,25 +39,13 @@ class Demo:
 
 @pytest.fixture
 def demo(tmp_path: Path, sqlite_url: str) -> Iterator[Demo]:
-    """`safetybot demo` in-process: the bot with /sim on a demo clock beside its fake WeChat."""
-    clock = DemoClock(datetime.fromisoformat(START))
-    fake = FakeWeChat(APP_ID, APP_SECRET, clock=clock)
-    fake.create_menu(MENU)
-    engine = make_engine(sqlite_url)
-    campaign = load_demo_campaign(engine, CAMPAIGN, UNITS, 2027)
-    coordinator_code = next(c.code for c in demo_codes(engine, clock.now()) if c.role == "coordinator")
+    """`safetybot demo` in-process (tests/test_sim.py's served_demo) with a liaison and a coordinator in /sim."""
     personas = [Persona("liaison", "沁水联络员", "o_browser_liaison", "登记，再发加入码"),
                 Persona("coordinator", "协调员", "o_browser_coordinator", "登记，再发协调员码")]
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with BackgroundServer(create_fake_app(fake), free_port()) as fake_url:
-        settings = make_settings(tmp_path, DATABASE_URL=sqlite_url, WECHAT_API_BASE_URL=fake_url, PUBLIC_URL=base,
-                                 DEMO_CLOCK_START=START, MESSAGES_PER_MINUTE="0")
-        app = with_simulator(create_app(settings, demo=clock), Simulator(settings, fake, clock, personas, base))
-        with BackgroundServer(app, port, lifespan="on"):
-            yield Demo(base, campaign.join_codes[QINSHUI], coordinator_code)
-    fake.close()
-    engine.dispose()
+    with served_demo(tmp_path, sqlite_url, personas) as served:
+        codes = demo_codes(served.engine, served.clock.now())
+        yield Demo(served.base, served.campaign.join_codes[QINSHUI],
+                   next(c.code for c in codes if c.role == "coordinator"))
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ their conversation; production has no ``/sim``."""
 from __future__ import annotations
 
 import base64
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from bot.store.models import InboundMessage, table_of
 from simulator.demo import DemoCode, sim_personas
 from simulator.fake_wechat import BackgroundServer, FakeWeChat, create_fake_app
 from simulator.june import ZEZHOU
-from simulator.replay import QINSHUI, REPLAYED, drill_picture, load_demo_campaign
+from simulator.replay import QINSHUI, REPLAYED, DemoCampaign, drill_picture, load_demo_campaign
 from simulator.sim import Persona, Simulator, with_simulator
 from tests.conftest import free_port, make_settings
 from tests.fixtures_fake import APP_ID, APP_SECRET
@@ -59,24 +60,44 @@ class Demo:
         return list(self.page.get("/sim/feed", params={"persona": persona}).json()["entries"])
 
 
-@pytest.fixture
-def demo(tmp_path: Path, sqlite_url: str) -> Iterator[Demo]:
+@dataclass
+class Served:
+    """The bot with ``/sim`` served on a demo clock beside its fake WeChat: its address, the fake,
+    the database, the campaign as loaded and the clock."""
+
+    base: str
+    fake: FakeWeChat
+    engine: sa.Engine
+    campaign: DemoCampaign
+    clock: DemoClock
+
+
+@contextlib.contextmanager
+def served_demo(tmp_path: Path, sqlite_url: str, personas: list[Persona], **settings: str) -> Iterator[Served]:
+    """What `safetybot demo` serves, in-process: the 晋城 campaign in June 2027, ``personas`` in /sim."""
     clock = DemoClock(datetime.fromisoformat(START))
     fake = FakeWeChat(APP_ID, APP_SECRET, clock=clock)
     fake.create_menu(MENU)
     engine = make_engine(sqlite_url)
     campaign = load_demo_campaign(engine, CAMPAIGN, UNITS, 2027)
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     with BackgroundServer(create_fake_app(fake), free_port()) as fake_url:
-        settings = make_settings(tmp_path, DATABASE_URL=sqlite_url, WECHAT_API_BASE_URL=fake_url,
-                                 WECHAT_ENCODING_AES_KEY=AES_KEY, DEMO_CLOCK_START=START, MESSAGES_PER_MINUTE="0")
-        simulator = Simulator(settings, fake, clock, PERSONAS, f"http://127.0.0.1:{port}")
-        app = with_simulator(create_app(settings, demo=clock), simulator)
+        values = make_settings(tmp_path, DATABASE_URL=sqlite_url, WECHAT_API_BASE_URL=fake_url, PUBLIC_URL=base,
+                               DEMO_CLOCK_START=START, MESSAGES_PER_MINUTE="0", **settings)
+        app = with_simulator(create_app(values, demo=clock), Simulator(values, fake, clock, personas, base))
         # Served for real (lifespan included): the simulator posts to /wechat over HTTP, as WeChat does.
-        with BackgroundServer(app, port, lifespan="on") as bot_url, httpx.Client(base_url=bot_url, timeout=30) as page:
-            yield Demo(page, fake, engine, campaign.join_codes[QINSHUI])
+        with BackgroundServer(app, port, lifespan="on"):
+            yield Served(base, fake, engine, campaign, clock)
     fake.close()
     engine.dispose()
+
+
+@pytest.fixture
+def demo(tmp_path: Path, sqlite_url: str) -> Iterator[Demo]:
+    with served_demo(tmp_path, sqlite_url, PERSONAS, WECHAT_ENCODING_AES_KEY=AES_KEY) as served, \
+            httpx.Client(base_url=served.base, timeout=30) as page:
+        yield Demo(page, served.fake, served.engine, served.campaign.join_codes[QINSHUI])
 
 
 def test_the_page_shows_each_persona_and_the_menu_as_the_bot_created_it(demo: Demo) -> None:
