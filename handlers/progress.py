@@ -129,7 +129,7 @@ def in_view(periods: Sequence[DuePeriod], now: datetime) -> list[DuePeriod]:
     return sorted(chosen, key=lambda p: (p.due_at, p.deadline_id))
 
 
-def _collected(definition: CampaignDefinition, periods: Sequence[DuePeriod]) -> list[DuePeriod]:
+def collected(definition: CampaignDefinition, periods: Sequence[DuePeriod]) -> list[DuePeriod]:
     """The periods of what is sent here: a form of documents only goes by e-mail, and nobody
     here knows who sent it (FormDefinition.documents_only)."""
     return [p for p in periods if not definition.form(p.collects).documents_only]
@@ -137,7 +137,7 @@ def _collected(definition: CampaignDefinition, periods: Sequence[DuePeriod]) -> 
 
 def _overview(ctx: Context, campaign_id: int) -> str:
     definition = ctx.stored.definition(campaign_id)
-    periods = in_view(_collected(definition, ctx.stored.periods(campaign_id)), ctx.now)
+    periods = in_view(collected(definition, ctx.stored.periods(campaign_id)), ctx.now)
     counted = ctx.stored.progress(campaign_id, [(p.deadline_id, p.period) for p in periods], SHOWN_MISSING)
     shown = [Shown(p.title, p.period, p.due_at.astimezone(definition.timezone), p.due_at < ctx.now, c.units,
                    c.submitted, c.late, c.units - c.submitted, c.missing) for p, c in zip(periods, counted)]
@@ -165,7 +165,7 @@ def _missing(ctx: Context, campaign_id: int, what: str) -> str:
         if used > LISTING_BYTES:
             break
         lines.append(line)
-    others = [p.title for p in in_view(_collected(definition, periods), ctx.now) if p.deadline_id != chosen.deadline_id]
+    others = [p.title for p in in_view(collected(definition, periods), ctx.now) if p.deadline_id != chosen.deadline_id]
     return ctx.texts.render(
         "progress_missing", title=chosen.title, period=chosen.period,
         due_at=chosen.due_at.astimezone(definition.timezone), passed=chosen.due_at < ctx.now,
@@ -229,7 +229,7 @@ def _one_unit(ctx: Context, campaign_id: int, unit_id: int) -> Outcome:
     contact = ctx.stored.unit_contact(campaign_id, unit_id)
     filings = {(f.deadline_id, f.period): f for f in ctx.stored.unit_filings(unit_id)}
     by_key: dict[str, list[DuePeriod]] = {}
-    for period in _collected(definition, ctx.stored.periods(campaign_id)):
+    for period in collected(definition, ctx.stored.periods(campaign_id)):
         by_key.setdefault(period.key, []).append(period)
     deadlines = [_deadline_state(d.kind is not DeadlineKind.ONCE, by_key.get(d.key, []), filings, ctx.now,
                                  definition) for d in definition.deadlines]

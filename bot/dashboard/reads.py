@@ -23,6 +23,7 @@ from bot.store.models import (
     Answer, Campaign, Deadline, MediaFile, Person, ReportItem, Role, Submission, Unit, table_of,
 )
 from handlers.ports import AnnouncementFacts, DuePeriod, UnitContact
+from handlers.progress import collected
 from handlers.totals import heading, statistics_form, summed_period
 
 _CAMPAIGN, _UNIT, _PERSON, _DEADLINE = table_of(Campaign), table_of(Unit), table_of(Person), table_of(Deadline)
@@ -216,9 +217,7 @@ def campaign_shown(conn: sa.Connection, campaign_id: int, now: datetime, sort: s
     facts = DatabaseFacts(conn)
     export = read_export(conn, campaign_id, now)
     zone = export.definition.timezone
-    # What goes by e-mail (活动方案, 总结报告) is left out: nobody here knows who sent it.
-    periods = _due_so_far([p for p in facts.periods(campaign_id)
-                           if not export.definition.form(p.collects).documents_only], now)
+    periods = _due_so_far(collected(export.definition, facts.periods(campaign_id)), now)
     counted = facts.progress(campaign_id, [(p.deadline_id, p.period) for p in periods], SHOWN_MISSING)
     late = _late_units(conn, campaign_id)
     shown = [PeriodShown(p.title, p.period, p.due_at.astimezone(zone), p.due_at < now, c.units, c.submitted, c.late,
