@@ -24,12 +24,11 @@ import contextlib
 import enum
 import functools
 import logging
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, TypeVar
+from datetime import datetime
+from typing import Any, Callable, TypeVar
 
 import sqlalchemy as sa
 
@@ -46,15 +45,13 @@ from bot.store.sqlite_writer import GroupCommit, transaction, writer_queue
 from bot.store.writers import StaleDecision, Writers, apply_changes, lock_person
 from bot.texts import Texts
 from bot.wechat.callback import (
-    INTERACTION_EVENTS, KNOWN_EVENTS, SECONDS_DIGITS, USER_MESSAGE_KINDS, Message, parse_xml, text_reply_xml,
+    INTERACTION_EVENTS, KNOWN_EVENTS, USER_MESSAGE_KINDS, Message, parse_xml, sent_order, text_reply_xml,
 )
 from bot.wechat.long_text import split_texts
 from handlers.base import Context, DialogueState, Incoming, Outcome
 from handlers.ports import PersonFacts, StoredFacts
 
 log = logging.getLogger("safetybot.handling")
-# WeChat's MsgId: a 64-bit number (at most 20 ASCII digits).
-MSG_ID = re.compile(r"[0-9]{1,20}")
 
 T = TypeVar("T")
 # With several web workers, two messages of one person sent milliseconds apart can reach two
@@ -369,9 +366,8 @@ class Handling:
         there was one."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + EARLIER_WAIT_SECONDS
-        mine = _sent_order(message.incoming.created_at, message.incoming.fields)
         waited = False
-        while await self._in_thread(self._earlier_unanswered, claim.id, message.incoming.openid, mine):
+        while await self._in_thread(self._earlier_unanswered, claim.id, message.incoming.openid, message.order):
             waited = True
             if loop.time() > deadline:
                 log.warning("%s %s: an earlier message is still unanswered after %.1fs; going first",
@@ -383,12 +379,7 @@ class Handling:
     def _earlier_unanswered(self, claim_id: int, openid: str, mine: tuple[int, int]) -> bool:
         with self._reads.connect() as conn:
             rows = self._sql.claimed_of.rows(conn, {"openid": openid, "inbound_id": claim_id})
-        for row in rows:
-            fields = parse_xml(row.raw)
-            created = SECONDS_DIGITS.fullmatch(fields.get("CreateTime", ""))
-            if created and _sent_order(datetime.fromtimestamp(int(created[0]), timezone.utc), fields) < mine:
-                return True
-        return False
+        return any(sent_order(parse_xml(row.raw)) < mine for row in rows)
 
     async def _store(self, message: Message, look_up: bool) -> tuple[_Claim, _Snapshot | None]:
         """The claim, committed (with the person's state when ``look_up``): on SQLite in the event
@@ -613,13 +604,6 @@ class Handling:
             return None
         keys = claim_replies(conn, inbound_id, message.incoming.openid, pushed, now) if pushed else ()
         return Handled(reply_xml=reply, pushes=keys, deferred=deferred)
-
-
-def _sent_order(created_at: datetime, fields: Mapping[str, str]) -> tuple[int, int]:
-    """Where a message stands in its sender's order: WeChat's CreateTime (seconds), then its MsgId
-    (messages of one second; events have none and count as 0)."""
-    msg_id = fields.get("msg_id") or fields.get("MsgId") or fields.get("MsgID") or ""
-    return int(created_at.timestamp()), int(msg_id) if MSG_ID.fullmatch(msg_id) else 0
 
 
 def _stored(status: InboundStatus, reply: str | None) -> Handled:

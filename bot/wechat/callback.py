@@ -98,6 +98,7 @@ class Message:
     account: str
     dedupe_key: str
     raw: str
+    order: tuple[int, int]  # sent_order(): CreateTime, then MsgId
 
     @property
     def known(self) -> bool:
@@ -239,7 +240,18 @@ def to_message(fields: Mapping[str, str], raw: str) -> Message:
         text=fields.get("Content", "") if kind == "text" else fields.get("EventKey", ""),
         fields={FIELD_NAMES.get(name, name): value for name, value in fields.items()},
     )
-    return Message(incoming=incoming, account=fields.get("ToUserName", ""), dedupe_key=dedupe_key(fields), raw=raw)
+    return Message(incoming=incoming, account=fields.get("ToUserName", ""), dedupe_key=dedupe_key(fields), raw=raw,
+                   order=sent_order(fields))
+
+
+def sent_order(fields: Mapping[str, str]) -> tuple[int, int]:
+    """Where a message stands in its sender's order, from its fields as WeChat names them:
+    CreateTime (seconds), then MsgId (messages of one second; events have none and count as 0).
+    A field that is not WeChat's digits counts as 0 (a row stored before they were checked)."""
+    created = fields.get("CreateTime", "")
+    msg_id = fields.get("MsgId") or fields.get("MsgID") or ""
+    return (int(created) if SECONDS_DIGITS.fullmatch(created) else 0,
+            int(msg_id) if msg_id and MSG_ID_DIGITS.fullmatch(msg_id) else 0)
 
 
 def dedupe_key(fields: Mapping[str, str]) -> str:
